@@ -1,0 +1,189 @@
+//! Journal entries: every state change of a ledger, as data.
+//!
+//! An entry is `(recorded_at, key_id, body)`; its `seq` and hash live beside it
+//! (see [`crate::chain`]). The body enum is part of the frozen journal format
+//! (`docs/journal-format.md`): variants and fields are only ever appended in a new
+//! format version, never reordered or changed.
+
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Free-form key/value pairs attached to accounts and transactions. Sorted, so
+/// that equal metadata always encodes to equal bytes.
+pub type Metadata = BTreeMap<String, String>;
+
+/// Time as nanoseconds since the Unix epoch (UTC).
+pub type TimestampNs = i64;
+
+/// Dense account number, assigned by the ledger in opening order from 0.
+pub type AccountId = u64;
+
+/// A 32-byte blake3 digest.
+pub type Digest = [u8; 32];
+
+/// One journal entry, without its position (`seq`) and hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Entry {
+    /// When the ledger recorded it; strictly increasing along the journal.
+    pub recorded_at: TimestampNs,
+    /// The API key that caused it; empty for the ledger itself.
+    pub key_id: String,
+    pub body: EntryBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EntryBody {
+    /// Entry 0 of every journal: names the ledger.
+    LedgerCreated { ledger_id: [u8; 16] },
+    CurrencyDefined { code: String, scale: u8 },
+    AccountOpened(AccountOpened),
+    AccountClosed { account_id: AccountId },
+    /// A standard, pending or reversing transaction.
+    TransactionRecorded(TransactionRecorded),
+    /// A pending transaction posted (in whole or in part); the rest is released.
+    PendingPosted(PendingPosted),
+    /// A pending transaction released by request.
+    PendingVoided(PendingVoided),
+    /// A pending transaction released because its timeout passed.
+    PendingExpired { pending_id: String },
+    /// A transaction id whose request failed for a reason that depends on the
+    /// ledger's state (unknown account, balance constraint, ...). Recorded so that
+    /// a retry of the same id gets the same failure, never a later success.
+    TransactionRejected(TransactionRejected),
+}
+
+impl EntryBody {
+    /// Stable snake_case name of the entry kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            EntryBody::LedgerCreated { .. } => "ledger_created",
+            EntryBody::CurrencyDefined { .. } => "currency_defined",
+            EntryBody::AccountOpened(_) => "account_opened",
+            EntryBody::AccountClosed { .. } => "account_closed",
+            EntryBody::TransactionRecorded(_) => "transaction_recorded",
+            EntryBody::PendingPosted(_) => "pending_posted",
+            EntryBody::PendingVoided(_) => "pending_voided",
+            EntryBody::PendingExpired { .. } => "pending_expired",
+            EntryBody::TransactionRejected(_) => "transaction_rejected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountType {
+    Asset,
+    Liability,
+    Equity,
+    Revenue,
+    Expense,
+}
+
+impl AccountType {
+    /// Asset and expense balances grow with debits; the others with credits.
+    pub fn is_debit_normal(self) -> bool {
+        matches!(self, AccountType::Asset | AccountType::Expense)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceConstraint {
+    None,
+    /// posted debits + pending debits <= posted credits.
+    DebitsMustNotExceedCredits,
+    /// posted credits + pending credits <= posted debits.
+    CreditsMustNotExceedDebits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct AccountOpened {
+    pub account_id: AccountId,
+    pub name: String,
+    pub account_type: AccountType,
+    pub currency: String,
+    pub constraint: BalanceConstraint,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Debit,
+    Credit,
+}
+
+impl Side {
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Debit => Side::Credit,
+            Side::Credit => Side::Debit,
+        }
+    }
+}
+
+/// One leg of a transaction. Its currency is its account's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct Posting {
+    pub account_id: AccountId,
+    pub side: Side,
+    /// Minor units at the account currency's scale; positive (zero only in a
+    /// partial post of a pending transaction).
+    pub amount_minor: u128,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TransactionMode {
+    /// Posted at once.
+    Standard,
+    /// Reserves its amounts until posted, voided or expired.
+    Pending { expires_at: Option<TimestampNs> },
+    /// Posted at once, undoing the transaction `reverses` (sides swapped).
+    Reversal { reverses: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct TransactionRecorded {
+    pub id: String,
+    /// Digest of the request as the client sent it (idempotency comparison).
+    pub request_digest: Digest,
+    pub mode: TransactionMode,
+    pub postings: Vec<Posting>,
+    /// The effective time the client gave; `None` means `recorded_at`.
+    pub effective_at: Option<TimestampNs>,
+    pub description: String,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct PendingPosted {
+    pub id: String,
+    pub request_digest: Digest,
+    pub pending_id: String,
+    /// The amounts posted, one per posting of the pending transaction, same order.
+    pub postings: Vec<Posting>,
+    pub effective_at: Option<TimestampNs>,
+    pub description: String,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct PendingVoided {
+    pub id: String,
+    pub request_digest: Digest,
+    pub pending_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct TransactionRejected {
+    pub id: String,
+    pub request_digest: Digest,
+    /// The stable error code (`tally.v1.ErrorCode` number).
+    pub error_code: u32,
+    pub field: String,
+    pub message: String,
+}

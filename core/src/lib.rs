@@ -1,0 +1,13 @@
+//! Tally's journal format, shared by the server and by offline tools.
+//!
+//! - [`money`]: amounts as integer minor units at a currency's scale.
+//! - [`entry`]: the journal entries, one per state change.
+//! - [`codec`]: their canonical, versioned byte encoding.
+//! - [`chain`]: the blake3 hash chain over those bytes.
+//!
+//! Architecture invariant: this crate does no I/O and reads no clock.
+
+pub mod chain;
+pub mod codec;
+pub mod entry;
+pub mod money;

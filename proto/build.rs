@@ -1,0 +1,17 @@
+//! Compiles `tally/v1/*.proto` with protox (pure Rust), so no system `protoc` is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = ["tally/v1/ledger.proto"];
+    let file_descriptors = protox::compile(files, ["."])?;
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    // The descriptor set feeds gRPC server reflection.
+    std::fs::write(
+        out_dir.join("tally_descriptor.bin"),
+        prost::Message::encode_to_vec(&file_descriptors),
+    )?;
+    tonic_prost_build::configure().compile_fds(file_descriptors)?;
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    Ok(())
+}
