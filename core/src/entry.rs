@@ -36,10 +36,17 @@ pub struct Entry {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EntryBody {
     /// Entry 0 of every journal: names the ledger.
-    LedgerCreated { ledger_id: [u8; 16] },
-    CurrencyDefined { code: String, scale: u8 },
+    LedgerCreated {
+        ledger_id: [u8; 16],
+    },
+    CurrencyDefined {
+        code: String,
+        scale: u8,
+    },
     AccountOpened(AccountOpened),
-    AccountClosed { account_id: AccountId },
+    AccountClosed {
+        account_id: AccountId,
+    },
     /// A standard, pending or reversing transaction.
     TransactionRecorded(TransactionRecorded),
     /// A pending transaction posted (in whole or in part); the rest is released.
@@ -47,7 +54,9 @@ pub enum EntryBody {
     /// A pending transaction released by request.
     PendingVoided(PendingVoided),
     /// A pending transaction released because its timeout passed.
-    PendingExpired { pending_id: String },
+    PendingExpired {
+        pending_id: String,
+    },
     /// A transaction id whose request failed for a reason that depends on the
     /// ledger's state (unknown account, balance constraint, ...). Recorded so that
     /// a retry of the same id gets the same failure, never a later success.

@@ -4,10 +4,12 @@
 //! - [`entry`]: the journal entries, one per state change.
 //! - [`codec`]: their canonical, versioned byte encoding.
 //! - [`chain`]: the blake3 hash chain over those bytes.
+//! - [`error_code`]: the stable error codes, shared with the gRPC contract.
 //!
 //! Architecture invariant: this crate does no I/O and reads no clock.
 
 pub mod chain;
 pub mod codec;
 pub mod entry;
+pub mod error_code;
 pub mod money;

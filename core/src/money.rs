@@ -67,7 +67,10 @@ pub fn to_minor_positive(value: Decimal, scale: u8) -> Result<u128, AmountError>
 /// Infallible within the ledger's limits: every stored amount and total is at
 /// most [`AMOUNT_MINOR_MAX`], which a `Decimal` holds.
 pub fn from_minor(minor: u128, scale: u8) -> Decimal {
-    debug_assert!(minor <= AMOUNT_MINOR_MAX, "amount beyond the ledger's limit");
+    debug_assert!(
+        minor <= AMOUNT_MINOR_MAX,
+        "amount beyond the ledger's limit"
+    );
     Decimal::from_i128_with_scale(minor as i128, u32::from(scale))
 }
 
@@ -155,7 +158,9 @@ mod tests {
     #[test]
     fn parse_rejects_loose_forms() {
         // Goal: only plain decimal strings are amounts.
-        for bad in ["", "1e5", " 1", "+1", "1.", ".5", "1..2", "NaN", "inf", "1,5", "0x10"] {
+        for bad in [
+            "", "1e5", " 1", "+1", "1.", ".5", "1..2", "NaN", "inf", "1,5", "0x10",
+        ] {
             assert!(parse_decimal(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(parse_decimal("-0.50"), Ok(d("-0.50")));

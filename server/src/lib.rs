@@ -1,1 +1,15 @@
+//! The Tally ledger engine, as a library, and the pieces of the `tallyd` server.
+//!
+//! Bird's-eye view: the journal (in `store`) is the truth. `writer` is the only
+//! task that changes it: it takes batches of commands, lets `ledger` validate
+//! them against the in-memory state and turn them into journal entries, writes
+//! each group of entries with their derived caches in ONE atomic storage batch,
+//! flushes it to disk, and only then acknowledges. Reads go to `store` and see
+//! only what has been flushed. `api` is the gRPC edge.
 
+pub mod engine;
+pub mod error;
+pub mod ledger;
+
+pub use engine::{Engine, EngineConfig};
+pub use error::{Error, LedgerError, Result, StoreError};

@@ -1,0 +1,9 @@
+//! The double-entry engine: commands in, journal entries out.
+//!
+//! Architecture invariant: nothing in `ledger/` does I/O or reads a clock; the
+//! writer hands it the time. Replaying the same entries always yields the same
+//! state.
+
+pub mod command;
+pub mod limits;
+pub mod view;
