@@ -282,9 +282,9 @@ impl From<ReverseSpec> for TransactionItem {
 /// use tally_client::{Batch, Transaction, VoidPendingSpec};
 /// let one = Decimal::ONE;
 /// let batch = Batch::new()
-///     .add(Transaction::builder("a").debit("assets:cash", one).credit("revenue:sales", one))
+///     .with(Transaction::builder("a").debit("assets:cash", one).credit("revenue:sales", one))
 ///     .linked() // "a" stands or falls with "b"
-///     .add(VoidPendingSpec::new("b", "hold-1"));
+///     .with(VoidPendingSpec::new("b", "hold-1"));
 /// assert_eq!(batch.len(), 2);
 /// assert!(batch.is_linked(0) && !batch.is_linked(1));
 /// ```
@@ -302,7 +302,7 @@ impl Batch {
     }
 
     /// Appends an item.
-    pub fn add(mut self, item: impl Into<TransactionItem>) -> Self {
+    pub fn with(mut self, item: impl Into<TransactionItem>) -> Self {
         self.push(item);
         self
     }
@@ -358,7 +358,7 @@ impl<T: Into<TransactionItem>> From<Vec<T>> for Batch {
 
 impl From<TransactionSpec> for Batch {
     fn from(spec: TransactionSpec) -> Self {
-        Batch::new().add(spec)
+        Batch::new().with(spec)
     }
 }
 
@@ -482,10 +482,10 @@ mod tests {
         // `.linked()` chains the previous item to the next; an empty batch ignores it.
         let batch = Batch::new()
             .linked()
-            .add(Transaction::builder("a").debit("x", dec!(1)))
-            .add(ReverseSpec::new("b", "a"))
+            .with(Transaction::builder("a").debit("x", dec!(1)))
+            .with(ReverseSpec::new("b", "a"))
             .linked()
-            .add(PostPendingSpec::new("c", "p").amount(dec!(2.5)));
+            .with(PostPendingSpec::new("c", "p").amount(dec!(2.5)));
         let linked: Vec<bool> = batch.entries().map(|(_, linked)| linked).collect();
         assert_eq!(linked, [false, true, false]);
         let ids: Vec<&str> = batch.entries().map(|(item, _)| item.id()).collect();

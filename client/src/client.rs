@@ -432,7 +432,7 @@ impl Client {
 
     /// Records one transaction (posted or pending); a refusal is an `Api` error.
     pub async fn post_transaction(&self, spec: impl Into<TransactionSpec>) -> Result<Transaction> {
-        self.submit_one(Batch::new().add(spec.into())).await
+        self.submit_one(Batch::new().with(spec.into())).await
     }
 
     /// Posts a pending transaction, in full or in part.
@@ -459,7 +459,7 @@ impl Client {
 
     /// Reverses a posted transaction.
     pub async fn reverse(&self, spec: ReverseSpec) -> Result<Transaction> {
-        self.submit_one(Batch::new().add(spec)).await
+        self.submit_one(Batch::new().with(spec)).await
     }
 
     async fn submit_one(&self, batch: Batch) -> Result<Transaction> {
