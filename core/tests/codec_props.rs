@@ -1,0 +1,608 @@
+//! Property tests of the canonical codec and the hash chain (journal format v1,
+//! `docs/journal-format.md`).
+//!
+//! - arbitrary entries of every kind round-trip, and their bytes are exactly
+//!   what an independent encoder written from the doc's rules produces;
+//! - `decode` never panics, on arbitrary bytes or on mutated valid encodings;
+//! - `ChainVerifier` accepts an honest chain and names the first bad seq when an
+//!   entry is altered, removed or moved.
+
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+use tally_core::chain::{entry_hash, ChainError, ChainVerifier, GENESIS_PREV_HASH};
+use tally_core::codec::{decode, encode, DecodeError};
+use tally_core::entry::*;
+use tally_core::money::AMOUNT_MINOR_MAX;
+
+// ---------------------------------------------------------------------------
+// Generators
+// ---------------------------------------------------------------------------
+
+/// Short strings, ASCII and otherwise (multi-byte UTF-8 included).
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![Just(String::new()), "[a-z0-9_.-]{1,12}", "\\PC{0,8}",]
+}
+
+fn metadata() -> impl Strategy<Value = Metadata> {
+    btree_map(text(), text(), 0..4)
+}
+
+fn timestamp() -> impl Strategy<Value = TimestampNs> {
+    prop_oneof![
+        any::<i64>(),
+        Just(i64::MIN),
+        Just(i64::MAX),
+        Just(0),
+        Just(-1),
+    ]
+}
+
+/// Any u128: the format stores whatever the ledger gives it; the ledger's own
+/// limit is 2^96 - 1, so that edge is favoured.
+fn amount() -> impl Strategy<Value = u128> {
+    prop_oneof![
+        0..=AMOUNT_MINOR_MAX,
+        Just(AMOUNT_MINOR_MAX),
+        Just(0u128),
+        any::<u128>(),
+    ]
+}
+
+fn side() -> impl Strategy<Value = Side> {
+    prop_oneof![Just(Side::Debit), Just(Side::Credit)]
+}
+
+fn account_type() -> impl Strategy<Value = AccountType> {
+    prop_oneof![
+        Just(AccountType::Asset),
+        Just(AccountType::Liability),
+        Just(AccountType::Equity),
+        Just(AccountType::Revenue),
+        Just(AccountType::Expense),
+    ]
+}
+
+fn constraint() -> impl Strategy<Value = BalanceConstraint> {
+    prop_oneof![
+        Just(BalanceConstraint::None),
+        Just(BalanceConstraint::DebitsMustNotExceedCredits),
+        Just(BalanceConstraint::CreditsMustNotExceedDebits),
+    ]
+}
+
+prop_compose! {
+    fn posting()(account_id in any::<u64>(), side in side(), amount_minor in amount()) -> Posting {
+        Posting { account_id, side, amount_minor }
+    }
+}
+
+fn postings() -> impl Strategy<Value = Vec<Posting>> {
+    vec(posting(), 0..5)
+}
+
+fn mode() -> impl Strategy<Value = TransactionMode> {
+    prop_oneof![
+        Just(TransactionMode::Standard),
+        proptest::option::of(timestamp())
+            .prop_map(|expires_at| TransactionMode::Pending { expires_at }),
+        text().prop_map(|reverses| TransactionMode::Reversal { reverses }),
+    ]
+}
+
+prop_compose! {
+    fn account_opened()(
+        account_id in any::<u64>(),
+        name in text(),
+        account_type in account_type(),
+        currency in text(),
+        constraint in constraint(),
+        metadata in metadata(),
+    ) -> AccountOpened {
+        AccountOpened { account_id, name, account_type, currency, constraint, metadata }
+    }
+}
+
+prop_compose! {
+    fn transaction_recorded()(
+        id in text(),
+        request_digest in any::<[u8; 32]>(),
+        mode in mode(),
+        postings in postings(),
+        effective_at in proptest::option::of(timestamp()),
+        description in text(),
+        metadata in metadata(),
+    ) -> TransactionRecorded {
+        TransactionRecorded { id, request_digest, mode, postings, effective_at, description, metadata }
+    }
+}
+
+prop_compose! {
+    fn pending_posted()(
+        id in text(),
+        request_digest in any::<[u8; 32]>(),
+        pending_id in text(),
+        postings in postings(),
+        effective_at in proptest::option::of(timestamp()),
+        description in text(),
+        metadata in metadata(),
+    ) -> PendingPosted {
+        PendingPosted { id, request_digest, pending_id, postings, effective_at, description, metadata }
+    }
+}
+
+prop_compose! {
+    fn pending_voided()(
+        id in text(),
+        request_digest in any::<[u8; 32]>(),
+        pending_id in text(),
+        reason in text(),
+    ) -> PendingVoided {
+        PendingVoided { id, request_digest, pending_id, reason }
+    }
+}
+
+prop_compose! {
+    fn transaction_rejected()(
+        id in text(),
+        request_digest in any::<[u8; 32]>(),
+        error_code in any::<u32>(),
+        field in text(),
+        message in text(),
+    ) -> TransactionRejected {
+        TransactionRejected { id, request_digest, error_code, field, message }
+    }
+}
+
+/// Every `EntryBody` variant (keep in step with `entry.rs`; `spec_encode`'s
+/// exhaustive match fails to compile when a variant is added).
+fn body() -> impl Strategy<Value = EntryBody> {
+    prop_oneof![
+        any::<[u8; 16]>().prop_map(|ledger_id| EntryBody::LedgerCreated { ledger_id }),
+        (text(), any::<u8>()).prop_map(|(code, scale)| EntryBody::CurrencyDefined { code, scale }),
+        account_opened().prop_map(EntryBody::AccountOpened),
+        any::<u64>().prop_map(|account_id| EntryBody::AccountClosed { account_id }),
+        transaction_recorded().prop_map(EntryBody::TransactionRecorded),
+        pending_posted().prop_map(EntryBody::PendingPosted),
+        pending_voided().prop_map(EntryBody::PendingVoided),
+        text().prop_map(|pending_id| EntryBody::PendingExpired { pending_id }),
+        transaction_rejected().prop_map(EntryBody::TransactionRejected),
+    ]
+}
+
+prop_compose! {
+    fn entry()(recorded_at in timestamp(), key_id in text(), body in body()) -> Entry {
+        Entry { recorded_at, key_id, body }
+    }
+}
+
+/// A journal: entry 0 is `LedgerCreated`, then 1..12 arbitrary entries.
+fn journal() -> impl Strategy<Value = Vec<Entry>> {
+    (any::<[u8; 16]>(), timestamp(), vec(entry(), 1..12)).prop_map(
+        |(ledger_id, recorded_at, rest)| {
+            let mut entries = vec![Entry {
+                recorded_at,
+                key_id: String::new(),
+                body: EntryBody::LedgerCreated { ledger_id },
+            }];
+            entries.extend(rest);
+            entries
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------
+// An independent encoder, written from docs/journal-format.md only
+// ---------------------------------------------------------------------------
+
+/// Byte writer following the doc's rules: big endian, fixed-width integers,
+/// u64 length prefixes, u32 variant indexes, Option as a 0/1 byte, arrays raw.
+#[derive(Default)]
+struct Spec(Vec<u8>);
+
+impl Spec {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn u128(&mut self, v: u128) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn raw(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+    fn string(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.raw(s.as_bytes());
+    }
+    fn opt_time(&mut self, t: Option<i64>) {
+        match t {
+            None => self.u8(0),
+            Some(t) => {
+                self.u8(1);
+                self.i64(t);
+            }
+        }
+    }
+    fn metadata(&mut self, m: &Metadata) {
+        self.u64(m.len() as u64);
+        // Keys in increasing order of their UTF-8 bytes.
+        let mut pairs: Vec<(&String, &String)> = m.iter().collect();
+        pairs.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        for (k, v) in pairs {
+            self.string(k);
+            self.string(v);
+        }
+    }
+    fn postings(&mut self, postings: &[Posting]) {
+        self.u64(postings.len() as u64);
+        for p in postings {
+            self.u64(p.account_id);
+            self.u32(match p.side {
+                Side::Debit => 0,
+                Side::Credit => 1,
+            });
+            self.u128(p.amount_minor);
+        }
+    }
+}
+
+fn spec_encode(e: &Entry) -> Vec<u8> {
+    let mut w = Spec::default();
+    w.u8(1);
+    w.i64(e.recorded_at);
+    w.string(&e.key_id);
+    match &e.body {
+        EntryBody::LedgerCreated { ledger_id } => {
+            w.u32(0);
+            w.raw(ledger_id);
+        }
+        EntryBody::CurrencyDefined { code, scale } => {
+            w.u32(1);
+            w.string(code);
+            w.u8(*scale);
+        }
+        EntryBody::AccountOpened(a) => {
+            w.u32(2);
+            w.u64(a.account_id);
+            w.string(&a.name);
+            w.u32(match a.account_type {
+                AccountType::Asset => 0,
+                AccountType::Liability => 1,
+                AccountType::Equity => 2,
+                AccountType::Revenue => 3,
+                AccountType::Expense => 4,
+            });
+            w.string(&a.currency);
+            w.u32(match a.constraint {
+                BalanceConstraint::None => 0,
+                BalanceConstraint::DebitsMustNotExceedCredits => 1,
+                BalanceConstraint::CreditsMustNotExceedDebits => 2,
+            });
+            w.metadata(&a.metadata);
+        }
+        EntryBody::AccountClosed { account_id } => {
+            w.u32(3);
+            w.u64(*account_id);
+        }
+        EntryBody::TransactionRecorded(t) => {
+            w.u32(4);
+            w.string(&t.id);
+            w.raw(&t.request_digest);
+            match &t.mode {
+                TransactionMode::Standard => w.u32(0),
+                TransactionMode::Pending { expires_at } => {
+                    w.u32(1);
+                    w.opt_time(*expires_at);
+                }
+                TransactionMode::Reversal { reverses } => {
+                    w.u32(2);
+                    w.string(reverses);
+                }
+            }
+            w.postings(&t.postings);
+            w.opt_time(t.effective_at);
+            w.string(&t.description);
+            w.metadata(&t.metadata);
+        }
+        EntryBody::PendingPosted(p) => {
+            w.u32(5);
+            w.string(&p.id);
+            w.raw(&p.request_digest);
+            w.string(&p.pending_id);
+            w.postings(&p.postings);
+            w.opt_time(p.effective_at);
+            w.string(&p.description);
+            w.metadata(&p.metadata);
+        }
+        EntryBody::PendingVoided(v) => {
+            w.u32(6);
+            w.string(&v.id);
+            w.raw(&v.request_digest);
+            w.string(&v.pending_id);
+            w.string(&v.reason);
+        }
+        EntryBody::PendingExpired { pending_id } => {
+            w.u32(7);
+            w.string(pending_id);
+        }
+        EntryBody::TransactionRejected(r) => {
+            w.u32(8);
+            w.string(&r.id);
+            w.raw(&r.request_digest);
+            w.u32(r.error_code);
+            w.string(&r.field);
+            w.string(&r.message);
+        }
+    }
+    w.0
+}
+
+// ---------------------------------------------------------------------------
+// Chains
+// ---------------------------------------------------------------------------
+
+/// One stored journal record: (seq, canonical bytes, stored hash).
+type Record = (u64, Vec<u8>, Digest);
+
+fn honest_chain(entries: &[Entry]) -> Vec<Record> {
+    let mut prev = GENESIS_PREV_HASH;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(seq, e)| {
+            let bytes = encode(e);
+            let hash = entry_hash(seq as u64, &prev, &bytes);
+            prev = hash;
+            (seq as u64, bytes, hash)
+        })
+        .collect()
+}
+
+/// Pushes every record; returns the head, or the first error.
+fn verify(records: &[Record]) -> Result<Digest, ChainError> {
+    let mut v = ChainVerifier::default();
+    for (seq, bytes, hash) in records {
+        v.push(*seq, bytes, hash)?;
+    }
+    Ok(v.head())
+}
+
+/// Re-labels records with seqs 0, 1, 2, ... (an attacker hiding a gap).
+fn renumbered(mut records: Vec<Record>) -> Vec<Record> {
+    for (i, r) in records.iter_mut().enumerate() {
+        r.0 = i as u64;
+    }
+    records
+}
+
+// ---------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #[test]
+    fn entries_round_trip(e in entry()) {
+        // Goal: decode(encode(e)) == e for arbitrary entries of every kind.
+        let bytes = encode(&e);
+        prop_assert_eq!(bytes[0], 1);
+        prop_assert_eq!(decode(&bytes), Ok(e));
+    }
+
+    #[test]
+    fn encoding_follows_the_documented_rules(e in entry()) {
+        // Goal: the bytes are exactly those of an encoder written from
+        // docs/journal-format.md alone (verifies every layout rule the doc states).
+        prop_assert_eq!(hex::encode(encode(&e)), hex::encode(spec_encode(&e)));
+    }
+
+    #[test]
+    fn decode_of_arbitrary_bytes_never_panics(bytes in vec(any::<u8>(), 0..600)) {
+        // Goal: any input gives an entry or an error, never a panic.
+        let _ = decode(&bytes);
+    }
+
+    #[test]
+    fn decode_of_arbitrary_v1_bytes_never_panics(tail in vec(any::<u8>(), 0..600)) {
+        // Goal: past the version check too, any input gives a result, never a panic.
+        let mut bytes = vec![1u8];
+        bytes.extend(tail);
+        if let Ok(e) = decode(&bytes) {
+            // Whatever decodes must re-decode from its own encoding.
+            prop_assert_eq!(decode(&encode(&e)), Ok(e));
+        }
+    }
+
+    #[test]
+    fn flipped_bit_never_panics_nor_goes_unnoticed(e in entry(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        // Goal: flipping any single bit of a valid encoding gives an error or a
+        // different entry, never a panic and never the same entry.
+        let mut bytes = encode(&e);
+        let i = at.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        match decode(&bytes) {
+            Ok(other) => prop_assert_ne!(other, e),
+            Err(DecodeError::UnknownVersion(v)) => prop_assert_eq!((i, v), (0, 1 ^ (1 << bit))),
+            Err(_) => {}
+        }
+    }
+
+    #[test]
+    fn truncated_encoding_is_an_error(e in entry(), at in any::<prop::sample::Index>()) {
+        // Goal: any strict prefix of a valid encoding is an error.
+        let bytes = encode(&e);
+        let len = at.index(bytes.len());
+        prop_assert!(decode(&bytes[..len]).is_err());
+    }
+
+    #[test]
+    fn extended_encoding_is_an_error(e in entry(), extra in vec(any::<u8>(), 1..40)) {
+        // Goal: a valid encoding followed by anything is refused, naming the
+        // number of trailing bytes.
+        let mut bytes = encode(&e);
+        bytes.extend_from_slice(&extra);
+        prop_assert_eq!(decode(&bytes), Err(DecodeError::TrailingBytes(extra.len())));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn honest_chain_is_accepted(entries in journal()) {
+        // Goal: the verifier accepts an honest chain and ends on its last hash.
+        let records = honest_chain(&entries);
+        let mut v = ChainVerifier::default();
+        for (seq, bytes, hash) in &records {
+            prop_assert_eq!(v.push(*seq, bytes, hash), Ok(*hash));
+        }
+        prop_assert_eq!(v.head(), records.last().unwrap().2);
+        prop_assert_eq!(v.next_seq(), records.len() as u64);
+    }
+
+    #[test]
+    fn flipped_entry_byte_is_caught_at_its_seq(
+        entries in journal(),
+        which in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        // Goal: changing one bit of one entry's bytes fails the chain at exactly
+        // that entry's seq.
+        let mut records = honest_chain(&entries);
+        let i = which.index(records.len());
+        let j = at.index(records[i].1.len());
+        records[i].1[j] ^= 1 << bit;
+        prop_assert_eq!(verify(&records), Err(ChainError::HashMismatch { seq: i as u64 }));
+    }
+
+    #[test]
+    fn flipped_stored_hash_is_caught_at_its_seq(
+        entries in journal(),
+        which in any::<prop::sample::Index>(),
+        at in 0usize..32,
+        bit in 0u8..8,
+    ) {
+        // Goal: a stored hash that is off by one bit fails at its own seq.
+        let mut records = honest_chain(&entries);
+        let i = which.index(records.len());
+        records[i].2[at] ^= 1 << bit;
+        prop_assert_eq!(verify(&records), Err(ChainError::HashMismatch { seq: i as u64 }));
+    }
+
+    #[test]
+    fn removed_entry_is_caught(entries in journal(), which in any::<prop::sample::Index>()) {
+        // Goal: removing an entry (not the last) is a seq gap at the next record;
+        // hiding the gap by renumbering is a hash mismatch at the removed seq;
+        // dropping the last entry changes the head (caught against a checkpoint).
+        let records = honest_chain(&entries);
+        let n = records.len();
+        let i = which.index(n - 1); // 0 ..= n-2: an entry with a successor
+        let mut removed = records.clone();
+        removed.remove(i);
+        prop_assert_eq!(
+            verify(&removed),
+            Err(ChainError::SeqGap { seq: i as u64 + 1, expected: i as u64 })
+        );
+        prop_assert_eq!(
+            verify(&renumbered(removed)),
+            Err(ChainError::HashMismatch { seq: i as u64 })
+        );
+        let head = verify(&records[..n - 1]).unwrap();
+        prop_assert_ne!(head, records[n - 1].2);
+    }
+
+    #[test]
+    fn swapped_entries_are_caught(entries in journal(), which in any::<prop::sample::Index>()) {
+        // Goal: swapping two neighbours is caught at the first of the two, both
+        // when the records keep their seq labels (seq gap) and when the attacker
+        // relabels them (hash mismatch).
+        let records = honest_chain(&entries);
+        let i = which.index(records.len() - 1);
+        let mut swapped = records.clone();
+        swapped.swap(i, i + 1);
+        prop_assert_eq!(
+            verify(&swapped),
+            Err(ChainError::SeqGap { seq: i as u64 + 1, expected: i as u64 })
+        );
+        prop_assert_eq!(
+            verify(&renumbered(swapped)),
+            Err(ChainError::HashMismatch { seq: i as u64 })
+        );
+    }
+
+    #[test]
+    fn swapped_distant_entries_are_caught(
+        entries in journal(),
+        a in any::<prop::sample::Index>(),
+        b in any::<prop::sample::Index>(),
+    ) {
+        // Goal: swapping any two distinct entries' contents (bytes and stored
+        // hashes, seq labels left in place) fails at the earlier of the two.
+        let records = honest_chain(&entries);
+        let (a, b) = (a.index(records.len()), b.index(records.len()));
+        prop_assume!(a != b);
+        let (lo, hi) = (a.min(b), a.max(b));
+        let mut swapped = records.clone();
+        let (x, y) = (records[lo].clone(), records[hi].clone());
+        swapped[lo] = (lo as u64, y.1, y.2);
+        swapped[hi] = (hi as u64, x.1, x.2);
+        prop_assert_eq!(verify(&swapped), Err(ChainError::HashMismatch { seq: lo as u64 }));
+    }
+}
+
+#[test]
+fn chain_of_one_is_the_genesis_formula() {
+    // Goal: a one-entry chain's head is entry_hash(0, 32 zero bytes, bytes).
+    let e = Entry {
+        recorded_at: 0,
+        key_id: String::new(),
+        body: EntryBody::LedgerCreated { ledger_id: [7; 16] },
+    };
+    let records = honest_chain(std::slice::from_ref(&e));
+    assert_eq!(verify(&records), Ok(entry_hash(0, &[0u8; 32], &encode(&e))));
+    // A chain that does not start at seq 0 is refused.
+    let mut v = ChainVerifier::default();
+    assert_eq!(
+        v.push(1, &records[0].1, &records[0].2),
+        Err(ChainError::SeqGap {
+            seq: 1,
+            expected: 0
+        })
+    );
+}
+
+#[test]
+#[ignore = "known format issue: decode's bincode limit counts in-memory sizes (48 bytes \
+            per metadata pair, 32 per posting), so some entries far below \
+            ENTRY_BYTES_MAX encode but do not decode; run with --ignored once fixed"]
+fn every_entry_within_the_size_limit_decodes() {
+    // Goal: whatever encode() produces within ENTRY_BYTES_MAX, decode() reads
+    // back; otherwise the ledger could write an entry it can never replay.
+    use tally_core::codec::ENTRY_BYTES_MAX;
+    let metadata: Metadata = (0..90_000u32)
+        .map(|i| (format!("{i:05}"), String::new()))
+        .collect();
+    let e = Entry {
+        recorded_at: 0,
+        key_id: String::new(),
+        body: EntryBody::AccountOpened(AccountOpened {
+            account_id: 0,
+            name: String::new(),
+            account_type: AccountType::Asset,
+            currency: "USD".to_string(),
+            constraint: BalanceConstraint::None,
+            metadata,
+        }),
+    };
+    let bytes = encode(&e);
+    assert!(bytes.len() < ENTRY_BYTES_MAX / 2, "{} bytes", bytes.len());
+    assert_eq!(decode(&bytes), Ok(e));
+}
