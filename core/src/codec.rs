@@ -16,12 +16,17 @@ pub const FORMAT_VERSION: u8 = 1;
 /// The largest canonical entry the ledger writes or reads, in bytes.
 pub const ENTRY_BYTES_MAX: usize = 4 * 1024 * 1024;
 
-type Config = Configuration<BigEndian, Fixint, Limit<ENTRY_BYTES_MAX>>;
+/// bincode's limit counts decoded (in-memory) sizes, which exceed the encoded
+/// size (a metadata pair takes 48 bytes in memory for 16 encoded); the input's
+/// own length is checked against `ENTRY_BYTES_MAX` before decoding.
+const DECODE_MEMORY_MAX: usize = 16 * ENTRY_BYTES_MAX;
+
+type Config = Configuration<BigEndian, Fixint, Limit<DECODE_MEMORY_MAX>>;
 
 const CONFIG: Config = bincode::config::standard()
     .with_big_endian()
     .with_fixed_int_encoding()
-    .with_limit::<ENTRY_BYTES_MAX>();
+    .with_limit::<DECODE_MEMORY_MAX>();
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -33,19 +38,40 @@ pub enum DecodeError {
     Malformed(String),
     #[error("{0} trailing bytes after the entry")]
     TrailingBytes(usize),
+    #[error("entry of {0} bytes is over the limit of {ENTRY_BYTES_MAX}")]
+    TooLarge(usize),
+    #[error("entry bytes are not in canonical form (e.g. map keys out of order or repeated)")]
+    NonCanonical,
 }
 
 /// Encodes an entry canonically. Equal entries always give equal bytes.
+///
+/// The ledger's input limits (postings, metadata, string sizes) keep every
+/// entry far below `ENTRY_BYTES_MAX`; the debug assertion checks it.
 pub fn encode(entry: &Entry) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(128);
     bytes.push(FORMAT_VERSION);
     bincode::encode_into_std_write(entry, &mut bytes, CONFIG)
-        .expect("encoding into a Vec cannot fail for entries within ENTRY_BYTES_MAX");
+        .expect("encoding into a Vec cannot fail");
+    debug_assert!(bytes.len() <= ENTRY_BYTES_MAX, "entry over ENTRY_BYTES_MAX");
     bytes
 }
 
-/// Decodes canonical bytes; any byte that does not belong is an error.
+/// Decodes canonical bytes; any byte that does not belong is an error, and so
+/// is any encoding other than the canonical one (one entry, one byte string,
+/// one hash).
 pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+    let entry = decode_lenient(bytes)?;
+    if encode(&entry) != bytes {
+        return Err(DecodeError::NonCanonical);
+    }
+    Ok(entry)
+}
+
+fn decode_lenient(bytes: &[u8]) -> Result<Entry, DecodeError> {
+    if bytes.len() > ENTRY_BYTES_MAX {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if version != FORMAT_VERSION {
         return Err(DecodeError::UnknownVersion(version));

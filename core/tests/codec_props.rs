@@ -580,9 +580,6 @@ fn chain_of_one_is_the_genesis_formula() {
 }
 
 #[test]
-#[ignore = "known format issue: decode's bincode limit counts in-memory sizes (48 bytes \
-            per metadata pair, 32 per posting), so some entries far below \
-            ENTRY_BYTES_MAX encode but do not decode; run with --ignored once fixed"]
 fn every_entry_within_the_size_limit_decodes() {
     // Goal: whatever encode() produces within ENTRY_BYTES_MAX, decode() reads
     // back; otherwise the ledger could write an entry it can never replay.
