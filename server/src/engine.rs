@@ -1,14 +1,22 @@
 //! `Engine`: the ledger as one handle — writes go through the writer, reads go
 //! to the store. Everything above (gRPC, tests, tools) talks to this.
 
-use crate::error::{LedgerError, Result};
+use crate::error::{Error, LedgerError, Result, StoreError};
 use crate::ledger::command::{AccountSpec, CurrencySpec, TransactionItem};
+use crate::ledger::execute::Context;
+use crate::ledger::limits::{ACCOUNTS_BATCH_MAX, BATCH_ITEMS_MAX};
+use crate::ledger::state::LedgerState;
 use crate::ledger::view::{
     AccountBalance, AccountView, AsOf, Balance, BalanceChange, CurrencyView, JournalRecord,
     LedgerInfo, Page, Recorded, TransactionView, TrialBalance,
 };
+use crate::store::Store;
+use crate::writer::{self, Request, Writer};
 use std::path::PathBuf;
+use std::sync::Mutex;
 use tally_core::entry::TimestampNs;
+use tally_core::error_code::ErrorCode;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// The engine's settings. Defaults are stated on each field.
 #[derive(Debug, Clone)]
@@ -37,49 +45,196 @@ impl EngineConfig {
 /// Results of a batch: one per item, in order.
 pub type ItemResults<T> = Vec<std::result::Result<Recorded<T>, LedgerError>>;
 
-pub struct Engine {}
+/// Entries replayed per cache write while catching caches up on start.
+const CATCH_UP_CHUNK: usize = 10_000;
+
+pub struct Engine {
+    store: Store,
+    ledger_id: [u8; 16],
+    requests: Mutex<Option<mpsc::Sender<Request>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    commits: watch::Receiver<u64>,
+}
+
+/// Replays the whole journal into a fresh state, checking the chain, and
+/// writes the cache rows of every entry at or past the caches' length.
+pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
+    let (length, head) = store.head()?;
+    let caches_length = store.caches_length()?;
+    let mut state = LedgerState::new();
+    let mut behind = Vec::new();
+    for row in store.journal_rows(0) {
+        let (seq, hash, canonical) = row?;
+        let journaled = state
+            .replay(seq, &canonical, &hash)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if seq >= caches_length {
+            behind.push(journaled);
+            if behind.len() == CATCH_UP_CHUNK {
+                store.write_caches(&behind, &state)?;
+                behind.clear();
+            }
+        }
+    }
+    store.write_caches(&behind, &state)?;
+    if state.next_seq() != length || state.head() != head {
+        return Err(StoreError::Corrupt(format!(
+            "journal has {} entries but its head record says {length}",
+            state.next_seq()
+        )));
+    }
+    if caches_length < length {
+        tracing::info!(
+            from = caches_length,
+            to = length,
+            "caches caught up with the journal"
+        );
+        store.flush()?;
+    }
+    Ok(state)
+}
 
 impl Engine {
     /// Opens (or creates) the ledger in `config.data_dir`: verifies the journal's
     /// hash chain, brings caches up to date, and starts the writer.
     pub fn open(config: EngineConfig) -> Result<Engine> {
-        let _ = config;
-        todo!()
+        let store = Store::open(&config.data_dir, config.cache_capacity_bytes)?;
+        let mut state = recover(&store)?;
+        if state.next_seq() == 0 {
+            create_ledger(&store, &mut state)?;
+        }
+        let ledger_id = state
+            .ledger_id
+            .ok_or_else(|| StoreError::Corrupt("entry 0 is not ledger_created".into()))?;
+        store.set_committed(state.next_seq());
+        tracing::info!(
+            entries = state.next_seq(),
+            accounts = state.account_count(),
+            "ledger open"
+        );
+
+        let (commits_sender, commits) = watch::channel(state.next_seq());
+        let (requests, receiver) = mpsc::channel(config.queue_depth_max);
+        let writer = Writer {
+            state,
+            store: store.clone(),
+            group_items_max: config.group_items_max,
+            commits: commits_sender,
+        };
+        let writer_thread = std::thread::Builder::new()
+            .name("tally-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(StoreError::from)?;
+        spawn_ticker(requests.downgrade());
+        Ok(Engine {
+            store,
+            ledger_id,
+            requests: Mutex::new(Some(requests)),
+            writer_thread: Mutex::new(Some(writer_thread)),
+            commits,
+        })
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Request) -> Result<T> {
+        let sender = self.requests.lock().expect("requests lock").clone();
+        let sender =
+            sender.ok_or_else(|| Error::Unavailable("the ledger is shutting down".into()))?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::Unavailable("the writer has stopped".into()))?;
+        match answer.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(message)) => Err(Error::Unavailable(message)),
+            Err(_) => Err(Error::Unavailable("the writer has stopped".into())),
+        }
     }
 
     pub fn ledger_info(&self) -> Result<LedgerInfo> {
-        todo!()
+        let length = self.store.committed();
+        Ok(LedgerInfo {
+            ledger_id: self.ledger_id,
+            journal_length: length,
+            chain_head: self.store.hash_at_length(length)?,
+        })
     }
 
     pub async fn create_currencies(
         &self,
         specs: Vec<CurrencySpec>,
     ) -> Result<ItemResults<CurrencyView>> {
-        let _ = specs;
-        todo!()
+        check_batch(specs.len(), ACCOUNTS_BATCH_MAX, "currencies")?;
+        let results = self
+            .call(|reply| Request::Currencies {
+                specs: specs.clone(),
+                reply,
+            })
+            .await?;
+        Ok(specs
+            .iter()
+            .zip(results)
+            .enumerate()
+            .map(|(index, (spec, result))| {
+                result
+                    .map(|existed| Recorded {
+                        value: CurrencyView {
+                            code: spec.code.clone(),
+                            scale: spec.scale as u8,
+                        },
+                        replayed: existed,
+                    })
+                    .map_err(|e| e.within(&format!("currencies[{index}]")))
+            })
+            .collect())
     }
 
     pub fn list_currencies(&self) -> Result<Vec<CurrencyView>> {
-        todo!()
+        Ok(self.store.currencies()?)
     }
 
     pub async fn create_accounts(
         &self,
         specs: Vec<AccountSpec>,
     ) -> Result<ItemResults<AccountView>> {
-        let _ = specs;
-        todo!()
+        check_batch(specs.len(), ACCOUNTS_BATCH_MAX, "accounts")?;
+        let results = self
+            .call(|reply| Request::Accounts { specs, reply })
+            .await?;
+        let mut views = Vec::with_capacity(results.len());
+        for (index, result) in results.into_iter().enumerate() {
+            views.push(match result {
+                Ok((id, existed)) => Ok(Recorded {
+                    value: self.account_by_id(id)?,
+                    replayed: existed,
+                }),
+                Err(error) => Err(error.within(&format!("accounts[{index}]"))),
+            });
+        }
+        Ok(views)
+    }
+
+    fn account_by_id(&self, id: u64) -> Result<AccountView> {
+        let page = self.store.account_by_id(id)?;
+        page.ok_or_else(|| {
+            Error::Store(StoreError::Corrupt(format!(
+                "account {id} missing after commit"
+            )))
+        })
     }
 
     /// Closing a closed account returns it unchanged.
     pub async fn close_account(&self, name: String) -> Result<AccountView> {
-        let _ = name;
-        todo!()
+        let id = self
+            .call(|reply| Request::CloseAccount { name, reply })
+            .await??;
+        self.account_by_id(id)
     }
 
     pub fn get_account(&self, name: &str) -> Result<AccountView> {
-        let _ = name;
-        todo!()
+        self.store
+            .account(name)?
+            .ok_or_else(|| account_not_found(name, "name"))
     }
 
     pub fn list_accounts(
@@ -88,8 +243,7 @@ impl Engine {
         page_size: usize,
         page_token: Option<&str>,
     ) -> Result<Page<AccountView>> {
-        let _ = (prefix, page_size, page_token);
-        todo!()
+        Ok(self.store.list_accounts(prefix, page_size, page_token)?)
     }
 
     /// Up to `ledger::limits::BATCH_ITEMS_MAX` items; one result per item.
@@ -97,13 +251,19 @@ impl Engine {
         &self,
         items: Vec<TransactionItem>,
     ) -> Result<ItemResults<TransactionView>> {
-        let _ = items;
-        todo!()
+        check_batch(items.len(), BATCH_ITEMS_MAX, "items")?;
+        self.call(|reply| Request::Transactions { items, reply })
+            .await
     }
 
     pub fn get_transaction(&self, id: &str) -> Result<TransactionView> {
-        let _ = id;
-        todo!()
+        self.store.transaction(id)?.ok_or_else(|| {
+            Error::Ledger(LedgerError::new(
+                ErrorCode::TransactionNotFound,
+                "id",
+                format!("no transaction {id}"),
+            ))
+        })
     }
 
     /// Transactions touching `account` (or all), effective in `[from, to)`, in
@@ -116,14 +276,51 @@ impl Engine {
         page_size: usize,
         page_token: Option<&str>,
     ) -> Result<Page<TransactionView>> {
-        let _ = (account, from, to, page_size, page_token);
-        todo!()
+        let account_id = match account {
+            Some(name) => Some(
+                self.store
+                    .account_id(name)?
+                    .ok_or_else(|| account_not_found(name, "account"))?,
+            ),
+            None => None,
+        };
+        let after = parse_seq_token(page_token)?;
+        Ok(self
+            .store
+            .list_transactions(account_id, from, to, page_size, after)?)
     }
 
     /// Balances of the named accounts at `as_of`, and the last seq reflected.
     pub fn balances(&self, accounts: &[String], as_of: AsOf) -> Result<(Vec<AccountBalance>, u64)> {
-        let _ = (accounts, as_of);
-        todo!()
+        let committed = self.store.committed();
+        if let AsOf::Seq(seq) = as_of {
+            if seq >= committed {
+                return Err(Error::Ledger(LedgerError::new(
+                    ErrorCode::SeqOutOfRange,
+                    "as_of.seq",
+                    format!("seq {seq} is past the journal's end ({committed} entries)"),
+                )));
+            }
+        }
+        let mut balances = Vec::with_capacity(accounts.len());
+        for (index, name) in accounts.iter().enumerate() {
+            let account = self
+                .store
+                .account(name)?
+                .ok_or_else(|| account_not_found(name, &format!("accounts[{index}]")))?;
+            balances.push(AccountBalance {
+                balance: self.store.balance(account.id, as_of)?,
+                account: account.name,
+                account_type: account.account_type,
+                currency: account.currency,
+                scale: account.scale,
+            });
+        }
+        let as_of_seq = match as_of {
+            AsOf::Seq(seq) => seq,
+            _ => committed.saturating_sub(1),
+        };
+        Ok((balances, as_of_seq))
     }
 
     /// The balance before the page, and the changes on it.
@@ -133,8 +330,12 @@ impl Engine {
         page_size: usize,
         page_token: Option<&str>,
     ) -> Result<(Balance, Page<BalanceChange>)> {
-        let _ = (account, page_size, page_token);
-        todo!()
+        let id = self
+            .store
+            .account_id(account)?
+            .ok_or_else(|| account_not_found(account, "account"))?;
+        let after = parse_seq_token(page_token)?;
+        Ok(self.store.history(id, page_size, after)?)
     }
 
     /// `depth` 0 = per account; else names cut to `depth` segments.
@@ -145,23 +346,119 @@ impl Engine {
         prefix: &str,
         currency: Option<&str>,
     ) -> Result<TrialBalance> {
-        let _ = (as_of, depth, prefix, currency);
-        todo!()
+        if let AsOf::Seq(seq) = as_of {
+            let committed = self.store.committed();
+            if seq >= committed {
+                return Err(Error::Ledger(LedgerError::new(
+                    ErrorCode::SeqOutOfRange,
+                    "as_of.seq",
+                    format!("seq {seq} is past the journal's end ({committed} entries)"),
+                )));
+            }
+        }
+        Ok(self.store.trial_balance(as_of, depth, prefix, currency)?)
     }
 
     /// Up to `limit` committed journal entries from `from_seq`.
     pub fn journal(&self, from_seq: u64, limit: usize) -> Result<Vec<JournalRecord>> {
-        let _ = (from_seq, limit);
-        todo!()
+        Ok(self.store.journal(from_seq, limit)?)
     }
 
     /// Watches the committed journal length (for following the journal).
-    pub fn watch_commits(&self) -> tokio::sync::watch::Receiver<u64> {
-        todo!()
+    pub fn watch_commits(&self) -> watch::Receiver<u64> {
+        self.commits.clone()
     }
 
     /// Stops accepting writes, finishes the queued ones and flushes.
     pub async fn shutdown(&self) {
-        todo!()
+        let sender = self.requests.lock().expect("requests lock").take();
+        drop(sender);
+        let thread = self.writer_thread.lock().expect("writer lock").take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        if let Err(error) = self.store.flush() {
+            tracing::error!(%error, "final flush failed");
+        }
+    }
+}
+
+fn check_batch(len: usize, max: usize, field: &str) -> Result<(), LedgerError> {
+    if len == 0 {
+        return Err(LedgerError::new(
+            ErrorCode::BatchEmpty,
+            field,
+            format!("{field} is empty"),
+        ));
+    }
+    if len > max {
+        return Err(LedgerError::new(
+            ErrorCode::BatchTooLarge,
+            field,
+            format!("{len} {field}; the limit is {max}"),
+        ));
+    }
+    Ok(())
+}
+
+fn account_not_found(name: &str, field: &str) -> Error {
+    Error::Ledger(LedgerError::new(
+        ErrorCode::AccountNotFound,
+        field,
+        format!("no account {name}"),
+    ))
+}
+
+fn parse_seq_token(token: Option<&str>) -> Result<Option<u64>> {
+    match token {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            Error::Ledger(LedgerError::new(
+                ErrorCode::FieldInvalid,
+                "page_token",
+                "malformed page token",
+            ))
+        }),
+    }
+}
+
+/// Writes entry 0 of a new ledger, naming it with a fresh random id.
+fn create_ledger(store: &Store, state: &mut LedgerState) -> Result<(), StoreError> {
+    let mut seed = blake3::Hasher::new();
+    seed.update(&writer::now_ns().to_be_bytes());
+    seed.update(&std::process::id().to_be_bytes());
+    seed.update(format!("{:?}", std::thread::current().id()).as_bytes());
+    seed.update(&(std::ptr::addr_of!(seed) as usize).to_be_bytes());
+    let mut ledger_id = [0u8; 16];
+    ledger_id.copy_from_slice(&seed.finalize().as_bytes()[..16]);
+    let ctx = Context {
+        now: writer::now_ns(),
+        key_id: String::new(),
+    };
+    let entry = tally_core::entry::Entry {
+        recorded_at: state.next_recorded_at(ctx.now),
+        key_id: String::new(),
+        body: tally_core::entry::EntryBody::LedgerCreated { ledger_id },
+    };
+    let journaled = state.append(entry);
+    store.write_group(&[journaled], state)?;
+    Ok(())
+}
+
+/// Wakes the writer every `TICK_INTERVAL` so pending transactions expire on
+/// time even when no request arrives; ends when the engine shuts down.
+fn spawn_ticker(requests: mpsc::WeakSender<Request>) {
+    let spawned = std::thread::Builder::new()
+        .name("tally-ticker".into())
+        .spawn(move || loop {
+            std::thread::sleep(writer::TICK_INTERVAL);
+            let Some(sender) = requests.upgrade() else {
+                return;
+            };
+            // A full queue means the writer is busy and will expire soon anyway.
+            let _ = sender.try_send(Request::Tick);
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no ticker thread: pending transactions expire only when requests arrive");
     }
 }

@@ -7,9 +7,15 @@
 //! flushes it to disk, and only then acknowledges. Reads go to `store` and see
 //! only what has been flushed. `api` is the gRPC edge.
 
+pub mod api;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod ledger;
+pub mod maintenance;
+pub mod server;
+pub mod store;
+pub mod writer;
 
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, LedgerError, Result, StoreError};

@@ -5,5 +5,9 @@
 //! state.
 
 pub mod command;
+pub mod digest;
+pub mod execute;
 pub mod limits;
+pub mod state;
+pub mod validate;
 pub mod view;

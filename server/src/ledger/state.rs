@@ -1,0 +1,573 @@
+//! The ledger's in-memory state: a deterministic fold of the journal.
+//!
+//! [`LedgerState::append`] assigns the next seq, encodes and hashes an entry and
+//! applies it; [`LedgerState::replay`] does the same for an entry read back from
+//! disk and checks it against its stored hash. Both go through one `apply`, so
+//! the state after a restart is the state before it.
+
+use super::view::{Balance, PendingState, TransactionKind};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tally_core::chain::{self, GENESIS_PREV_HASH};
+use tally_core::codec;
+use tally_core::entry::{
+    AccountId, AccountOpened, Digest, Entry, EntryBody, Posting, Side, TimestampNs, TransactionMode,
+};
+use tally_core::error_code::ErrorCode;
+use tally_core::money::AMOUNT_MINOR_MAX;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub opened: AccountOpened,
+    pub scale: u8,
+    pub closed: bool,
+    pub opened_seq: u64,
+    pub opened_at: TimestampNs,
+    pub balance: Balance,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxOutcome {
+    Recorded {
+        seq: u64,
+        kind: TransactionKind,
+    },
+    Failed {
+        code: ErrorCode,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRecord {
+    pub postings: Vec<Posting>,
+    pub state: PendingState,
+    pub expires_at: Option<TimestampNs>,
+    pub resolved_by: Option<String>,
+    /// The seq of the entry that resolved it (post, void or expiry).
+    pub resolved_seq: Option<u64>,
+}
+
+/// What the ledger remembers of every transaction id it has answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxRecord {
+    pub request_digest: Digest,
+    pub outcome: TxOutcome,
+    /// Pending transactions only.
+    pub pending: Option<PendingRecord>,
+    /// The reversal of this transaction and its seq, once reversed.
+    pub reversed_by: Option<(String, u64)>,
+}
+
+/// An entry as appended: its position, bytes and hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Journaled {
+    pub seq: u64,
+    pub entry: Entry,
+    pub canonical: Vec<u8>,
+    pub hash: Digest,
+    pub prev_hash: Digest,
+    /// Every account whose totals the entry changed, with its balance after.
+    pub touched: Vec<(AccountId, Balance)>,
+}
+
+/// Enough to put the state back as it was before a linked chain began.
+#[derive(Debug, Default)]
+struct UndoLog {
+    accounts: Vec<(AccountId, Balance)>,
+    transactions: Vec<(String, Option<TxRecord>)>,
+    expiries_added: Vec<(TimestampNs, String)>,
+    expiries_removed: Vec<(TimestampNs, String)>,
+    position: Option<(u64, Digest, TimestampNs)>,
+}
+
+#[derive(Debug, Default)]
+pub struct LedgerState {
+    pub ledger_id: Option<[u8; 16]>,
+    currencies: BTreeMap<String, u8>,
+    accounts: Vec<AccountState>,
+    names: HashMap<String, AccountId>,
+    transactions: HashMap<String, TxRecord>,
+    expiries: BTreeSet<(TimestampNs, String)>,
+    next_seq: u64,
+    head: Digest,
+    last_recorded_at: TimestampNs,
+    undo: Option<UndoLog>,
+}
+
+/// A stored entry that does not fit the state it is replayed onto.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {seq}: {reason}")]
+pub struct ReplayError {
+    pub seq: u64,
+    pub reason: String,
+}
+
+impl LedgerState {
+    pub fn new() -> Self {
+        LedgerState {
+            head: GENESIS_PREV_HASH,
+            last_recorded_at: TimestampNs::MIN,
+            ..LedgerState::default()
+        }
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn head(&self) -> Digest {
+        self.head
+    }
+
+    /// The time the next entry gets: `now`, or just after the last entry if the
+    /// clock went backwards, so that times strictly increase along the journal.
+    pub fn next_recorded_at(&self, now: TimestampNs) -> TimestampNs {
+        now.max(self.last_recorded_at.saturating_add(1))
+    }
+
+    pub fn currency_scale(&self, code: &str) -> Option<u8> {
+        self.currencies.get(code).copied()
+    }
+
+    pub fn currencies(&self) -> impl Iterator<Item = (&String, &u8)> {
+        self.currencies.iter()
+    }
+
+    pub fn account_id(&self, name: &str) -> Option<AccountId> {
+        self.names.get(name).copied()
+    }
+
+    pub fn account(&self, id: AccountId) -> &AccountState {
+        &self.accounts[id as usize]
+    }
+
+    pub fn account_count(&self) -> u64 {
+        self.accounts.len() as u64
+    }
+
+    pub fn accounts(&self) -> &[AccountState] {
+        &self.accounts
+    }
+
+    pub fn transaction(&self, id: &str) -> Option<&TxRecord> {
+        self.transactions.get(id)
+    }
+
+    /// Open pending transactions whose timeout is at or before `now`.
+    pub fn expired_pending(&self, now: TimestampNs) -> Vec<String> {
+        self.expiries
+            .range(..=(now, String::from("\u{10FFFF}")))
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    /// Appends an entry at the next seq: encodes, hashes, applies.
+    ///
+    /// The caller has validated the entry against this state; applying it
+    /// cannot fail then, which the debug assertion checks.
+    pub fn append(&mut self, entry: Entry) -> Journaled {
+        debug_assert!(
+            entry.recorded_at > self.last_recorded_at,
+            "recorded_at must increase"
+        );
+        let seq = self.next_seq;
+        let canonical = codec::encode(&entry);
+        let prev_hash = self.head;
+        let hash = chain::entry_hash(seq, &prev_hash, &canonical);
+        self.save_position();
+        let applied = self.apply(seq, &entry);
+        debug_assert!(
+            applied.is_ok(),
+            "validated entry failed to apply: {applied:?}"
+        );
+        self.next_seq += 1;
+        self.head = hash;
+        self.last_recorded_at = entry.recorded_at;
+        let touched = self.touched(&entry.body);
+        Journaled {
+            seq,
+            entry,
+            canonical,
+            hash,
+            prev_hash,
+            touched,
+        }
+    }
+
+    /// The accounts an (applied) entry changed, with their balances now.
+    fn touched(&self, body: &EntryBody) -> Vec<(AccountId, Balance)> {
+        let reserved = |pending_id: &str| {
+            self.transactions
+                .get(pending_id)
+                .and_then(|r| r.pending.as_ref())
+                .map(|p| p.postings.as_slice())
+                .unwrap_or_default()
+        };
+        let postings: &[Posting] = match body {
+            EntryBody::TransactionRecorded(recorded) => &recorded.postings,
+            // A post touches exactly the accounts it reserved on.
+            EntryBody::PendingPosted(posted) => reserved(&posted.pending_id),
+            EntryBody::PendingVoided(voided) => reserved(&voided.pending_id),
+            EntryBody::PendingExpired { pending_id } => reserved(pending_id),
+            _ => &[],
+        };
+        let mut ids: Vec<AccountId> = postings.iter().map(|p| p.account_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .map(|id| (id, self.accounts[id as usize].balance))
+            .collect()
+    }
+
+    /// Replays an entry read from disk: checks seq and hash, then applies it.
+    pub fn replay(
+        &mut self,
+        seq: u64,
+        canonical: &[u8],
+        stored_hash: &Digest,
+    ) -> Result<Journaled, ReplayError> {
+        let fail = |reason: String| ReplayError { seq, reason };
+        if seq != self.next_seq {
+            return Err(fail(format!("expected seq {}", self.next_seq)));
+        }
+        let hash = chain::entry_hash(seq, &self.head, canonical);
+        if &hash != stored_hash {
+            return Err(fail("stored hash does not match its content".into()));
+        }
+        let entry = codec::decode(canonical).map_err(|e| fail(e.to_string()))?;
+        if entry.recorded_at <= self.last_recorded_at {
+            return Err(fail("recorded_at does not increase".into()));
+        }
+        self.apply(seq, &entry).map_err(fail)?;
+        let prev_hash = self.head;
+        self.next_seq += 1;
+        self.head = hash;
+        self.last_recorded_at = entry.recorded_at;
+        let touched = self.touched(&entry.body);
+        Ok(Journaled {
+            seq,
+            entry,
+            canonical: canonical.to_vec(),
+            hash,
+            prev_hash,
+            touched,
+        })
+    }
+
+    // ---- linked chains -------------------------------------------------
+
+    /// Starts recording how to undo what follows (a linked chain).
+    pub fn begin_chain(&mut self) {
+        debug_assert!(self.undo.is_none(), "chains do not nest");
+        self.undo = Some(UndoLog::default());
+    }
+
+    /// Keeps what the chain did.
+    pub fn commit_chain(&mut self) {
+        self.undo = None;
+    }
+
+    /// Puts the state back as it was at `begin_chain`.
+    pub fn rollback_chain(&mut self) {
+        let Some(undo) = self.undo.take() else { return };
+        for (id, balance) in undo.accounts.into_iter().rev() {
+            self.accounts[id as usize].balance = balance;
+        }
+        for (id, record) in undo.transactions.into_iter().rev() {
+            match record {
+                Some(record) => self.transactions.insert(id, record),
+                None => self.transactions.remove(&id),
+            };
+        }
+        for key in undo.expiries_added.into_iter().rev() {
+            self.expiries.remove(&key);
+        }
+        for key in undo.expiries_removed {
+            self.expiries.insert(key);
+        }
+        if let Some((next_seq, head, last_recorded_at)) = undo.position {
+            self.next_seq = next_seq;
+            self.head = head;
+            self.last_recorded_at = last_recorded_at;
+        }
+    }
+
+    fn save_position(&mut self) {
+        let position = (self.next_seq, self.head, self.last_recorded_at);
+        if let Some(undo) = &mut self.undo {
+            undo.position.get_or_insert(position);
+        }
+    }
+
+    fn save_account(&mut self, id: AccountId) {
+        if let Some(undo) = &mut self.undo {
+            undo.accounts.push((id, self.accounts[id as usize].balance));
+        }
+    }
+
+    fn save_transaction(&mut self, id: &str) {
+        if let Some(undo) = &mut self.undo {
+            undo.transactions
+                .push((id.to_string(), self.transactions.get(id).cloned()));
+        }
+    }
+
+    fn add_expiry(&mut self, key: (TimestampNs, String)) {
+        if let Some(undo) = &mut self.undo {
+            undo.expiries_added.push(key.clone());
+        }
+        self.expiries.insert(key);
+    }
+
+    fn remove_expiry(&mut self, key: (TimestampNs, String)) {
+        if self.expiries.remove(&key) {
+            if let Some(undo) = &mut self.undo {
+                undo.expiries_removed.push(key);
+            }
+        }
+    }
+
+    // ---- the fold --------------------------------------------------------
+
+    fn apply(&mut self, seq: u64, entry: &Entry) -> Result<(), String> {
+        match &entry.body {
+            EntryBody::LedgerCreated { ledger_id } => {
+                if seq != 0 || self.ledger_id.is_some() {
+                    return Err("ledger_created must be entry 0".into());
+                }
+                self.ledger_id = Some(*ledger_id);
+            }
+            EntryBody::CurrencyDefined { code, scale } => {
+                if self.currencies.insert(code.clone(), *scale).is_some() {
+                    return Err(format!("currency {code} defined twice"));
+                }
+            }
+            EntryBody::AccountOpened(opened) => {
+                self.apply_account_opened(seq, entry.recorded_at, opened)?
+            }
+            EntryBody::AccountClosed { account_id } => {
+                let account = self
+                    .accounts
+                    .get_mut(*account_id as usize)
+                    .ok_or_else(|| format!("unknown account {account_id}"))?;
+                account.closed = true;
+            }
+            EntryBody::TransactionRecorded(recorded) => {
+                self.check_new_id(&recorded.id)?;
+                let kind = match &recorded.mode {
+                    TransactionMode::Standard => TransactionKind::Standard,
+                    TransactionMode::Pending { .. } => TransactionKind::Pending,
+                    TransactionMode::Reversal { .. } => TransactionKind::Reversal,
+                };
+                let pending = matches!(recorded.mode, TransactionMode::Pending { .. });
+                self.add_postings(&recorded.postings, pending, true)?;
+                let mut record = TxRecord {
+                    request_digest: recorded.request_digest,
+                    outcome: TxOutcome::Recorded { seq, kind },
+                    pending: None,
+                    reversed_by: None,
+                };
+                match &recorded.mode {
+                    TransactionMode::Standard => {}
+                    TransactionMode::Pending { expires_at } => {
+                        record.pending = Some(PendingRecord {
+                            postings: recorded.postings.clone(),
+                            state: PendingState::Open,
+                            expires_at: *expires_at,
+                            resolved_by: None,
+                            resolved_seq: None,
+                        });
+                        if let Some(at) = expires_at {
+                            self.add_expiry((*at, recorded.id.clone()));
+                        }
+                    }
+                    TransactionMode::Reversal { reverses } => {
+                        self.save_transaction(reverses);
+                        let original = self
+                            .transactions
+                            .get_mut(reverses)
+                            .ok_or_else(|| format!("reversal of unknown transaction {reverses}"))?;
+                        original.reversed_by = Some((recorded.id.clone(), seq));
+                    }
+                }
+                self.insert_transaction(&recorded.id, record);
+            }
+            EntryBody::PendingPosted(posted) => {
+                self.check_new_id(&posted.id)?;
+                let reserved = self.resolve_pending(
+                    seq,
+                    &posted.pending_id,
+                    PendingState::Posted,
+                    Some(&posted.id),
+                )?;
+                self.add_postings(&reserved, true, false)?;
+                self.add_postings(&posted.postings, false, true)?;
+                self.insert_recorded(
+                    &posted.id,
+                    posted.request_digest,
+                    seq,
+                    TransactionKind::PostPending,
+                );
+            }
+            EntryBody::PendingVoided(voided) => {
+                self.check_new_id(&voided.id)?;
+                let reserved = self.resolve_pending(
+                    seq,
+                    &voided.pending_id,
+                    PendingState::Voided,
+                    Some(&voided.id),
+                )?;
+                self.add_postings(&reserved, true, false)?;
+                self.insert_recorded(
+                    &voided.id,
+                    voided.request_digest,
+                    seq,
+                    TransactionKind::VoidPending,
+                );
+            }
+            EntryBody::PendingExpired { pending_id } => {
+                let reserved =
+                    self.resolve_pending(seq, pending_id, PendingState::Expired, None)?;
+                self.add_postings(&reserved, true, false)?;
+            }
+            EntryBody::TransactionRejected(rejected) => {
+                self.check_new_id(&rejected.id)?;
+                let code = ErrorCode::from_number(rejected.error_code)
+                    .ok_or_else(|| format!("unknown error code {}", rejected.error_code))?;
+                let record = TxRecord {
+                    request_digest: rejected.request_digest,
+                    outcome: TxOutcome::Failed {
+                        code,
+                        field: rejected.field.clone(),
+                        message: rejected.message.clone(),
+                    },
+                    pending: None,
+                    reversed_by: None,
+                };
+                self.insert_transaction(&rejected.id, record);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_account_opened(
+        &mut self,
+        seq: u64,
+        recorded_at: TimestampNs,
+        opened: &AccountOpened,
+    ) -> Result<(), String> {
+        if opened.account_id != self.accounts.len() as u64 {
+            return Err(format!("account id {} out of order", opened.account_id));
+        }
+        if self.names.contains_key(&opened.name) {
+            return Err(format!("account {} opened twice", opened.name));
+        }
+        let scale = self.currency_scale(&opened.currency).ok_or_else(|| {
+            format!(
+                "account {} in unknown currency {}",
+                opened.name, opened.currency
+            )
+        })?;
+        self.names.insert(opened.name.clone(), opened.account_id);
+        self.accounts.push(AccountState {
+            opened: opened.clone(),
+            scale,
+            closed: false,
+            opened_seq: seq,
+            opened_at: recorded_at,
+            balance: Balance::default(),
+        });
+        Ok(())
+    }
+
+    fn check_new_id(&self, id: &str) -> Result<(), String> {
+        if self.transactions.contains_key(id) {
+            return Err(format!("transaction id {id} used twice"));
+        }
+        Ok(())
+    }
+
+    fn insert_transaction(&mut self, id: &str, record: TxRecord) {
+        self.save_transaction(id);
+        self.transactions.insert(id.to_string(), record);
+    }
+
+    fn insert_recorded(
+        &mut self,
+        id: &str,
+        request_digest: Digest,
+        seq: u64,
+        kind: TransactionKind,
+    ) {
+        let record = TxRecord {
+            request_digest,
+            outcome: TxOutcome::Recorded { seq, kind },
+            pending: None,
+            reversed_by: None,
+        };
+        self.insert_transaction(id, record);
+    }
+
+    /// Marks an open pending transaction resolved; returns its reserved postings.
+    fn resolve_pending(
+        &mut self,
+        seq: u64,
+        pending_id: &str,
+        state: PendingState,
+        resolved_by: Option<&str>,
+    ) -> Result<Vec<Posting>, String> {
+        self.save_transaction(pending_id);
+        let record = self
+            .transactions
+            .get_mut(pending_id)
+            .and_then(|r| r.pending.as_mut())
+            .ok_or_else(|| format!("{pending_id} is not a pending transaction"))?;
+        if record.state != PendingState::Open {
+            return Err(format!(
+                "pending {pending_id} is already {:?}",
+                record.state
+            ));
+        }
+        record.state = state;
+        record.resolved_by = resolved_by.map(str::to_string);
+        record.resolved_seq = Some(seq);
+        let postings = record.postings.clone();
+        if let Some(at) = record.expires_at {
+            self.remove_expiry((at, pending_id.to_string()));
+        }
+        Ok(postings)
+    }
+
+    /// Adds (or with `add == false`, removes) postings to pending or posted totals.
+    fn add_postings(
+        &mut self,
+        postings: &[Posting],
+        pending: bool,
+        add: bool,
+    ) -> Result<(), String> {
+        for posting in postings {
+            let id = posting.account_id;
+            if id as usize >= self.accounts.len() {
+                return Err(format!("unknown account {id}"));
+            }
+            self.save_account(id);
+            let balance = &mut self.accounts[id as usize].balance;
+            let total = match (posting.side, pending) {
+                (Side::Debit, false) => &mut balance.debits_posted,
+                (Side::Credit, false) => &mut balance.credits_posted,
+                (Side::Debit, true) => &mut balance.debits_pending,
+                (Side::Credit, true) => &mut balance.credits_pending,
+            };
+            *total = if add {
+                total
+                    .checked_add(posting.amount_minor)
+                    .filter(|t| *t <= AMOUNT_MINOR_MAX)
+            } else {
+                total.checked_sub(posting.amount_minor)
+            }
+            .ok_or_else(|| format!("account {id} total out of range"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,534 @@
+//! Reads. Each sees the journal up to `committed()` only: what has been made
+//! durable and acknowledged, never what is still being written.
+
+use super::records::{self, AccountRecord, HistoryRow, TxRef};
+use super::{keys, transaction_view, Store};
+use crate::error::StoreError;
+use crate::ledger::view::{
+    AccountView, AsOf, Balance, BalanceChange, CurrencyTotal, CurrencyView, JournalRecord, Page,
+    TransactionKind, TransactionView, TrialBalance, TrialBalanceLine,
+};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use tally_core::chain::GENESIS_PREV_HASH;
+use tally_core::codec;
+use tally_core::entry::{AccountId, Digest, Entry, EntryBody, TimestampNs};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+impl Store {
+    /// A stored entry with its hash (the writer reads committed entries too).
+    pub fn entry(&self, seq: u64) -> Result<Option<(Digest, Entry)>> {
+        let Some(value) = self.db.get(keys::journal(seq))? else {
+            return Ok(None);
+        };
+        if value.len() < 32 {
+            return Err(corrupt(format!("journal row {seq} too short")));
+        }
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&value[..32]);
+        let entry =
+            codec::decode(&value[32..]).map_err(|e| corrupt(format!("entry {seq}: {e}")))?;
+        Ok(Some((hash, entry)))
+    }
+
+    /// Committed entries from `from_seq`, at most `limit`.
+    pub fn journal(&self, from_seq: u64, limit: usize) -> Result<Vec<JournalRecord>> {
+        let committed = self.committed();
+        let mut prev_hash = match from_seq {
+            0 => GENESIS_PREV_HASH,
+            seq => self
+                .entry(seq - 1)?
+                .map(|(hash, _)| hash)
+                .unwrap_or(GENESIS_PREV_HASH),
+        };
+        let mut records = Vec::new();
+        for row in self.journal_rows(from_seq) {
+            let (seq, hash, canonical) = row?;
+            if seq >= committed || records.len() >= limit {
+                break;
+            }
+            let entry =
+                codec::decode(&canonical).map_err(|e| corrupt(format!("entry {seq}: {e}")))?;
+            records.push(JournalRecord {
+                seq,
+                entry_hash: hash,
+                prev_hash,
+                canonical: canonical.to_vec(),
+                entry,
+            });
+            prev_hash = hash;
+        }
+        Ok(records)
+    }
+
+    pub fn ledger_id(&self) -> Result<Option<[u8; 16]>> {
+        Ok(match self.entry(0)? {
+            Some((
+                _,
+                Entry {
+                    body: EntryBody::LedgerCreated { ledger_id },
+                    ..
+                },
+            )) => Some(ledger_id),
+            _ => None,
+        })
+    }
+
+    /// The chain head after `length` entries.
+    pub fn hash_at_length(&self, length: u64) -> Result<Digest> {
+        if length == 0 {
+            return Ok(GENESIS_PREV_HASH);
+        }
+        Ok(self
+            .entry(length - 1)?
+            .map(|(hash, _)| hash)
+            .unwrap_or(GENESIS_PREV_HASH))
+    }
+
+    pub fn currencies(&self) -> Result<Vec<CurrencyView>> {
+        let mut currencies = Vec::new();
+        for row in self.db.scan_prefix([keys::CURRENCY]) {
+            let (key, value) = row?;
+            let code = String::from_utf8(key[1..].to_vec()).map_err(corrupt)?;
+            let scale = *value.first().ok_or_else(|| corrupt("empty currency row"))?;
+            currencies.push(CurrencyView { code, scale });
+        }
+        Ok(currencies)
+    }
+
+    fn account_record_by_id(&self, id: AccountId) -> Result<Option<AccountRecord>> {
+        let Some(bytes) = self.db.get(keys::account(id))? else {
+            return Ok(None);
+        };
+        let record: AccountRecord =
+            records::decode(&bytes).ok_or_else(|| corrupt(format!("account row {id}")))?;
+        Ok((record.opened_seq < self.committed()).then_some(record))
+    }
+
+    pub fn account_id(&self, name: &str) -> Result<Option<AccountId>> {
+        let Some(bytes) = self.db.get(keys::prefixed(keys::NAME, name))? else {
+            return Ok(None);
+        };
+        let id = keys::trailing_seq(&bytes);
+        Ok(self.account_record_by_id(id)?.map(|_| id))
+    }
+
+    /// An account with its current balance.
+    pub fn account(&self, name: &str) -> Result<Option<AccountView>> {
+        let Some(id) = self.account_id(name)? else {
+            return Ok(None);
+        };
+        self.account_view(id)
+    }
+
+    pub fn account_by_id(&self, id: AccountId) -> Result<Option<AccountView>> {
+        self.account_view(id)
+    }
+
+    fn account_view(&self, id: AccountId) -> Result<Option<AccountView>> {
+        let Some(record) = self.account_record_by_id(id)? else {
+            return Ok(None);
+        };
+        let balance = self.balance(id, AsOf::Now)?;
+        let committed = self.committed();
+        Ok(Some(AccountView {
+            id,
+            name: record.opened.name,
+            account_type: record.opened.account_type,
+            currency: record.opened.currency,
+            scale: record.scale,
+            constraint: record.opened.constraint,
+            metadata: record.opened.metadata,
+            closed: record.closed_seq.is_some_and(|seq| seq < committed),
+            opened_seq: record.opened_seq,
+            opened_at: record.opened_at,
+            balance,
+        }))
+    }
+
+    /// Accounts whose name starts with `prefix`, by name, after `after`.
+    pub fn list_accounts(
+        &self,
+        prefix: &str,
+        page_size: usize,
+        after: Option<&str>,
+    ) -> Result<Page<AccountView>> {
+        let start = match after {
+            Some(name) => {
+                let mut key = keys::prefixed(keys::NAME, name);
+                key.push(0);
+                key
+            }
+            None => keys::prefixed(keys::NAME, prefix),
+        };
+        let prefix_key = keys::prefixed(keys::NAME, prefix);
+        let mut items = Vec::new();
+        for row in self.db.range(start..) {
+            let (key, value) = row?;
+            if !key.starts_with(&prefix_key) {
+                break;
+            }
+            if items.len() == page_size {
+                let next = items.last().map(|a: &AccountView| a.name.clone());
+                return Ok(Page {
+                    items,
+                    next_page_token: next,
+                });
+            }
+            if let Some(view) = self.account_view(keys::trailing_seq(&value))? {
+                items.push(view);
+            }
+        }
+        Ok(Page {
+            items,
+            next_page_token: None,
+        })
+    }
+
+    fn history_rows(
+        &self,
+        id: AccountId,
+    ) -> impl DoubleEndedIterator<Item = Result<(u64, HistoryRow)>> + '_ {
+        let committed = self.committed();
+        self.db
+            .range(keys::history(id, 0)..keys::history(id, committed))
+            .map(|row| {
+                let (key, value) = row?;
+                let history: HistoryRow =
+                    records::decode(&value).ok_or_else(|| corrupt("history row"))?;
+                Ok((keys::trailing_seq(&key), history))
+            })
+    }
+
+    /// An account's balance at a point of the (committed) journal.
+    pub fn balance(&self, id: AccountId, as_of: AsOf) -> Result<Balance> {
+        match as_of {
+            AsOf::Now => self.balance_through_seq(id, u64::MAX),
+            AsOf::Seq(seq) => self.balance_through_seq(id, seq),
+            AsOf::Time(time) => self.balance_at_time(id, time),
+        }
+    }
+
+    fn balance_through_seq(&self, id: AccountId, seq: u64) -> Result<Balance> {
+        let end = seq.saturating_add(1).min(self.committed());
+        let last = self
+            .db
+            .range(keys::history(id, 0)..keys::history(id, end))
+            .next_back();
+        match last {
+            None => Ok(Balance::default()),
+            Some(row) => {
+                let (_, value) = row?;
+                let history: HistoryRow =
+                    records::decode(&value).ok_or_else(|| corrupt("history row"))?;
+                Ok(history.balance())
+            }
+        }
+    }
+
+    /// Sums the changes whose effective time is at or before `time` (effective
+    /// times need not follow journal order, so every change is looked at).
+    fn balance_at_time(&self, id: AccountId, time: TimestampNs) -> Result<Balance> {
+        let mut previous = Balance::default();
+        let mut sum = [0i128; 4];
+        for row in self.history_rows(id) {
+            let (_, history) = row?;
+            let balance = history.balance();
+            if history.effective_at <= time {
+                sum[0] += balance.debits_posted as i128 - previous.debits_posted as i128;
+                sum[1] += balance.credits_posted as i128 - previous.credits_posted as i128;
+                sum[2] += balance.debits_pending as i128 - previous.debits_pending as i128;
+                sum[3] += balance.credits_pending as i128 - previous.credits_pending as i128;
+            }
+            previous = balance;
+        }
+        let total =
+            |value: i128| u128::try_from(value).map_err(|_| corrupt("negative total at time"));
+        Ok(Balance {
+            debits_posted: total(sum[0])?,
+            credits_posted: total(sum[1])?,
+            debits_pending: total(sum[2])?,
+            credits_pending: total(sum[3])?,
+        })
+    }
+
+    /// Changes of an account's balance after seq `after`, and the balance
+    /// before the first of them.
+    pub fn history(
+        &self,
+        id: AccountId,
+        page_size: usize,
+        after: Option<u64>,
+    ) -> Result<(Balance, Page<BalanceChange>)> {
+        let opening = match after {
+            Some(seq) => self.balance_through_seq(id, seq)?,
+            None => Balance::default(),
+        };
+        let start = after.map_or(0, |seq| seq + 1);
+        let committed = self.committed();
+        let mut changes = Vec::new();
+        for row in self
+            .db
+            .range(keys::history(id, start)..keys::history(id, committed))
+        {
+            let (key, value) = row?;
+            if changes.len() == page_size {
+                let next = changes.last().map(|c: &BalanceChange| c.seq.to_string());
+                return Ok((
+                    opening,
+                    Page {
+                        items: changes,
+                        next_page_token: next,
+                    },
+                ));
+            }
+            let seq = keys::trailing_seq(&key);
+            let history: HistoryRow =
+                records::decode(&value).ok_or_else(|| corrupt("history row"))?;
+            let (_, entry) = self
+                .entry(seq)?
+                .ok_or_else(|| corrupt(format!("history row {seq} without entry")))?;
+            changes.push(BalanceChange {
+                seq,
+                transaction_id: transaction_id(&entry.body).unwrap_or_default(),
+                kind: records::kind_from_code(history.kind).unwrap_or(TransactionKind::Standard),
+                effective_at: history.effective_at,
+                balance: history.balance(),
+            });
+        }
+        Ok((
+            opening,
+            Page {
+                items: changes,
+                next_page_token: None,
+            },
+        ))
+    }
+
+    pub fn tx_ref(&self, id: &str) -> Result<Option<TxRef>> {
+        let Some(bytes) = self.db.get(keys::prefixed(keys::TRANSACTION, id))? else {
+            return Ok(None);
+        };
+        let tx_ref: TxRef =
+            records::decode(&bytes).ok_or_else(|| corrupt(format!("transaction row {id}")))?;
+        Ok(Some(tx_ref))
+    }
+
+    /// A committed transaction as it stands now.
+    pub fn transaction(&self, id: &str) -> Result<Option<TransactionView>> {
+        let committed = self.committed();
+        let Some(mut tx_ref) = self.tx_ref(id)? else {
+            return Ok(None);
+        };
+        if tx_ref.seq >= committed {
+            return Ok(None);
+        }
+        // Hide resolutions that are not yet durable.
+        if tx_ref.resolved_seq.is_some_and(|seq| seq >= committed) {
+            tx_ref.pending_state = 1;
+            tx_ref.resolved_by = None;
+        }
+        if tx_ref.reversed_seq.is_some_and(|seq| seq >= committed) {
+            tx_ref.reversed_by = None;
+        }
+        let lookup = self.account_lookup();
+        self.transaction_at(tx_ref.seq, Some(&tx_ref), &lookup)
+    }
+
+    fn transaction_at(
+        &self,
+        seq: u64,
+        tx_ref: Option<&TxRef>,
+        lookup: &AccountCache,
+    ) -> Result<Option<TransactionView>> {
+        let (hash, entry) = self
+            .entry(seq)?
+            .ok_or_else(|| corrupt(format!("missing entry {seq}")))?;
+        let resolve = |id| lookup.get(self, id);
+        Ok(transaction_view::build(seq, hash, &entry, tx_ref, &resolve))
+    }
+
+    /// Transactions touching `account` (or all), effective in `[from, to)`,
+    /// in journal order after seq `after`.
+    pub fn list_transactions(
+        &self,
+        account: Option<AccountId>,
+        from: Option<TimestampNs>,
+        to: Option<TimestampNs>,
+        page_size: usize,
+        after: Option<u64>,
+    ) -> Result<Page<TransactionView>> {
+        let in_window = |at: TimestampNs| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t);
+        let start = after.map_or(0, |seq| seq + 1);
+        let committed = self.committed();
+        let seqs: Box<dyn Iterator<Item = Result<u64>>> = match account {
+            Some(id) => Box::new(
+                self.db
+                    .range(keys::history(id, start)..keys::history(id, committed))
+                    .map(|row| {
+                        row.map(|(key, _)| keys::trailing_seq(&key))
+                            .map_err(StoreError::from)
+                    }),
+            ),
+            None => Box::new(
+                self.journal_rows(start)
+                    .map(|row| row.map(|(seq, _, _)| seq))
+                    .take_while(move |row| row.as_ref().map_or(true, |seq| *seq < committed)),
+            ),
+        };
+        let lookup = self.account_lookup();
+        let mut items: Vec<TransactionView> = Vec::new();
+        for seq in seqs {
+            let seq = seq?;
+            if items.len() == page_size {
+                let next = items.last().map(|t| t.seq.to_string());
+                return Ok(Page {
+                    items,
+                    next_page_token: next,
+                });
+            }
+            let Some(view) = self.transaction_at(seq, None, &lookup)? else {
+                continue;
+            };
+            if !in_window(view.effective_at) {
+                continue;
+            }
+            let mut view = view;
+            if let Some(live) = self.transaction(&view.id)? {
+                view.pending_state = live.pending_state;
+                view.resolved_by = live.resolved_by;
+                view.reversed_by = live.reversed_by;
+            }
+            items.push(view);
+        }
+        Ok(Page {
+            items,
+            next_page_token: None,
+        })
+    }
+
+    /// Trial balance: every account's posted balance in the debit or credit
+    /// column, rolled up to `depth` name segments, per currency.
+    pub fn trial_balance(
+        &self,
+        as_of: AsOf,
+        depth: usize,
+        prefix: &str,
+        currency: Option<&str>,
+    ) -> Result<TrialBalance> {
+        let committed = self.committed();
+        let as_of_seq = match as_of {
+            AsOf::Seq(seq) => seq.min(committed.saturating_sub(1)),
+            _ => committed.saturating_sub(1),
+        };
+        let mut lines: BTreeMap<(String, String), TrialBalanceLine> = BTreeMap::new();
+        for row in self.db.scan_prefix([keys::ACCOUNT]) {
+            let (key, value) = row?;
+            let record: AccountRecord =
+                records::decode(&value).ok_or_else(|| corrupt("account row"))?;
+            let visible = match as_of {
+                AsOf::Seq(seq) => record.opened_seq <= seq && record.opened_seq < committed,
+                _ => record.opened_seq < committed,
+            };
+            let opened = &record.opened;
+            if !visible
+                || !opened.name.starts_with(prefix)
+                || currency.is_some_and(|c| c != opened.currency)
+            {
+                continue;
+            }
+            let balance = self.balance(keys::trailing_seq(&key), as_of)?;
+            let name = roll_up(&opened.name, depth);
+            let line = lines
+                .entry((name.clone(), opened.currency.clone()))
+                .or_insert(TrialBalanceLine {
+                    account: name,
+                    account_type: Some(opened.account_type),
+                    currency: opened.currency.clone(),
+                    scale: record.scale,
+                    debit_minus_credit: 0,
+                    accounts: 0,
+                });
+            if line.account_type != Some(opened.account_type) {
+                line.account_type = None;
+            }
+            line.debit_minus_credit += balance.debit_minus_credit();
+            line.accounts += 1;
+        }
+        let lines: Vec<TrialBalanceLine> = lines.into_values().collect();
+        Ok(TrialBalance {
+            as_of_seq,
+            totals: totals(&lines),
+            lines,
+        })
+    }
+
+    fn account_lookup(&self) -> AccountCache {
+        AccountCache::default()
+    }
+}
+
+/// Debit and credit column sums per currency.
+fn totals(lines: &[TrialBalanceLine]) -> Vec<CurrencyTotal> {
+    let mut totals: BTreeMap<&str, CurrencyTotal> = BTreeMap::new();
+    for line in lines {
+        let total = totals.entry(&line.currency).or_insert(CurrencyTotal {
+            currency: line.currency.clone(),
+            scale: line.scale,
+            debit: 0,
+            credit: 0,
+        });
+        if line.debit_minus_credit >= 0 {
+            total.debit += line.debit_minus_credit.unsigned_abs();
+        } else {
+            total.credit += line.debit_minus_credit.unsigned_abs();
+        }
+    }
+    totals.into_values().collect()
+}
+
+/// `assets:receivable:acme` at depth 2 is `assets:receivable`; depth 0 keeps it.
+fn roll_up(name: &str, depth: usize) -> String {
+    if depth == 0 {
+        return name.to_string();
+    }
+    name.split(':').take(depth).collect::<Vec<_>>().join(":")
+}
+
+fn transaction_id(body: &EntryBody) -> Option<String> {
+    match body {
+        EntryBody::TransactionRecorded(recorded) => Some(recorded.id.clone()),
+        EntryBody::PendingPosted(posted) => Some(posted.id.clone()),
+        EntryBody::PendingVoided(voided) => Some(voided.id.clone()),
+        EntryBody::PendingExpired { pending_id } => Some(pending_id.clone()),
+        _ => None,
+    }
+}
+
+/// Names and currencies of accounts, read once per call.
+#[derive(Default)]
+struct AccountCache {
+    accounts: RefCell<HashMap<AccountId, Option<(String, String, u8)>>>,
+}
+
+impl AccountCache {
+    fn get(&self, store: &Store, id: AccountId) -> Option<(String, String, u8)> {
+        if let Some(found) = self.accounts.borrow().get(&id) {
+            return found.clone();
+        }
+        let found = store
+            .db
+            .get(keys::account(id))
+            .ok()
+            .flatten()
+            .and_then(|bytes| records::decode::<AccountRecord>(&bytes))
+            .map(|r| (r.opened.name, r.opened.currency, r.scale));
+        self.accounts.borrow_mut().insert(id, found.clone());
+        found
+    }
+}
