@@ -1,0 +1,278 @@
+//! The engine end to end in one process: accounts, transactions, two-phase
+//! transfers, reversals, linked chains, restart and rebuild.
+
+use rust_decimal::Decimal;
+use std::str::FromStr;
+use tally_core::entry::{AccountType, BalanceConstraint, Side};
+use tally_core::error_code::ErrorCode;
+use tally_server::ledger::command::*;
+use tally_server::ledger::view::AsOf;
+use tally_server::{Engine, EngineConfig};
+
+fn d(text: &str) -> Decimal {
+    Decimal::from_str(text).unwrap()
+}
+
+fn account(name: &str, account_type: AccountType, currency: &str) -> AccountSpec {
+    AccountSpec {
+        name: name.into(),
+        account_type,
+        currency: currency.into(),
+        constraint: BalanceConstraint::None,
+        metadata: Default::default(),
+    }
+}
+
+fn transfer(id: &str, debit: &str, credit: &str, amount: &str) -> TransactionItem {
+    TransactionItem {
+        command: TransactionCommand::Transaction(TransactionSpec {
+            id: id.into(),
+            postings: vec![
+                PostingSpec {
+                    account: debit.into(),
+                    side: Side::Debit,
+                    amount: d(amount),
+                    currency: None,
+                },
+                PostingSpec {
+                    account: credit.into(),
+                    side: Side::Credit,
+                    amount: d(amount),
+                    currency: None,
+                },
+            ],
+            effective_at: None,
+            description: String::new(),
+            metadata: Default::default(),
+            pending: false,
+            timeout_seconds: 0,
+        }),
+        linked: false,
+    }
+}
+
+async fn setup(engine: &Engine) {
+    let currencies = engine
+        .create_currencies(vec![
+            CurrencySpec {
+                code: "USD".into(),
+                scale: 2,
+            },
+            CurrencySpec {
+                code: "JPY".into(),
+                scale: 0,
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(currencies.iter().all(|r| r.is_ok()));
+    let mut wallet = account("liabilities:wallet:alice", AccountType::Liability, "USD");
+    wallet.constraint = BalanceConstraint::DebitsMustNotExceedCredits;
+    let accounts = engine
+        .create_accounts(vec![
+            account("assets:cash", AccountType::Asset, "USD"),
+            account("revenue:sales", AccountType::Revenue, "USD"),
+            wallet,
+            account("assets:cash-jpy", AccountType::Asset, "JPY"),
+        ])
+        .await
+        .unwrap();
+    assert!(accounts.iter().all(|r| r.is_ok()), "{accounts:?}");
+}
+
+#[tokio::test]
+async fn a_day_of_ledger_work_survives_restart_and_rebuild() {
+    // Goal: the main flows give the documented answers, and reopening or
+    // rebuilding the store gives the same state.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+    setup(&engine).await;
+
+    let results = engine
+        .create_transactions(vec![
+            transfer("t1", "assets:cash", "revenue:sales", "10.50"),
+            transfer("t2", "assets:cash", "nope", "1"),
+        ])
+        .await
+        .unwrap();
+    assert!(results[0].is_ok());
+    let error = results[1].as_ref().unwrap_err();
+    assert_eq!(error.code, ErrorCode::AccountNotFound);
+    assert_eq!(error.field, "items[1].transaction.postings[1].account");
+
+    // A retry of t2 gets the same failure; a retry of t1 the same success.
+    let again = engine
+        .create_transactions(vec![
+            transfer("t1", "assets:cash", "revenue:sales", "10.50"),
+            transfer("t2", "assets:cash", "nope", "1"),
+        ])
+        .await
+        .unwrap();
+    assert!(again[0].as_ref().unwrap().replayed);
+    assert_eq!(
+        again[1].as_ref().unwrap_err().code,
+        ErrorCode::TransactionAlreadyFailed
+    );
+    // Same id, other content.
+    let conflict = engine
+        .create_transactions(vec![transfer("t1", "assets:cash", "revenue:sales", "11")])
+        .await
+        .unwrap();
+    assert_eq!(
+        conflict[0].as_ref().unwrap_err().code,
+        ErrorCode::TransactionExists
+    );
+
+    // Over-precise and unbalanced.
+    let bad = engine
+        .create_transactions(vec![transfer(
+            "t3",
+            "assets:cash",
+            "revenue:sales",
+            "0.001",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        bad[0].as_ref().unwrap_err().code,
+        ErrorCode::AmountScaleExceeded
+    );
+    let bad = engine
+        .create_transactions(vec![transfer("t4", "assets:cash", "assets:cash-jpy", "5")])
+        .await
+        .unwrap();
+    assert_eq!(
+        bad[0].as_ref().unwrap_err().code,
+        ErrorCode::TransactionUnbalanced
+    );
+
+    // Pending, partial post, void; constraint counts pending.
+    let mut pending = transfer("p1", "liabilities:wallet:alice", "revenue:sales", "5");
+    if let TransactionCommand::Transaction(spec) = &mut pending.command {
+        spec.pending = true;
+    }
+    let deposit = transfer("dep", "assets:cash", "liabilities:wallet:alice", "6");
+    let results = engine
+        .create_transactions(vec![deposit, pending])
+        .await
+        .unwrap();
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let over = engine
+        .create_transactions(vec![transfer(
+            "spend",
+            "liabilities:wallet:alice",
+            "revenue:sales",
+            "2",
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        over[0].as_ref().unwrap_err().code,
+        ErrorCode::BalanceConstraintViolated
+    );
+    let post = TransactionItem {
+        command: TransactionCommand::PostPending(PostPendingSpec {
+            id: "p1-post".into(),
+            pending_id: "p1".into(),
+            amounts: vec![d("3"), d("3")],
+            effective_at: None,
+            description: String::new(),
+            metadata: Default::default(),
+        }),
+        linked: false,
+    };
+    let posted = engine.create_transactions(vec![post]).await.unwrap();
+    assert!(posted[0].is_ok(), "{posted:?}");
+    let void = TransactionItem {
+        command: TransactionCommand::VoidPending(VoidPendingSpec {
+            id: "p1-void".into(),
+            pending_id: "p1".into(),
+            reason: String::new(),
+        }),
+        linked: false,
+    };
+    let voided = engine.create_transactions(vec![void]).await.unwrap();
+    assert_eq!(
+        voided[0].as_ref().unwrap_err().code,
+        ErrorCode::PendingAlreadyPosted
+    );
+    let p1 = engine.get_transaction("p1").unwrap();
+    assert_eq!(
+        p1.pending_state,
+        Some(tally_server::ledger::view::PendingState::Posted)
+    );
+
+    // Linked chain: second fails, so the first is undone.
+    let mut first = transfer("l1", "assets:cash", "revenue:sales", "1");
+    first.linked = true;
+    let chain = engine
+        .create_transactions(vec![first, transfer("l2", "assets:cash", "missing", "1")])
+        .await
+        .unwrap();
+    assert_eq!(
+        chain[0].as_ref().unwrap_err().code,
+        ErrorCode::LinkedItemFailed
+    );
+    assert_eq!(
+        chain[1].as_ref().unwrap_err().code,
+        ErrorCode::AccountNotFound
+    );
+    assert!(engine.get_transaction("l1").is_err());
+
+    // Reversal.
+    let reverse = TransactionItem {
+        command: TransactionCommand::Reverse(ReverseSpec {
+            id: "t1-rev".into(),
+            transaction_id: "t1".into(),
+            effective_at: None,
+            description: "refund".into(),
+            metadata: Default::default(),
+        }),
+        linked: false,
+    };
+    let reversed = engine.create_transactions(vec![reverse]).await.unwrap();
+    assert!(reversed[0].is_ok(), "{reversed:?}");
+
+    let cash = engine.get_account("assets:cash").unwrap();
+    // 10.50 + 6 - 10.50 = 6.00 debit.
+    assert_eq!(cash.balance.debits_posted, 1650);
+    assert_eq!(cash.balance.credits_posted, 1050);
+    let wallet = engine.get_account("liabilities:wallet:alice").unwrap();
+    assert_eq!(wallet.balance.debits_posted, 300);
+    assert_eq!(wallet.balance.debits_pending, 0);
+
+    let trial = engine.trial_balance(AsOf::Now, 0, "", None).unwrap();
+    for total in &trial.totals {
+        assert_eq!(total.debit, total.credit, "{trial:?}");
+    }
+    let before = engine
+        .balances(&["assets:cash".to_string()], AsOf::Seq(8))
+        .unwrap();
+    let info = engine.ledger_info().unwrap();
+    engine.shutdown().await;
+    drop(engine);
+
+    let reopened = Engine::open(EngineConfig::new(dir.path())).unwrap();
+    assert_eq!(reopened.ledger_info().unwrap(), info);
+    assert_eq!(reopened.get_account("assets:cash").unwrap(), cash);
+    assert_eq!(
+        reopened
+            .balances(&["assets:cash".to_string()], AsOf::Seq(8))
+            .unwrap(),
+        before
+    );
+    let rows_before = {
+        reopened.shutdown().await;
+        drop(reopened);
+        let store = tally_server::store::Store::open(dir.path(), 1 << 20).unwrap();
+        let rows = store.cache_rows().unwrap();
+        drop(store);
+        rows
+    };
+    let report = tally_server::maintenance::rebuild(dir.path()).unwrap();
+    assert_eq!(report.entries, info.journal_length);
+    let store = tally_server::store::Store::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(store.cache_rows().unwrap(), rows_before);
+    drop(store);
+    tally_server::maintenance::verify(dir.path()).unwrap();
+}
