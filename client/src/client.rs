@@ -162,7 +162,8 @@ impl ClientBuilder {
     /// Connects (unless lazy), retrying an unavailable server like any call.
     pub async fn build(self) -> Result<Client> {
         let interceptor = self.interceptor()?;
-        let endpoint = Endpoint::from_shared(with_scheme(&self.url))?
+        let endpoint = Endpoint::from_shared(with_scheme(&self.url))
+            .map_err(|_| ClientError::InvalidRequest(format!("bad server address {:?}", self.url)))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true);
         let channel = if self.lazy {

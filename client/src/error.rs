@@ -24,7 +24,7 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 pub enum ClientError {
     /// The server could not be reached, or the connection broke (gRPC `Unavailable`
     /// without a ledger error code). Retried automatically on idempotent calls.
-    #[error("transport: {0}")]
+    #[error("cannot reach the server: {0}")]
     Transport(String),
     /// The server answered with an error status. `code` is the ledger's stable code
     /// (`Unspecified` when the status carried none, e.g. from a proxy).
@@ -134,16 +134,21 @@ impl From<tonic::transport::Error> for ClientError {
     }
 }
 
-/// The message of an error and of all its sources, so that "transport error" says why.
+/// The messages of an error and of its sources, joined, without the repetitions
+/// that nested transport errors carry ("transport error: tcp connect error: tcp
+/// connect error: ...").
 fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        let text = cause.to_string();
+        let generic = text == "transport error" && cause.source().is_some();
+        if !generic && parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        current = cause.source();
     }
-    text
+    parts.join(": ")
 }
 
 /// The first field named by a `google.rpc.BadRequest` detail.

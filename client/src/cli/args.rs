@@ -14,7 +14,7 @@ pub const SERVER_DEFAULT: &str = "http://127.0.0.1:50051";
 
 /// Command-line client of the Tally ledger.
 #[derive(Debug, Parser)]
-#[command(name = "tally", version, about)]
+#[command(name = "tally", version)]
 pub struct Cli {
     /// Address of the tallyd gRPC endpoint.
     #[arg(long, global = true, env = "TALLY_SERVER", default_value = SERVER_DEFAULT)]

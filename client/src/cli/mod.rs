@@ -29,7 +29,7 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => 2,
+            CliError::Usage(_) | CliError::Client(ClientError::InvalidRequest(_)) => 2,
             CliError::Client(_) | CliError::Rejected { .. } | CliError::Output(_) => 1,
         }
     }
