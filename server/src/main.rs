@@ -1,1 +1,262 @@
-fn main() {}
+//! `tallyd`: the Tally ledger server.
+//!
+//! ```text
+//! tallyd [run] [--config FILE] [--data-dir DIR] [--listen ADDR]
+//! tallyd rebuild --data-dir DIR    rebuild every cache from the journal
+//! tallyd verify --data-dir DIR     check the journal's hash chain and entries
+//! ```
+//!
+//! Once ready, `run` prints `tallyd listening on ADDR` on stdout (logs go to
+//! stderr) and serves until SIGTERM or Ctrl-C, then shuts down gracefully.
+//! Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use tally_server::config::Config;
+use tally_server::server;
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tallyd",
+    version,
+    about = "The Tally double-entry ledger server"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the ledger over gRPC (the default).
+    Run(RunArgs),
+    /// Rebuild every derived cache (balances, indexes) from the journal.
+    Rebuild(MaintenanceArgs),
+    /// Verify the journal: hash chain, canonical encoding, balances.
+    Verify(MaintenanceArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+struct RunArgs {
+    /// TOML configuration file; flags override its values.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the ledger's journal and caches.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on, host:port (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct MaintenanceArgs {
+    /// Directory of the ledger's journal and caches. The server must not be running.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Rebuild(args)) => {
+            init_logging("info");
+            report(maintenance::rebuild(&args.data_dir))
+        }
+        Some(Command::Verify(args)) => {
+            init_logging("info");
+            report(maintenance::verify(&args.data_dir))
+        }
+    }
+}
+
+/// Prints a maintenance report on stdout, or the failure on stderr.
+fn report(outcome: Result<String, String>) -> ExitCode {
+    match outcome {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("tallyd: {error}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// The file's configuration (or the defaults) with the flags applied.
+fn load_config(args: &RunArgs) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path).map_err(|error| error.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(data_dir) = &args.data_dir {
+        config.data_dir = data_dir.clone();
+    }
+    if let Some(listen) = &args.listen {
+        config.listen = listen.clone();
+    }
+    config.validate().map_err(|error| error.to_string())?;
+    Ok(config)
+}
+
+fn init_logging(default_filter: &str) {
+    // RUST_LOG, when set, wins over the configured level.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default_filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tallyd: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(&config.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tallyd: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "tallyd stopped");
+            eprintln!("tallyd: {error}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), server::ServerError> {
+    let running = server::start(config).await?;
+    announce(running.addr);
+    let outcome = running.run_until(termination()).await;
+    tracing::info!("stopped");
+    outcome
+}
+
+/// The one line scripts and tests wait for.
+fn announce(addr: std::net::SocketAddr) {
+    let mut stdout = std::io::stdout().lock();
+    // Nothing useful can be done if stdout is gone; the server still runs.
+    let _ = writeln!(stdout, "tallyd listening on {addr}");
+    let _ = stdout.flush();
+}
+
+/// Resolves on Ctrl-C, or SIGTERM on Unix.
+async fn termination() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// The offline maintenance commands, as text reports.
+mod maintenance {
+    use super::Path;
+
+    pub fn rebuild(data_dir: &Path) -> Result<String, String> {
+        tally_server::maintenance::rebuild(data_dir)
+            .map(|report| report.to_string())
+            .map_err(|error| format!("rebuild of {} failed: {error}", data_dir.display()))
+    }
+
+    pub fn verify(data_dir: &Path) -> Result<String, String> {
+        tally_server::maintenance::verify(data_dir)
+            .map(|report| report.to_string())
+            .map_err(|error| format!("verify of {} failed: {error}", data_dir.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        // Goal: clap's own consistency checks pass.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_means_run() {
+        // Goal: `tallyd --listen X` and `tallyd run --listen X` are the same.
+        let cli = Cli::try_parse_from(["tallyd", "--listen", "127.0.0.1:0"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.listen.as_deref(), Some("127.0.0.1:0"));
+        let cli = Cli::try_parse_from(["tallyd", "run", "--data-dir", "d"]).unwrap();
+        match cli.command {
+            Some(Command::Run(args)) => assert_eq!(args.data_dir, Some(PathBuf::from("d"))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn maintenance_needs_a_data_dir() {
+        // Goal: `verify` without --data-dir is a usage error (exit code 2).
+        let error = Cli::try_parse_from(["tallyd", "verify"]).unwrap_err();
+        assert_eq!(error.exit_code(), 2);
+        assert!(Cli::try_parse_from(["tallyd", "rebuild", "--data-dir", "d"]).is_ok());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        // Goal: a flag beats the config file's value; other keys stay.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tally.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:7\"\nlog-level = \"warn\"\n").unwrap();
+        let args = RunArgs {
+            config: Some(path),
+            data_dir: None,
+            listen: Some("127.0.0.1:0".to_string()),
+        };
+        let config = load_config(&args).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:0");
+        assert_eq!(config.log_level, "warn");
+    }
+}

@@ -1,0 +1,208 @@
+//! Errors as gRPC statuses.
+//!
+//! A failed call carries the ledger's error in its status details, as the proto
+//! promises: a `google.rpc.ErrorInfo` (reason = the `ErrorCode` name, domain
+//! `tally.dev`, metadata `field`) and, when a field is at fault, a
+//! `google.rpc.BadRequest` field violation. [`grpc_code`] is the one place
+//! where ledger codes map onto gRPC codes.
+
+use std::collections::HashMap;
+
+use tally_core::error_code::ErrorCode;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::{Error, LedgerError};
+
+/// The `ErrorInfo.domain` of every Tally error.
+pub const ERROR_DOMAIN: &str = "tally.dev";
+
+/// The gRPC code of each ledger error code.
+pub fn grpc_code(code: ErrorCode) -> Code {
+    use ErrorCode::*;
+    match code {
+        // The request itself is malformed, whatever the ledger's state.
+        FieldRequired
+        | FieldInvalid
+        | FieldTooLong
+        | BatchEmpty
+        | AmountNotPositive
+        | AmountScaleExceeded
+        | AmountOverflow
+        | CurrencyUnknown
+        | CurrencyMismatch
+        | ScaleOutOfRange
+        | PostingsTooFew
+        | TransactionUnbalanced
+        | LinkedChainOpen
+        | TimeoutInvalid => Code::InvalidArgument,
+        // Over a named size limit.
+        BatchTooLarge => Code::ResourceExhausted,
+        AccountNotFound | TransactionNotFound => Code::NotFound,
+        AccountExists | CurrencyExists | TransactionExists => Code::AlreadyExists,
+        // Well-formed, but the ledger's state does not allow it.
+        AccountClosed
+        | AccountNotEmpty
+        | BalanceConstraintViolated
+        | TransactionAlreadyFailed
+        | NotPending
+        | PendingAlreadyPosted
+        | PendingAlreadyVoided
+        | PendingExpired
+        | PendingAmountExceeded
+        | AlreadyReversed
+        | NotReversible
+        | LinkedItemFailed => Code::FailedPrecondition,
+        SeqOutOfRange => Code::OutOfRange,
+        Internal => Code::Internal,
+        Unavailable => Code::Unavailable,
+    }
+}
+
+/// A status with the ledger error's code, message and structured details.
+pub fn ledger_status(error: &LedgerError) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(
+        error.code.name(),
+        ERROR_DOMAIN,
+        HashMap::from([("field".to_string(), error.field.clone())]),
+    );
+    if !error.field.is_empty() {
+        details.add_bad_request_violation(error.field.clone(), error.message.clone());
+    }
+    Status::with_error_details(grpc_code(error.code), error.message.clone(), details)
+}
+
+/// A status for any engine failure. Storage failures are logged here and
+/// reported without their internals.
+pub fn status(error: Error) -> Status {
+    match error {
+        Error::Ledger(error) => ledger_status(&error),
+        Error::Store(error) => {
+            tracing::error!(%error, "storage failure while serving a request");
+            ledger_status(&LedgerError::new(
+                ErrorCode::Internal,
+                "",
+                "internal storage error; see the server log",
+            ))
+        }
+        Error::Unavailable(reason) => ledger_status(&LedgerError::new(
+            ErrorCode::Unavailable,
+            "",
+            format!("the ledger is not accepting writes: {reason}"),
+        )),
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        status(error)
+    }
+}
+
+impl From<LedgerError> for Status {
+    fn from(error: LedgerError) -> Status {
+        ledger_status(&error)
+    }
+}
+
+/// A server-side failure outside the engine (a panicked task, an encoding bug).
+pub fn internal(context: &str, error: impl std::fmt::Display) -> Status {
+    tracing::error!(%error, "{context}");
+    ledger_status(&LedgerError::new(
+        ErrorCode::Internal,
+        "",
+        format!("internal error: {context}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::StoreError;
+
+    #[test]
+    fn every_code_has_its_grpc_code() {
+        // Goal: the mapping is total and each family lands where the design says.
+        for &code in ErrorCode::ALL {
+            let expected = match code.name() {
+                "BATCH_TOO_LARGE" => Code::ResourceExhausted,
+                "SEQ_OUT_OF_RANGE" => Code::OutOfRange,
+                "INTERNAL" => Code::Internal,
+                "UNAVAILABLE" => Code::Unavailable,
+                name if name.ends_with("_NOT_FOUND") => Code::NotFound,
+                name if name.ends_with("_EXISTS") => Code::AlreadyExists,
+                "ACCOUNT_CLOSED"
+                | "ACCOUNT_NOT_EMPTY"
+                | "BALANCE_CONSTRAINT_VIOLATED"
+                | "TRANSACTION_ALREADY_FAILED"
+                | "NOT_PENDING"
+                | "PENDING_ALREADY_POSTED"
+                | "PENDING_ALREADY_VOIDED"
+                | "PENDING_EXPIRED"
+                | "PENDING_AMOUNT_EXCEEDED"
+                | "ALREADY_REVERSED"
+                | "NOT_REVERSIBLE"
+                | "LINKED_ITEM_FAILED" => Code::FailedPrecondition,
+                _ => Code::InvalidArgument,
+            };
+            assert_eq!(grpc_code(code), expected, "{code}");
+        }
+    }
+
+    #[test]
+    fn status_carries_error_info_and_bad_request() {
+        // Goal: a client can read code, field and message back from the status.
+        let error = LedgerError::new(
+            ErrorCode::TransactionUnbalanced,
+            "items[2].transaction.postings",
+            "debits 10.00 USD differ from credits 9.00 USD",
+        );
+        let status = ledger_status(&error);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), error.message);
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "TRANSACTION_UNBALANCED");
+        assert_eq!(info.domain, ERROR_DOMAIN);
+        assert_eq!(info.metadata["field"], "items[2].transaction.postings");
+        let bad_request = status.get_details_bad_request().unwrap();
+        assert_eq!(bad_request.field_violations.len(), 1);
+        assert_eq!(
+            bad_request.field_violations[0].field,
+            "items[2].transaction.postings"
+        );
+    }
+
+    #[test]
+    fn no_field_means_no_bad_request() {
+        // Goal: state errors without a field carry ErrorInfo only.
+        let status = ledger_status(&LedgerError::new(ErrorCode::AccountNotFound, "", "no"));
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.get_details_bad_request().is_none());
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "ACCOUNT_NOT_FOUND"
+        );
+    }
+
+    #[test]
+    fn storage_errors_are_internal_and_opaque() {
+        // Goal: storage internals never reach the client; unavailability is retryable.
+        let store = Error::Store(StoreError::Corrupt("secret path /x/y".to_string()));
+        let status = status(store);
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"));
+        assert_eq!(status.get_details_error_info().unwrap().reason, "INTERNAL");
+
+        let status = status_of_unavailable();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "UNAVAILABLE"
+        );
+    }
+
+    fn status_of_unavailable() -> Status {
+        status(Error::Unavailable("shutting down".to_string()))
+    }
+}

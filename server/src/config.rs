@@ -1,0 +1,246 @@
+//! `tallyd`'s configuration: a TOML file, overridden by command-line flags.
+//!
+//! Every key is optional; the default of each is stated on its field. Unknown
+//! keys are errors, so that a misspelt setting is never silently ignored.
+//!
+//! ```toml
+//! data-dir = "/var/lib/tally"
+//! listen = "0.0.0.0:50051"
+//! log-level = "info"
+//! grpc-message-bytes-max = 67108864
+//!
+//! [engine]
+//! queue-depth-max = 4096
+//! group-items-max = 65536
+//! cache-capacity-bytes = 268435456
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::EngineConfig;
+
+/// A configuration that cannot be used, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Where the journal and its caches live (default `./tally-data`).
+    pub data_dir: PathBuf,
+    /// Address of the gRPC listener, `host:port`; port 0 picks a free port
+    /// (default `127.0.0.1:50051`).
+    pub listen: String,
+    /// Log filter, in `tracing` env-filter syntax; `RUST_LOG` overrides it
+    /// (default `info`).
+    pub log_level: String,
+    /// Largest gRPC message, either way, in bytes. A full batch of 8,190
+    /// transactions needs several MiB (default 64 MiB).
+    pub grpc_message_bytes_max: usize,
+    pub engine: EngineSection,
+}
+
+/// The `[engine]` group: how the writer queues and groups work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EngineSection {
+    /// Requests waiting for the writer before senders wait (default 4096).
+    pub queue_depth_max: usize,
+    /// Transaction items per group commit (default 65,536).
+    pub group_items_max: usize,
+    /// Storage page cache, bytes (default 256 MiB).
+    pub cache_capacity_bytes: u64,
+}
+
+/// Smallest accepted `grpc-message-bytes-max`: gRPC's own default, 4 MiB.
+pub const GRPC_MESSAGE_BYTES_MIN: usize = 4 * 1024 * 1024;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./tally-data"),
+            listen: "127.0.0.1:50051".to_string(),
+            log_level: "info".to_string(),
+            grpc_message_bytes_max: 64 * 1024 * 1024,
+            engine: EngineSection::default(),
+        }
+    }
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        // The engine's own defaults, so that there is one source for them.
+        let engine = EngineConfig::new(PathBuf::new());
+        EngineSection {
+            queue_depth_max: engine.queue_depth_max,
+            group_items_max: engine.group_items_max,
+            cache_capacity_bytes: engine.cache_capacity_bytes,
+        }
+    }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config = Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (without validating the values).
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|error| error.to_string().trim_end().to_string())
+    }
+
+    /// Checks every value, naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data-dir", "must not be empty"));
+        }
+        validate_listen(&self.listen)?;
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Err(invalid(
+                "log-level",
+                format!("{:?} is not a log filter: {error}", self.log_level),
+            ));
+        }
+        if self.grpc_message_bytes_max < GRPC_MESSAGE_BYTES_MIN {
+            return Err(invalid(
+                "grpc-message-bytes-max",
+                format!("must be at least {GRPC_MESSAGE_BYTES_MIN}"),
+            ));
+        }
+        if self.engine.queue_depth_max == 0 {
+            return Err(invalid("engine.queue-depth-max", "must be at least 1"));
+        }
+        if self.engine.group_items_max == 0 {
+            return Err(invalid("engine.group-items-max", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The engine's settings.
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut engine = EngineConfig::new(self.data_dir.clone());
+        engine.queue_depth_max = self.engine.queue_depth_max;
+        engine.group_items_max = self.engine.group_items_max;
+        engine.cache_capacity_bytes = self.engine.cache_capacity_bytes;
+        engine
+    }
+}
+
+/// `host:port` with a numeric port; the host may be a name (resolved at bind).
+fn validate_listen(listen: &str) -> Result<(), ConfigError> {
+    if listen.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let valid = listen
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(
+            "listen",
+            format!("{listen:?} is not host:port (e.g. 127.0.0.1:50051)"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        // Goal: every key is optional and the defaults validate.
+        let config = Config::parse("").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.listen, "127.0.0.1:50051");
+        assert_eq!(config.data_dir, PathBuf::from("./tally-data"));
+        assert_eq!(config.grpc_message_bytes_max, 64 * 1024 * 1024);
+        assert_eq!(config.engine.queue_depth_max, 4096);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn keys_are_kebab_case_and_map_onto_the_engine() {
+        // Goal: the documented keys are read and reach EngineConfig.
+        let config = Config::parse(
+            r#"
+            data-dir = "/tmp/t"
+            listen = "localhost:0"
+            log-level = "tally_server=debug,info"
+            grpc-message-bytes-max = 8388608
+            [engine]
+            queue-depth-max = 8
+            group-items-max = 9
+            cache-capacity-bytes = 10
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let engine = config.engine_config();
+        assert_eq!(engine.data_dir, PathBuf::from("/tmp/t"));
+        assert_eq!(engine.queue_depth_max, 8);
+        assert_eq!(engine.group_items_max, 9);
+        assert_eq!(engine.cache_capacity_bytes, 10);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        // Goal: a typo is an error that names the key, not a silent default.
+        let error = Config::parse("data_dir = \"x\"").unwrap_err();
+        assert!(error.contains("data_dir"), "{error}");
+        let error = Config::parse("[engine]\nqueue-depth = 1").unwrap_err();
+        assert!(error.contains("queue-depth"), "{error}");
+    }
+
+    #[test]
+    fn validate_names_the_bad_key() {
+        // Goal: each bad value is reported with its key.
+        type Spoil = fn(&mut Config);
+        let cases: [(&str, Spoil); 5] = [
+            ("listen", |c| c.listen = "nowhere".to_string()),
+            ("log-level", |c| c.log_level = "[[[".to_string()),
+            ("grpc-message-bytes-max", |c| c.grpc_message_bytes_max = 10),
+            ("engine.queue-depth-max", |c| c.engine.queue_depth_max = 0),
+            ("data-dir", |c| c.data_dir = PathBuf::new()),
+        ];
+        for (key, spoil) in cases {
+            let mut config = Config::default();
+            spoil(&mut config);
+            match config.validate() {
+                Err(ConfigError::Invalid { key: bad, .. }) => assert_eq!(bad, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+    }
+}
