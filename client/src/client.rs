@@ -751,6 +751,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn silent_server_is_a_timeout_not_a_hang() {
+        // A peer that accepts TCP but never speaks HTTP/2: the deadline ends the call.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let _held = tokio::spawn(async move {
+            let mut connections = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                connections.push(socket);
+            }
+        });
+        let client = Client::builder(address.to_string())
+            .lazy(true)
+            .timeout(Duration::from_millis(200))
+            .build()
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let result = client.ledger_info().await;
+        assert_eq!(result, Err(ClientError::Timeout));
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded() {
+        // A peer that closes every connection is retried `retries` times, then given up.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let _closer = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        let client = Client::builder(address.to_string())
+            .lazy(true)
+            .retries(2)
+            .backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .build()
+            .await
+            .unwrap();
+        let result = client.ledger_info().await;
+        assert!(
+            matches!(result, Err(ClientError::Transport(_))),
+            "{result:?}"
+        );
+        let attempts = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=3).contains(&attempts), "{attempts} connections");
+    }
+
+    #[tokio::test]
     async fn collect_pages_stops_on_a_repeated_token() {
         // A server that answers the same token again is an error, not a loop.
         let result: Result<Vec<u32>> = collect_pages(|_page| async {

@@ -113,11 +113,17 @@ impl From<Status> for ClientError {
                 status: status.code(),
             };
         }
+        let source = std::error::Error::source(&status);
+        // tonic reports its own client-side deadline as Cancelled "Timeout expired".
+        let timed_out = status.code() == Code::Cancelled
+            && status.message() == tonic::TimeoutExpired(()).to_string();
         match status.code() {
             Code::DeadlineExceeded => ClientError::Timeout,
-            // tonic reports its own client-side timeout as Cancelled.
-            Code::Cancelled if status.message().contains("Timeout expired") => ClientError::Timeout,
-            Code::Unavailable => ClientError::Transport(status.message().to_string()),
+            _ if timed_out => ClientError::Timeout,
+            // A status with a source was made on this side from a connection
+            // failure (refused, reset, closed mid-call), not sent by a server.
+            Code::Unavailable => ClientError::Transport(transport_message(&status)),
+            _ if source.is_some() => ClientError::Transport(transport_message(&status)),
             code => ClientError::Api {
                 code: ErrorCode::Unspecified,
                 field: violated_field(&status).unwrap_or_default(),
@@ -148,6 +154,20 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         }
         current = cause.source();
     }
+    parts.join(": ")
+}
+
+/// The status message followed by its source chain, e.g. "operation was
+/// canceled: connection closed before message completed".
+fn transport_message(status: &Status) -> String {
+    let mut parts = vec![status.message().to_string()];
+    if let Some(source) = std::error::Error::source(status) {
+        let chain = error_chain(source);
+        if !status.message().contains(&chain) {
+            parts.push(chain);
+        }
+    }
+    parts.retain(|part| !part.is_empty());
     parts.join(": ")
 }
 
@@ -277,6 +297,23 @@ mod tests {
         assert_eq!(error.code(), Some(ErrorCode::Unspecified));
         assert_eq!(error.status(), Some(Code::Unauthenticated));
         assert!(!error.is_retryable());
+    }
+
+    #[test]
+    fn local_connection_failures_are_transport_errors() {
+        // A status made on this side from an I/O error (server killed mid-call)
+        // is a transport failure, retryable, whatever its code.
+        let status = Status::from_error(Box::new(std::io::Error::other("connection reset")));
+        let error = ClientError::from(status);
+        assert!(
+            matches!(error, ClientError::Transport(ref m) if m.contains("connection reset")),
+            "{error:?}"
+        );
+        assert!(error.is_retryable());
+        assert_eq!(
+            ClientError::from(Status::cancelled("Timeout expired")),
+            ClientError::Timeout
+        );
     }
 
     #[test]
