@@ -288,6 +288,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let running = start(test_config(dir.path())).await.unwrap();
         let mut client = LedgerClient::connect(running.url()).await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(
+            tonic::transport::Channel::from_shared(running.url())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+        let serving = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: LEDGER_SERVICE_NAME.to_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            serving.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
         set_up(&mut client).await;
 
         let mut follower = client

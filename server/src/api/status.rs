@@ -189,20 +189,19 @@ mod tests {
     fn storage_errors_are_internal_and_opaque() {
         // Goal: storage internals never reach the client; unavailability is retryable.
         let store = Error::Store(StoreError::Corrupt("secret path /x/y".to_string()));
-        let status = status(store);
-        assert_eq!(status.code(), Code::Internal);
-        assert!(!status.message().contains("secret"));
-        assert_eq!(status.get_details_error_info().unwrap().reason, "INTERNAL");
-
-        let status = status_of_unavailable();
-        assert_eq!(status.code(), Code::Unavailable);
+        let internal_status = status(store);
+        assert_eq!(internal_status.code(), Code::Internal);
+        assert!(!internal_status.message().contains("secret"));
         assert_eq!(
-            status.get_details_error_info().unwrap().reason,
+            internal_status.get_details_error_info().unwrap().reason,
+            "INTERNAL"
+        );
+
+        let unavailable = status(Error::Unavailable("shutting down".to_string()));
+        assert_eq!(unavailable.code(), Code::Unavailable);
+        assert_eq!(
+            unavailable.get_details_error_info().unwrap().reason,
             "UNAVAILABLE"
         );
-    }
-
-    fn status_of_unavailable() -> Status {
-        status(Error::Unavailable("shutting down".to_string()))
     }
 }
