@@ -336,6 +336,11 @@ impl Batch {
         self.entries.get(index).is_some_and(|(_, linked)| *linked)
     }
 
+    /// Takes the items with their linked flags, in order.
+    pub fn into_entries(self) -> Vec<(TransactionItem, bool)> {
+        self.entries
+    }
+
     /// The items with their linked flags, in order.
     pub fn entries(&self) -> impl Iterator<Item = (&TransactionItem, bool)> {
         self.entries.iter().map(|(item, linked)| (item, *linked))

@@ -405,8 +405,9 @@ impl Client {
         let expected = batch.len();
         let request = pb::CreateTransactionsRequest {
             items: batch
-                .entries()
-                .map(|(item, linked)| convert::item_to_proto(item.clone(), linked))
+                .into_entries()
+                .into_iter()
+                .map(|(item, linked)| convert::item_to_proto(item, linked))
                 .collect(),
         };
         let response = self
