@@ -158,6 +158,7 @@ pub enum TransactionMode {
 pub struct TransactionRecorded {
     pub id: String,
     /// Digest of the request as the client sent it (idempotency comparison).
+    #[serde(with = "hex_bytes")]
     pub request_digest: Digest,
     pub mode: TransactionMode,
     pub postings: Vec<Posting>,
@@ -170,6 +171,7 @@ pub struct TransactionRecorded {
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct PendingPosted {
     pub id: String,
+    #[serde(with = "hex_bytes")]
     pub request_digest: Digest,
     pub pending_id: String,
     /// The amounts posted, one per posting of the pending transaction, same order.
@@ -182,6 +184,7 @@ pub struct PendingPosted {
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct PendingVoided {
     pub id: String,
+    #[serde(with = "hex_bytes")]
     pub request_digest: Digest,
     pub pending_id: String,
     pub reason: String,
@@ -190,9 +193,32 @@ pub struct PendingVoided {
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct TransactionRejected {
     pub id: String,
+    #[serde(with = "hex_bytes")]
     pub request_digest: Digest,
     /// The stable error code (`tally.v1.ErrorCode` number).
     pub error_code: u32,
     pub field: String,
     pub message: String,
+}
+
+/// Byte arrays (ids, digests) as lowercase hex in JSON, not as number lists.
+mod hex_bytes {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(
+        bytes: &[u8; N],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        deserializer: D,
+    ) -> Result<[u8; N], D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let bytes = hex::decode(&text).map_err(D::Error::custom)?;
+        bytes
+            .try_into()
+            .map_err(|_| D::Error::custom(format!("expected {N} bytes of hex")))
+    }
 }

@@ -32,6 +32,9 @@ pub struct Store {
 /// A stored journal row: seq, stored hash, canonical bytes.
 pub type JournalRow = (u64, Digest, sled::IVec);
 
+/// A raw storage row: key and value bytes.
+pub type RawRow = (Vec<u8>, Vec<u8>);
+
 impl Store {
     pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path)?;
@@ -156,7 +159,7 @@ impl Store {
     }
 
     /// Every cache row, in key order (to compare a rebuild with the live state).
-    pub fn cache_rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn cache_rows(&self) -> Result<Vec<RawRow>, StoreError> {
         let mut rows = Vec::new();
         for prefix in keys::CACHE_PREFIXES {
             for row in self.db.scan_prefix([prefix]) {

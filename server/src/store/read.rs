@@ -510,14 +510,17 @@ fn transaction_id(body: &EntryBody) -> Option<String> {
     }
 }
 
+/// Name, currency code and scale of an account.
+type AccountNaming = (String, String, u8);
+
 /// Names and currencies of accounts, read once per call.
 #[derive(Default)]
 struct AccountCache {
-    accounts: RefCell<HashMap<AccountId, Option<(String, String, u8)>>>,
+    accounts: RefCell<HashMap<AccountId, Option<AccountNaming>>>,
 }
 
 impl AccountCache {
-    fn get(&self, store: &Store, id: AccountId) -> Option<(String, String, u8)> {
+    fn get(&self, store: &Store, id: AccountId) -> Option<AccountNaming> {
         if let Some(found) = self.accounts.borrow().get(&id) {
             return found.clone();
         }
