@@ -785,3 +785,29 @@ async fn malformed_wire_values_change_nothing() {
     assert_eq!(snapshot(client).await, before);
     assert_still_serving(client, "still-serving").await;
 }
+
+#[tokio::test]
+async fn a_refusal_has_one_grpc_status_whichever_call_reports_it() {
+    // Goal: the gRPC status of a ledger error code does not depend on the call
+    // path: AMOUNT_OVERFLOW from the PostPending RPC (status made by the server)
+    // and from `post_transaction` (a refused batch item, status derived by the
+    // client "the way the server maps them") carry the same status code.
+    let ledger = start().await;
+    let client = &ledger.client;
+    let max = "79228162514264337593543950335";
+    let hold = Transaction::builder("hold")
+        .debit("assets:cash", d("1.00"))
+        .credit("revenue:sales", d("1.00"))
+        .pending();
+    client.post_transaction(hold).await.unwrap();
+    let post = tally_client::PostPendingSpec::new("post", "hold").amounts([d(max), d(max)]);
+    let from_server = client.post_pending(post).await.unwrap_err();
+    assert_eq!(from_server.code(), Some(ErrorCode::AmountOverflow));
+    let from_item = client
+        .post_transaction(usd("overflow", max, max))
+        .await
+        .unwrap_err();
+    assert_eq!(from_item.code(), Some(ErrorCode::AmountOverflow));
+    assert_eq!(from_server.status(), Some(tonic::Code::InvalidArgument));
+    assert_eq!(from_item.status(), from_server.status(), "{from_item}");
+}

@@ -26,7 +26,8 @@ const ACCOUNT_COUNT: usize = 50;
 const BATCH_ITEMS: usize = 100;
 const WRITER_COUNT: usize = 3;
 const KILLS: usize = 20;
-const FUNDING_CENTS: i64 = 1_000_00;
+/// 1,000.00 USD.
+const FUNDING_CENTS: i64 = 100_000;
 const SOURCE: &str = "equity:source";
 
 /// xorshift64*: tiny, seeded, good enough to pick delays and accounts.
