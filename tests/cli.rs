@@ -60,9 +60,11 @@ fn row(table: &str, first: &str) -> Vec<String> {
 }
 
 #[test]
-fn quickstart_prints_the_right_figures() {
-    // Goal: currency define, account open x2, tx post, balance, trial balance
-    // (table, JSON, CSV) and journal tail agree on one sale of 10.00 USD.
+fn readme_quickstart_prints_the_right_figures() {
+    // Goal: the README's quickstart (currency define, three accounts, a sale, a
+    // top-up, an idempotent retry, a pending hold posted in part, balance,
+    // trial balance as table, JSON and CSV, journal tail) runs as written and
+    // every output shows the same figures.
     let dir = tempfile::tempdir().unwrap();
     let (_server, url) = start(dir.path());
     let url = url.as_str();
@@ -89,61 +91,138 @@ fn quickstart_prints_the_right_figures() {
         "USD",
     ];
     ok(url, &args);
-    let post = [
+    ok(
+        url,
+        &[
+            "account",
+            "open",
+            "liabilities:wallet:acme",
+            "--type",
+            "liability",
+            "--currency",
+            "USD",
+            "--constraint",
+            "debits-must-not-exceed-credits",
+        ],
+    );
+    let sale = [
         "tx",
         "post",
         "--id",
         "sale-1",
         "--debit",
-        "assets:cash=10.00",
+        "assets:cash=10.50",
         "--credit",
-        "revenue:sales=10.00",
+        "revenue:sales=10.50",
         "--description",
         "first sale",
     ];
-    let posted = ok(url, &post);
+    let posted = ok(url, &sale);
     assert!(posted.contains("sale-1"), "{posted}");
+    let topup = [
+        "--debit",
+        "assets:cash=20",
+        "--credit",
+        "liabilities:wallet:acme=20",
+    ];
+    ok(
+        url,
+        &[&["tx", "post", "--id", "topup-1"][..], &topup[..]].concat(),
+    );
     // The same command again is an idempotent retry: success, nothing new.
     let length = journal_length(url);
-    ok(url, &post);
+    ok(url, &sale);
     assert_eq!(journal_length(url), length);
+    let hold = [
+        "--debit",
+        "liabilities:wallet:acme=5",
+        "--credit",
+        "revenue:sales=5",
+    ];
+    ok(
+        url,
+        &[
+            &["tx", "post", "--id", "hold-1"][..],
+            &hold[..],
+            &["--pending"][..],
+        ]
+        .concat(),
+    );
+    let post = [
+        "tx",
+        "post-pending",
+        "hold-1-post",
+        "--pending-id",
+        "hold-1",
+    ];
+    ok(
+        url,
+        &[&post[..], &["--amount", "3", "--amount", "3"][..]].concat(),
+    );
 
-    let balances = ok(url, &["balance", "assets:cash", "revenue:sales"]);
-    let cash = row(&balances, "assets:cash");
-    assert_eq!(&cash[1..3], ["USD", "10.00"], "{balances}");
-    let sales = row(&balances, "revenue:sales");
-    assert_eq!(&sales[1..3], ["USD", "10.00"], "{balances}");
+    let balances = ok(
+        url,
+        &[
+            "balance",
+            "assets:cash",
+            "liabilities:wallet:acme",
+            "revenue:sales",
+        ],
+    );
+    // ACCOUNT CURRENCY BALANCE WITH-PENDING DEBITS CREDITS ...
+    assert_eq!(
+        &row(&balances, "assets:cash")[1..3],
+        ["USD", "30.50"],
+        "{balances}"
+    );
+    let wallet = row(&balances, "liabilities:wallet:acme");
+    assert_eq!(
+        &wallet[1..6],
+        ["USD", "17.00", "17.00", "3.00", "20.00"],
+        "{balances}"
+    );
+    assert_eq!(
+        &row(&balances, "revenue:sales")[1..3],
+        ["USD", "13.50"],
+        "{balances}"
+    );
 
+    // ACCOUNT TYPE CURRENCY DEBIT CREDIT ACCOUNTS
     let table = ok(url, &["trial-balance"]);
     assert_eq!(
         row(&table, "assets:cash")[3..5],
-        ["10.00", "0.00"],
+        ["30.50", "0.00"],
+        "{table}"
+    );
+    assert_eq!(
+        row(&table, "liabilities:wallet:acme")[3..5],
+        ["0.00", "17.00"],
         "{table}"
     );
     assert_eq!(
         row(&table, "revenue:sales")[3..5],
-        ["0.00", "10.00"],
+        ["0.00", "13.50"],
         "{table}"
     );
     assert_eq!(
         row(&table, "TOTAL")[1..],
-        ["USD", "10.00", "10.00"],
+        ["USD", "30.50", "30.50"],
         "{table}"
     );
 
     let json: serde_json::Value =
         serde_json::from_str(&ok(url, &["trial-balance", "--json"])).expect("trial balance JSON");
     assert_eq!(json["totals"][0]["currency"], "USD");
-    assert_eq!(json["totals"][0]["debit"], "10.00");
-    assert_eq!(json["totals"][0]["credit"], "10.00");
+    assert_eq!(json["totals"][0]["debit"], "30.50");
+    assert_eq!(json["totals"][0]["credit"], "30.50");
     let lines = json["lines"].as_array().expect("lines");
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["account"], "assets:cash");
-    assert_eq!(lines[0]["debit"], "10.00");
-    assert_eq!(lines[1]["account"], "revenue:sales");
-    assert_eq!(lines[1]["credit"], "10.00");
+    assert_eq!(lines[0]["debit"], "30.50");
+    assert_eq!(lines[1]["account"], "liabilities:wallet:acme");
+    assert_eq!(lines[1]["credit"], "17.00");
 
-    let csv = ok(url, &["trial-balance", "--csv"]);
+    let csv = ok(url, &["trial-balance", "--depth", "1", "--csv"]);
     let mut rows = csv.lines();
     assert_eq!(
         rows.next(),
@@ -153,8 +232,9 @@ fn quickstart_prints_the_right_figures() {
     assert_eq!(
         rows,
         [
-            ["assets:cash", "asset", "USD", "10.00", "0.00", "1"],
-            ["revenue:sales", "revenue", "USD", "0.00", "10.00", "1"],
+            ["assets", "asset", "USD", "30.50", "0.00", "1"],
+            ["liabilities", "liability", "USD", "0.00", "17.00", "1"],
+            ["revenue", "revenue", "USD", "0.00", "13.50", "1"],
         ]
     );
 
@@ -164,11 +244,40 @@ fn quickstart_prints_the_right_figures() {
     assert!(entries[0].starts_with("0 ") && entries[0].contains("ledger_created"));
     let last = entries.last().unwrap();
     assert!(
-        last.contains("transaction_recorded") && last.contains("sale-1"),
+        last.contains("pending_posted") && last.contains("hold-1-post"),
         "{last}"
     );
     let from_four = ok(url, &["journal", "tail", "--from", "4"]);
     assert_eq!(from_four.lines().count(), entries.len() - 4);
+
+    // README: bad input gets a precise error and changes nothing.
+    let length = journal_length(url);
+    let bad = [
+        "--debit",
+        "assets:cash=1.001",
+        "--credit",
+        "revenue:sales=1.001",
+    ];
+    let refused = tally(
+        url,
+        &[&["tx", "post", "--id", "sale-2"][..], &bad[..]].concat(),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let message = stderr(&refused);
+    assert!(
+        message.starts_with("error: AMOUNT_SCALE_EXCEEDED: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("(field: items[0].transaction.postings[0].amount)"),
+        "{message}"
+    );
+    // The refusal is recorded (it depends on the currency's scale), so that a
+    // retry of sale-2 gets the same answer; no balance moved.
+    assert_eq!(journal_length(url), length + 1);
+    let after = ok(url, &["balance", "assets:cash", "revenue:sales"]);
+    assert_eq!(&row(&after, "assets:cash")[2], "30.50");
+    assert_eq!(&row(&after, "revenue:sales")[2], "13.50");
 }
 
 #[test]
