@@ -134,6 +134,11 @@ impl Tallyd {
     }
 
     /// SIGTERM, then wait for a clean exit; returns the exit status.
+    ///
+    /// Blocks the calling thread. From an async test, call it through
+    /// `tokio::task::spawn_blocking`: the graceful shutdown waits for every open
+    /// connection to answer its GOAWAY, and a client whose runtime is blocked
+    /// here cannot answer.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
