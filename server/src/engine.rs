@@ -62,21 +62,26 @@ pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
     let (length, head) = store.head()?;
     let caches_length = store.caches_length()?;
     let mut state = LedgerState::new();
-    let mut behind = Vec::new();
+    let mut replayed = Vec::with_capacity(CATCH_UP_CHUNK);
+    let fold = |replayed: &mut Vec<_>, state: &LedgerState| -> Result<(), StoreError> {
+        let behind =
+            replayed.partition_point(|j: &crate::ledger::state::Journaled| j.seq < caches_length);
+        store.write_caches(&replayed[behind..], state)?;
+        store.publish_replayed(replayed, state);
+        replayed.clear();
+        Ok(())
+    };
     for row in store.journal_rows(0) {
         let (seq, hash, canonical) = row?;
         let journaled = state
             .replay(seq, &canonical, &hash)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if seq >= caches_length {
-            behind.push(journaled);
-            if behind.len() == CATCH_UP_CHUNK {
-                store.write_caches(&behind, &state)?;
-                behind.clear();
-            }
+        replayed.push(journaled);
+        if replayed.len() == CATCH_UP_CHUNK {
+            fold(&mut replayed, &state)?;
         }
     }
-    store.write_caches(&behind, &state)?;
+    fold(&mut replayed, &state)?;
     if state.next_seq() != length || state.head() != head {
         return Err(StoreError::Corrupt(format!(
             "journal has {} entries but its head record says {length}",
@@ -106,7 +111,6 @@ impl Engine {
         let ledger_id = state
             .ledger_id
             .ok_or_else(|| StoreError::Corrupt("entry 0 is not ledger_created".into()))?;
-        store.set_committed(state.next_seq());
         tracing::info!(
             entries = state.next_seq(),
             accounts = state.account_count(),

@@ -46,6 +46,8 @@ pub struct PendingRecord {
     pub resolved_by: Option<String>,
     /// The seq of the entry that resolved it (post, void or expiry).
     pub resolved_seq: Option<u64>,
+    /// When the reservation took effect (its effective time).
+    pub effective_at: TimestampNs,
 }
 
 /// What the ledger remembers of every transaction id it has answered.
@@ -377,6 +379,7 @@ impl LedgerState {
                             expires_at: *expires_at,
                             resolved_by: None,
                             resolved_seq: None,
+                            effective_at: recorded.effective_at.unwrap_or(entry.recorded_at),
                         });
                         if let Some(at) = expires_at {
                             self.add_expiry((*at, recorded.id.clone()));

@@ -4,28 +4,26 @@
 //!
 //! | prefix | key                         | value                                        | what       |
 //! |--------|-----------------------------|----------------------------------------------|------------|
-//! | `J`    | seq u64 BE                  | entry hash (32) ‖ canonical bytes            | journal    |
+//! | `J`    | first seq u64 BE            | a chunk of entries (see `journal.rs`)        | journal    |
 //! | `M`    | `head`                      | journal length u64 BE ‖ chain head (32)      | journal    |
 //! | `M`    | `caches`                    | journal length the caches reflect, u64 BE    | cache      |
 //! | `C`    | currency code               | scale u8                                     | cache      |
 //! | `N`    | account name                | account id u64 BE                            | cache      |
 //! | `A`    | account id u64 BE           | `AccountRecord` (bincode)                    | cache      |
-//! | `H`    | account id u64 BE ‖ seq BE  | `HistoryRow` (bincode): balance after        | cache      |
-//! | `T`    | transaction id              | `TxRef` (bincode): seq and state             | cache      |
 //!
 //! Everything but `J` and `M head` is a cache of the journal: `tallyd rebuild`
-//! drops and regenerates it.
+//! drops and regenerates it. The caches that change with every transaction
+//! (balance history, transaction index) are kept in memory instead
+//! (`read_model.rs`) and rebuilt on every start.
 
 pub const JOURNAL: u8 = b'J';
 pub const META: u8 = b'M';
 pub const CURRENCY: u8 = b'C';
 pub const NAME: u8 = b'N';
 pub const ACCOUNT: u8 = b'A';
-pub const HISTORY: u8 = b'H';
-pub const TRANSACTION: u8 = b'T';
 
-/// Prefixes of the derived caches (dropped by a rebuild).
-pub const CACHE_PREFIXES: [u8; 5] = [CURRENCY, NAME, ACCOUNT, HISTORY, TRANSACTION];
+/// Prefixes of the stored caches (dropped by a rebuild).
+pub const CACHE_PREFIXES: [u8; 3] = [CURRENCY, NAME, ACCOUNT];
 
 pub const META_HEAD: &[u8] = b"Mhead";
 pub const META_CACHES: &[u8] = b"Mcaches";
@@ -46,13 +44,6 @@ pub fn prefixed(prefix: u8, text: &str) -> Vec<u8> {
 pub fn account(id: u64) -> [u8; 9] {
     let mut key = [ACCOUNT; 9];
     key[1..].copy_from_slice(&id.to_be_bytes());
-    key
-}
-
-pub fn history(account_id: u64, seq: u64) -> [u8; 17] {
-    let mut key = [HISTORY; 17];
-    key[1..9].copy_from_slice(&account_id.to_be_bytes());
-    key[9..].copy_from_slice(&seq.to_be_bytes());
     key
 }
 

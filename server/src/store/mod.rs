@@ -1,39 +1,43 @@
-//! Storage: the journal and its caches in one sled tree.
+//! Storage: the journal and the account caches in one sled tree, and the
+//! per-transaction caches in memory ([`read_model`]).
 //!
 //! Durability contract: [`Store::write_group`] writes a group of entries and
-//! every cache row derived from them in ONE atomic batch and returns only after
-//! sled has flushed it to disk. Readers see only entries below
+//! every stored cache row derived from them in ONE atomic batch and returns
+//! only after sled has flushed it to disk. Readers see only entries below
 //! [`Store::committed`], which is raised after that flush, so nothing
 //! unacknowledged is ever shown.
 //!
 //! Architecture invariant: only `store/` knows about sled.
 
+mod journal;
 pub mod keys;
 mod read;
+pub mod read_model;
 pub mod records;
 pub mod transaction_view;
 
 use crate::error::StoreError;
 use crate::ledger::state::{Journaled, LedgerState};
-use records::{AccountRecord, HistoryRow, TxRef};
+use read_model::ReadModel;
+use records::AccountRecord;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use tally_core::chain::GENESIS_PREV_HASH;
-use tally_core::entry::{Digest, EntryBody, TransactionMode};
+use tally_core::entry::{Digest, EntryBody};
+
+pub use journal::JournalRow;
+
+/// A raw storage row: key and value bytes.
+pub type RawRow = (Vec<u8>, Vec<u8>);
 
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     /// Journal length that readers may see (flushed entries only).
     committed: Arc<AtomicU64>,
+    read_model: Arc<RwLock<ReadModel>>,
 }
-
-/// A stored journal row: seq, stored hash, canonical bytes.
-pub type JournalRow = (u64, Digest, sled::IVec);
-
-/// A raw storage row: key and value bytes.
-pub type RawRow = (Vec<u8>, Vec<u8>);
 
 impl Store {
     pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<Store, StoreError> {
@@ -46,6 +50,7 @@ impl Store {
         Ok(Store {
             db,
             committed: Arc::new(AtomicU64::new(0)),
+            read_model: Arc::new(RwLock::new(ReadModel::default())),
         })
     }
 
@@ -54,17 +59,15 @@ impl Store {
         match self.db.get(keys::META_HEAD)? {
             None => Ok((0, GENESIS_PREV_HASH)),
             Some(bytes) if bytes.len() == 40 => {
-                let mut length = [0u8; 8];
-                length.copy_from_slice(&bytes[..8]);
                 let mut head = [0u8; 32];
                 head.copy_from_slice(&bytes[8..]);
-                Ok((u64::from_be_bytes(length), head))
+                Ok((keys::trailing_seq(&bytes[..8]), head))
             }
             Some(_) => Err(StoreError::Corrupt("malformed head record".into())),
         }
     }
 
-    /// Journal length the caches reflect.
+    /// Journal length the stored caches reflect.
     pub fn caches_length(&self) -> Result<u64, StoreError> {
         Ok(match self.db.get(keys::META_CACHES)? {
             Some(bytes) if bytes.len() == 8 => keys::trailing_seq(&bytes),
@@ -76,49 +79,37 @@ impl Store {
         self.committed.load(Ordering::Acquire)
     }
 
-    pub fn set_committed(&self, length: u64) {
-        self.committed.store(length, Ordering::Release);
+    pub(crate) fn read_model(&self) -> RwLockReadGuard<'_, ReadModel> {
+        self.read_model
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Every stored journal row from `from_seq`, in order.
-    pub fn journal_rows(
-        &self,
-        from_seq: u64,
-    ) -> impl Iterator<Item = Result<JournalRow, StoreError>> + '_ {
-        self.db
-            .range(keys::journal(from_seq)..keys::journal(u64::MAX))
-            .map(|row| {
-                let (key, value) = row?;
-                if value.len() < 32 {
-                    return Err(StoreError::Corrupt(format!(
-                        "journal row {:?} too short",
-                        key
-                    )));
-                }
-                let mut hash = [0u8; 32];
-                hash.copy_from_slice(&value[..32]);
-                Ok((
-                    keys::trailing_seq(&key),
-                    hash,
-                    value.subslice(32, value.len() - 32),
-                ))
-            })
+    /// Folds replayed entries into the in-memory caches and makes them visible
+    /// (start-up; the entries are on disk already).
+    pub fn publish_replayed(&self, group: &[Journaled], state: &LedgerState) {
+        let mut model = self
+            .read_model
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for journaled in group {
+            model.apply(journaled, state);
+        }
+        self.committed.store(state.next_seq(), Ordering::Release);
     }
 
-    /// Writes a group of journaled entries with their cache rows in one atomic
-    /// batch and flushes it to disk. `state` is the ledger state after the
-    /// group (cache rows of transactions reflect it).
+    /// Writes a group of journaled entries with their stored cache rows in one
+    /// atomic batch, flushes it to disk, then folds it into the in-memory
+    /// caches and makes it visible to readers. `state` is the ledger state
+    /// after the group.
     pub fn write_group(&self, group: &[Journaled], state: &LedgerState) -> Result<(), StoreError> {
         let Some(last) = group.last() else {
             return Ok(());
         };
         let mut batch = sled::Batch::default();
+        journal::insert_chunks(&mut batch, group);
         for journaled in group {
-            let mut value = Vec::with_capacity(32 + journaled.canonical.len());
-            value.extend_from_slice(&journaled.hash);
-            value.extend_from_slice(&journaled.canonical);
-            batch.insert(&keys::journal(journaled.seq), value);
-            cache_rows(&mut batch, journaled, state);
+            stored_cache_rows(&mut batch, journaled, state);
         }
         let length = last.seq + 1;
         let mut head = Vec::with_capacity(40);
@@ -126,26 +117,34 @@ impl Store {
         head.extend_from_slice(&last.hash);
         batch.insert(keys::META_HEAD, head);
         batch.insert(keys::META_CACHES, &length.to_be_bytes());
+        let started = std::time::Instant::now();
         self.db.apply_batch(batch)?;
+        let applied = started.elapsed();
         self.db.flush()?;
+        tracing::debug!(
+            apply_us = applied.as_micros() as u64,
+            flush_us = (started.elapsed() - applied).as_micros() as u64,
+            "group written"
+        );
+        self.publish_replayed(group, state);
         Ok(())
     }
 
-    /// Rebuild support: cache rows only (the journal rows exist already).
+    /// Start-up catch-up: stored cache rows only (the journal rows exist).
     pub fn write_caches(&self, group: &[Journaled], state: &LedgerState) -> Result<(), StoreError> {
         let Some(last) = group.last() else {
             return Ok(());
         };
         let mut batch = sled::Batch::default();
         for journaled in group {
-            cache_rows(&mut batch, journaled, state);
+            stored_cache_rows(&mut batch, journaled, state);
         }
         batch.insert(keys::META_CACHES, &(last.seq + 1).to_be_bytes());
         self.db.apply_batch(batch)?;
         Ok(())
     }
 
-    /// Drops every cache row (for a rebuild).
+    /// Drops every stored cache row (for a rebuild).
     pub fn clear_caches(&self) -> Result<(), StoreError> {
         for prefix in keys::CACHE_PREFIXES {
             let mut batch = sled::Batch::default();
@@ -158,9 +157,10 @@ impl Store {
         Ok(())
     }
 
-    /// Every cache row, in key order (to compare a rebuild with the live state).
+    /// Every cache row, stored and in memory, in key order (to compare a
+    /// rebuild with the live state).
     pub fn cache_rows(&self) -> Result<Vec<RawRow>, StoreError> {
-        let mut rows = Vec::new();
+        let mut rows = self.read_model().rows();
         for prefix in keys::CACHE_PREFIXES {
             for row in self.db.scan_prefix([prefix]) {
                 let (key, value) = row?;
@@ -177,49 +177,11 @@ impl Store {
     }
 }
 
-/// The cache rows derived from one entry.
-fn cache_rows(batch: &mut sled::Batch, journaled: &Journaled, state: &LedgerState) {
-    let seq = journaled.seq;
-    let entry = &journaled.entry;
-    let mut transaction = |id: &str| {
-        if let Some(tx_ref) = state.transaction(id).and_then(TxRef::from_record) {
-            batch.insert(
-                keys::prefixed(keys::TRANSACTION, id),
-                records::encode(&tx_ref),
-            );
-        }
-    };
-    let (effective_at, kind) = match &entry.body {
-        EntryBody::TransactionRecorded(recorded) => {
-            transaction(&recorded.id);
-            if let TransactionMode::Reversal { reverses } = &recorded.mode {
-                transaction(reverses);
-            }
-            let kind = match recorded.mode {
-                TransactionMode::Standard => 1,
-                TransactionMode::Pending { .. } => 2,
-                TransactionMode::Reversal { .. } => 5,
-            };
-            (recorded.effective_at, kind)
-        }
-        EntryBody::PendingPosted(posted) => {
-            transaction(&posted.id);
-            transaction(&posted.pending_id);
-            (posted.effective_at, 3)
-        }
-        EntryBody::PendingVoided(voided) => {
-            transaction(&voided.id);
-            transaction(&voided.pending_id);
-            (None, 4)
-        }
-        EntryBody::PendingExpired { pending_id } => {
-            // An expiry changes the balances of the pending transaction itself.
-            transaction(pending_id);
-            (None, 2)
-        }
+/// The stored cache rows derived from one entry: currencies and accounts.
+fn stored_cache_rows(batch: &mut sled::Batch, journaled: &Journaled, state: &LedgerState) {
+    match &journaled.entry.body {
         EntryBody::CurrencyDefined { code, scale } => {
             batch.insert(keys::prefixed(keys::CURRENCY, code), &[*scale]);
-            (None, 0)
         }
         EntryBody::AccountOpened(opened) => {
             let account = state.account(opened.account_id);
@@ -227,29 +189,13 @@ fn cache_rows(batch: &mut sled::Batch, journaled: &Journaled, state: &LedgerStat
                 keys::prefixed(keys::NAME, &opened.name),
                 &opened.account_id.to_be_bytes(),
             );
-            batch.insert(
-                &keys::account(opened.account_id),
-                records::encode(&AccountRecord::from_state(account, None)),
-            );
-            (None, 0)
+            let record = AccountRecord::from_state(account, None);
+            batch.insert(&keys::account(opened.account_id), records::encode(&record));
         }
         EntryBody::AccountClosed { account_id } => {
-            let record = AccountRecord::from_state(state.account(*account_id), Some(seq));
+            let record = AccountRecord::from_state(state.account(*account_id), Some(journaled.seq));
             batch.insert(&keys::account(*account_id), records::encode(&record));
-            (None, 0)
         }
-        EntryBody::LedgerCreated { .. } | EntryBody::TransactionRejected(_) => (None, 0),
-    };
-    let effective_at = effective_at.unwrap_or(entry.recorded_at);
-    for (account_id, balance) in &journaled.touched {
-        let row = HistoryRow {
-            debits_posted: balance.debits_posted,
-            credits_posted: balance.credits_posted,
-            debits_pending: balance.debits_pending,
-            credits_pending: balance.credits_pending,
-            effective_at,
-            kind,
-        };
-        batch.insert(&keys::history(*account_id, seq), records::encode(&row));
+        _ => {}
     }
 }

@@ -1,7 +1,8 @@
 //! Reads. Each sees the journal up to `committed()` only: what has been made
 //! durable and acknowledged, never what is still being written.
 
-use super::records::{self, AccountRecord, HistoryRow, TxRef};
+use super::read_model::HistoryPoint;
+use super::records::{self, AccountRecord, TxRef};
 use super::{keys, transaction_view, Store};
 use crate::error::StoreError;
 use crate::ledger::view::{
@@ -23,16 +24,10 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 impl Store {
     /// A stored entry with its hash (the writer reads committed entries too).
     pub fn entry(&self, seq: u64) -> Result<Option<(Digest, Entry)>> {
-        let Some(value) = self.db.get(keys::journal(seq))? else {
+        let Some((_, hash, canonical)) = self.journal_row(seq)? else {
             return Ok(None);
         };
-        if value.len() < 32 {
-            return Err(corrupt(format!("journal row {seq} too short")));
-        }
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(&value[..32]);
-        let entry =
-            codec::decode(&value[32..]).map_err(|e| corrupt(format!("entry {seq}: {e}")))?;
+        let entry = codec::decode(&canonical).map_err(|e| corrupt(format!("entry {seq}: {e}")))?;
         Ok(Some((hash, entry)))
     }
 
@@ -58,7 +53,7 @@ impl Store {
                 seq,
                 entry_hash: hash,
                 prev_hash,
-                canonical: canonical.to_vec(),
+                canonical,
                 entry,
             });
             prev_hash = hash;
@@ -190,70 +185,14 @@ impl Store {
         })
     }
 
-    fn history_rows(
-        &self,
-        id: AccountId,
-    ) -> impl DoubleEndedIterator<Item = Result<(u64, HistoryRow)>> + '_ {
-        let committed = self.committed();
-        self.db
-            .range(keys::history(id, 0)..keys::history(id, committed))
-            .map(|row| {
-                let (key, value) = row?;
-                let history: HistoryRow =
-                    records::decode(&value).ok_or_else(|| corrupt("history row"))?;
-                Ok((keys::trailing_seq(&key), history))
-            })
-    }
-
     /// An account's balance at a point of the (committed) journal.
     pub fn balance(&self, id: AccountId, as_of: AsOf) -> Result<Balance> {
-        match as_of {
-            AsOf::Now => self.balance_through_seq(id, u64::MAX),
-            AsOf::Seq(seq) => self.balance_through_seq(id, seq),
-            AsOf::Time(time) => self.balance_at_time(id, time),
-        }
-    }
-
-    fn balance_through_seq(&self, id: AccountId, seq: u64) -> Result<Balance> {
-        let end = seq.saturating_add(1).min(self.committed());
-        let last = self
-            .db
-            .range(keys::history(id, 0)..keys::history(id, end))
-            .next_back();
-        match last {
-            None => Ok(Balance::default()),
-            Some(row) => {
-                let (_, value) = row?;
-                let history: HistoryRow =
-                    records::decode(&value).ok_or_else(|| corrupt("history row"))?;
-                Ok(history.balance())
-            }
-        }
-    }
-
-    /// Sums the changes whose effective time is at or before `time` (effective
-    /// times need not follow journal order, so every change is looked at).
-    fn balance_at_time(&self, id: AccountId, time: TimestampNs) -> Result<Balance> {
-        let mut previous = Balance::default();
-        let mut sum = [0i128; 4];
-        for row in self.history_rows(id) {
-            let (_, history) = row?;
-            let balance = history.balance();
-            if history.effective_at <= time {
-                sum[0] += balance.debits_posted as i128 - previous.debits_posted as i128;
-                sum[1] += balance.credits_posted as i128 - previous.credits_posted as i128;
-                sum[2] += balance.debits_pending as i128 - previous.debits_pending as i128;
-                sum[3] += balance.credits_pending as i128 - previous.credits_pending as i128;
-            }
-            previous = balance;
-        }
-        let total =
-            |value: i128| u128::try_from(value).map_err(|_| corrupt("negative total at time"));
-        Ok(Balance {
-            debits_posted: total(sum[0])?,
-            credits_posted: total(sum[1])?,
-            debits_pending: total(sum[2])?,
-            credits_pending: total(sum[3])?,
+        let model = self.read_model();
+        let points = model.points(id);
+        Ok(match as_of {
+            AsOf::Now => points.last().map(|p| p.balance).unwrap_or_default(),
+            AsOf::Seq(seq) => balance_through_seq(points, seq),
+            AsOf::Time(time) => balance_at_time(points, time)?,
         })
     }
 
@@ -265,77 +204,54 @@ impl Store {
         page_size: usize,
         after: Option<u64>,
     ) -> Result<(Balance, Page<BalanceChange>)> {
+        let points: Vec<HistoryPoint> = {
+            let model = self.read_model();
+            let points = model.points(id);
+            let start = after.map_or(0, |seq| points.partition_point(|p| p.seq <= seq));
+            points[start..]
+                .iter()
+                .take(page_size + 1)
+                .copied()
+                .collect()
+        };
         let opening = match after {
-            Some(seq) => self.balance_through_seq(id, seq)?,
+            Some(seq) => self.balance(id, AsOf::Seq(seq))?,
             None => Balance::default(),
         };
-        let start = after.map_or(0, |seq| seq + 1);
-        let committed = self.committed();
-        let mut changes = Vec::new();
-        for row in self
-            .db
-            .range(keys::history(id, start)..keys::history(id, committed))
-        {
-            let (key, value) = row?;
-            if changes.len() == page_size {
-                let next = changes.last().map(|c: &BalanceChange| c.seq.to_string());
-                return Ok((
-                    opening,
-                    Page {
-                        items: changes,
-                        next_page_token: next,
-                    },
-                ));
-            }
-            let seq = keys::trailing_seq(&key);
-            let history: HistoryRow =
-                records::decode(&value).ok_or_else(|| corrupt("history row"))?;
+        let mut changes = Vec::with_capacity(points.len().min(page_size));
+        for point in points.iter().take(page_size) {
             let (_, entry) = self
-                .entry(seq)?
-                .ok_or_else(|| corrupt(format!("history row {seq} without entry")))?;
+                .entry(point.seq)?
+                .ok_or_else(|| corrupt(format!("history point {} without entry", point.seq)))?;
             changes.push(BalanceChange {
-                seq,
+                seq: point.seq,
                 transaction_id: transaction_id(&entry.body).unwrap_or_default(),
-                kind: records::kind_from_code(history.kind).unwrap_or(TransactionKind::Standard),
-                effective_at: history.effective_at,
-                balance: history.balance(),
+                kind: records::kind_from_code(point.kind).unwrap_or(TransactionKind::Standard),
+                effective_at: point.effective_at,
+                balance: point.balance,
             });
         }
+        let next_page_token = (points.len() > page_size)
+            .then(|| changes.last().map(|c| c.seq.to_string()))
+            .flatten();
         Ok((
             opening,
             Page {
                 items: changes,
-                next_page_token: None,
+                next_page_token,
             },
         ))
     }
 
-    pub fn tx_ref(&self, id: &str) -> Result<Option<TxRef>> {
-        let Some(bytes) = self.db.get(keys::prefixed(keys::TRANSACTION, id))? else {
-            return Ok(None);
-        };
-        let tx_ref: TxRef =
-            records::decode(&bytes).ok_or_else(|| corrupt(format!("transaction row {id}")))?;
-        Ok(Some(tx_ref))
+    pub fn tx_ref(&self, id: &str) -> Option<TxRef> {
+        self.read_model().transactions.get(id).cloned()
     }
 
     /// A committed transaction as it stands now.
     pub fn transaction(&self, id: &str) -> Result<Option<TransactionView>> {
-        let committed = self.committed();
-        let Some(mut tx_ref) = self.tx_ref(id)? else {
+        let Some(tx_ref) = self.tx_ref(id) else {
             return Ok(None);
         };
-        if tx_ref.seq >= committed {
-            return Ok(None);
-        }
-        // Hide resolutions that are not yet durable.
-        if tx_ref.resolved_seq.is_some_and(|seq| seq >= committed) {
-            tx_ref.pending_state = 1;
-            tx_ref.resolved_by = None;
-        }
-        if tx_ref.reversed_seq.is_some_and(|seq| seq >= committed) {
-            tx_ref.reversed_by = None;
-        }
         let lookup = self.account_lookup();
         self.transaction_at(tx_ref.seq, Some(&tx_ref), &lookup)
     }
@@ -366,49 +282,65 @@ impl Store {
         let in_window = |at: TimestampNs| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t);
         let start = after.map_or(0, |seq| seq + 1);
         let committed = self.committed();
-        let seqs: Box<dyn Iterator<Item = Result<u64>>> = match account {
-            Some(id) => Box::new(
-                self.db
-                    .range(keys::history(id, start)..keys::history(id, committed))
-                    .map(|row| {
-                        row.map(|(key, _)| keys::trailing_seq(&key))
-                            .map_err(StoreError::from)
-                    }),
-            ),
-            None => Box::new(
-                self.journal_rows(start)
-                    .map(|row| row.map(|(seq, _, _)| seq))
-                    .take_while(move |row| row.as_ref().map_or(true, |seq| *seq < committed)),
-            ),
-        };
         let lookup = self.account_lookup();
         let mut items: Vec<TransactionView> = Vec::new();
-        for seq in seqs {
-            let seq = seq?;
+        let mut more = false;
+        let mut take = |seq: u64, hash: Digest, entry: &Entry| -> bool {
             if items.len() == page_size {
-                let next = items.last().map(|t| t.seq.to_string());
-                return Ok(Page {
-                    items,
-                    next_page_token: next,
-                });
+                more = true;
+                return false;
             }
-            let Some(view) = self.transaction_at(seq, None, &lookup)? else {
-                continue;
-            };
-            if !in_window(view.effective_at) {
-                continue;
+            let tx_ref = transaction_id(&entry.body).and_then(|id| self.tx_ref(&id));
+            let resolve = |id| lookup.get(self, id);
+            if let Some(view) = transaction_view::build(seq, hash, entry, tx_ref.as_ref(), &resolve)
+            {
+                if in_window(view.effective_at) {
+                    items.push(view);
+                }
             }
-            let mut view = view;
-            if let Some(live) = self.transaction(&view.id)? {
-                view.pending_state = live.pending_state;
-                view.resolved_by = live.resolved_by;
-                view.reversed_by = live.reversed_by;
+            true
+        };
+        match account {
+            Some(id) => {
+                let seqs: Vec<u64> = {
+                    let model = self.read_model();
+                    let points = model.points(id);
+                    let first = points.partition_point(|p| p.seq < start);
+                    points[first..]
+                        .iter()
+                        .filter(|p| in_window(p.effective_at) && p.seq < committed)
+                        .map(|p| p.seq)
+                        .collect()
+                };
+                for seq in seqs {
+                    let (hash, entry) = self
+                        .entry(seq)?
+                        .ok_or_else(|| corrupt(format!("missing entry {seq}")))?;
+                    if !take(seq, hash, &entry) {
+                        break;
+                    }
+                }
             }
-            items.push(view);
+            None => {
+                for row in self.journal_rows(start) {
+                    let (seq, hash, canonical) = row?;
+                    if seq >= committed {
+                        break;
+                    }
+                    let entry = codec::decode(&canonical)
+                        .map_err(|e| corrupt(format!("entry {seq}: {e}")))?;
+                    if !take(seq, hash, &entry) {
+                        break;
+                    }
+                }
+            }
         }
+        let next_page_token = more
+            .then(|| items.last().map(|t| t.seq.to_string()))
+            .flatten();
         Ok(Page {
             items,
-            next_page_token: None,
+            next_page_token,
         })
     }
 
@@ -471,6 +403,41 @@ impl Store {
     fn account_lookup(&self) -> AccountCache {
         AccountCache::default()
     }
+}
+
+/// The balance after the last change at or before `seq`.
+fn balance_through_seq(points: &[HistoryPoint], seq: u64) -> Balance {
+    let after = points.partition_point(|p| p.seq <= seq);
+    after
+        .checked_sub(1)
+        .map(|i| points[i].balance)
+        .unwrap_or_default()
+}
+
+/// Sums the changes whose effective time is at or before `time` (effective
+/// times need not follow journal order, so every change is looked at).
+fn balance_at_time(points: &[HistoryPoint], time: TimestampNs) -> Result<Balance> {
+    let mut previous = Balance::default();
+    let mut sum = [0i128; 4];
+    for point in points {
+        let balance = point.balance;
+        if point.effective_at <= time {
+            sum[0] += balance.debits_posted as i128 - previous.debits_posted as i128;
+            sum[1] += balance.credits_posted as i128 - previous.credits_posted as i128;
+        }
+        if point.pending_effective_at <= time {
+            sum[2] += balance.debits_pending as i128 - previous.debits_pending as i128;
+            sum[3] += balance.credits_pending as i128 - previous.credits_pending as i128;
+        }
+        previous = balance;
+    }
+    let total = |value: i128| u128::try_from(value).map_err(|_| corrupt("negative total at time"));
+    Ok(Balance {
+        debits_posted: total(sum[0])?,
+        credits_posted: total(sum[1])?,
+        debits_pending: total(sum[2])?,
+        credits_pending: total(sum[3])?,
+    })
 }
 
 /// Debit and credit column sums per currency.

@@ -50,6 +50,7 @@ pub struct HistoryRow {
     pub debits_pending: u128,
     pub credits_pending: u128,
     pub effective_at: TimestampNs,
+    pub pending_effective_at: TimestampNs,
     pub kind: u8,
 }
 

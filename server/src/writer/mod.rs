@@ -124,6 +124,7 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Request>) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         let ctx = Context {
             now: now_ns(),
             key_id: String::new(),
@@ -134,6 +135,7 @@ impl Writer {
         for request in group {
             answers.push(self.execute(request, &ctx, &mut out));
         }
+        let executed = started.elapsed();
         if !out.is_empty() {
             if let Err(error) = self.store.write_group(&out, &self.state) {
                 for answer in answers {
@@ -141,12 +143,19 @@ impl Writer {
                 }
                 return Err(error);
             }
-            self.store.set_committed(self.state.next_seq());
             self.commits.send_replace(self.state.next_seq());
         }
+        let written = started.elapsed();
         for answer in answers {
             self.answer(answer, &out);
         }
+        tracing::debug!(
+            entries = out.len(),
+            execute_us = executed.as_micros() as u64,
+            write_us = (written - executed).as_micros() as u64,
+            answer_us = (started.elapsed() - written).as_micros() as u64,
+            "group committed"
+        );
         Ok(())
     }
 
