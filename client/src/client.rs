@@ -5,9 +5,8 @@
 //! backoff, a bounded number of times, only when the server was unavailable: a
 //! refused or broken connection, or status `Unavailable`. Retrying writes is safe
 //! because every ledger write is idempotent by its id (currency code, account name,
-//! transaction id): a retry returns the first outcome, failure included. The one
-//! exception is `close_account`, which is never retried, because a second close
-//! would report `ACCOUNT_CLOSED` for a close that succeeded.
+//! transaction id; closing a closed account returns it unchanged): a retry
+//! returns the first outcome, failure included.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -351,7 +350,7 @@ impl Client {
     pub async fn close_account(&self, name: impl Into<String>) -> Result<Account> {
         let request = pb::CloseAccountRequest { name: name.into() };
         let account = self
-            .call(Retry::Never, request, |mut raw, request| async move {
+            .call(Retry::Safe, request, |mut raw, request| async move {
                 raw.close_account(request).await
             })
             .await?;

@@ -6,7 +6,6 @@
 //! `ClientError::InvalidResponse` naming the field — never a panic.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::SystemTime;
 
 use prost_types::Timestamp;
@@ -167,7 +166,7 @@ fn direction_to_proto(direction: Direction) -> pb::Direction {
 
 /// Parses a decimal string of the wire; `field` names it in the error.
 pub(crate) fn decimal(field: &str, text: &str) -> Result<Decimal> {
-    Decimal::from_str(text)
+    Decimal::from_str_exact(text)
         .map_err(|_| ClientError::invalid_response(format!("{field}: {text:?} is not a decimal")))
 }
 

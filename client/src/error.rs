@@ -210,29 +210,7 @@ impl From<ItemError> for ClientError {
 
 /// The gRPC status code that goes with a ledger error code.
 fn grpc_code(code: ErrorCode) -> Code {
-    use ErrorCode as E;
-    match code {
-        E::FieldRequired
-        | E::FieldInvalid
-        | E::FieldTooLong
-        | E::BatchEmpty
-        | E::BatchTooLarge
-        | E::AmountNotPositive
-        | E::AmountScaleExceeded
-        | E::ScaleOutOfRange
-        | E::CurrencyMismatch
-        | E::PostingsTooFew
-        | E::TransactionUnbalanced
-        | E::LinkedChainOpen
-        | E::TimeoutInvalid => Code::InvalidArgument,
-        E::CurrencyUnknown | E::AccountNotFound | E::TransactionNotFound => Code::NotFound,
-        E::CurrencyExists | E::AccountExists | E::TransactionExists => Code::AlreadyExists,
-        E::SeqOutOfRange => Code::OutOfRange,
-        E::Internal => Code::Internal,
-        E::Unavailable => Code::Unavailable,
-        E::Unspecified => Code::Unknown,
-        _ => Code::FailedPrecondition,
-    }
+    tally_proto::grpc_code(code)
 }
 
 #[cfg(test)]

@@ -80,14 +80,30 @@ pub fn from_signed_minor(minor: i128, scale: u8) -> Decimal {
     Decimal::from_i128_with_scale(minor, u32::from(scale))
 }
 
-/// Parses a decimal string strictly: no exponent, no spaces, no '+', at most 28
-/// significant digits. The error names what is wrong.
-pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
+/// Why a decimal string is not an amount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not a plain decimal (exponent, spaces, '+', letters, ...).
+    #[error("{0}")]
+    Malformed(String),
+    /// A plain decimal whose integer part is beyond what a `Decimal` holds.
+    #[error("amount {0:?} exceeds the largest representable amount")]
+    TooLarge(String),
+    /// A plain decimal with more significant digits than a `Decimal` holds
+    /// (28): it cannot be represented without rounding.
+    #[error("amount {0:?} has more digits than can be represented exactly")]
+    TooPrecise(String),
+}
+
+/// Parses a decimal string strictly: no exponent, no spaces, no '+', and never
+/// rounded: a value a `Decimal` cannot hold exactly is an error.
+pub fn parse_decimal(text: &str) -> Result<Decimal, ParseError> {
+    let malformed = |why: String| Err(ParseError::Malformed(why));
     if text.is_empty() {
-        return Err("empty amount".to_string());
+        return malformed("empty amount".to_string());
     }
-    if text.len() > 40 {
-        return Err("amount text longer than 40 characters".to_string());
+    if text.len() > 64 {
+        return malformed("amount text longer than 64 characters".to_string());
     }
     let body = text.strip_prefix('-').unwrap_or(text);
     let mut dots = 0;
@@ -95,14 +111,27 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
         match c {
             '0'..='9' => {}
             '.' => dots += 1,
-            _ => return Err(format!("invalid character {c:?} in amount {text:?}")),
+            _ => return malformed(format!("invalid character {c:?} in amount {text:?}")),
         }
     }
     if dots > 1 || body.starts_with('.') || body.ends_with('.') || body.is_empty() {
-        return Err(format!("malformed amount {text:?}"));
+        return malformed(format!("malformed amount {text:?}"));
     }
-    text.parse::<Decimal>()
-        .map_err(|e| format!("amount {text:?} is not a decimal: {e}"))
+    Decimal::from_str_exact(text).map_err(|_| {
+        let integer_digits = body
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('0')
+            .len();
+        if integer_digits > 28
+            || Decimal::from_str_exact(body.split('.').next().unwrap_or("")).is_err()
+        {
+            ParseError::TooLarge(text.to_string())
+        } else {
+            ParseError::TooPrecise(text.to_string())
+        }
+    })
 }
 
 #[cfg(test)]
@@ -165,6 +194,22 @@ mod tests {
         }
         assert_eq!(parse_decimal("-0.50"), Ok(d("-0.50")));
         assert_eq!(parse_decimal("123.456"), Ok(d("123.456")));
+    }
+
+    #[test]
+    fn parse_never_rounds() {
+        // Goal: a value a Decimal cannot hold exactly is refused with its reason.
+        let over = "79228162514264337593543950336"; // 2^96
+        assert_eq!(parse_decimal(over), Err(ParseError::TooLarge(over.into())));
+        let long = "0.11111111111111111111111111111"; // 29 decimals
+        assert_eq!(
+            parse_decimal(long),
+            Err(ParseError::TooPrecise(long.into()))
+        );
+        assert_eq!(
+            parse_decimal("79228162514264337593543950335"),
+            Ok(Decimal::MAX)
+        );
     }
 
     proptest! {

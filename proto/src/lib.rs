@@ -11,3 +11,49 @@ pub mod v1 {
     /// The encoded file descriptor set, for gRPC server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tally_descriptor");
 }
+
+/// The gRPC status code each `ErrorCode` travels with. Part of the contract:
+/// the server answers with it and clients classify with it, so both read this
+/// one table.
+pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
+    use tonic::Code;
+    use v1::ErrorCode::*;
+    match code {
+        // The request itself is malformed, whatever the ledger's state.
+        FieldRequired
+        | FieldInvalid
+        | FieldTooLong
+        | BatchEmpty
+        | AmountNotPositive
+        | AmountScaleExceeded
+        | AmountOverflow
+        | CurrencyUnknown
+        | CurrencyMismatch
+        | ScaleOutOfRange
+        | PostingsTooFew
+        | TransactionUnbalanced
+        | LinkedChainOpen
+        | TimeoutInvalid => Code::InvalidArgument,
+        // Over a named size limit.
+        BatchTooLarge => Code::ResourceExhausted,
+        AccountNotFound | TransactionNotFound => Code::NotFound,
+        AccountExists | CurrencyExists | TransactionExists => Code::AlreadyExists,
+        // Well-formed, but the ledger's state does not allow it.
+        AccountClosed
+        | AccountNotEmpty
+        | BalanceConstraintViolated
+        | TransactionAlreadyFailed
+        | NotPending
+        | PendingAlreadyPosted
+        | PendingAlreadyVoided
+        | PendingExpired
+        | PendingAmountExceeded
+        | AlreadyReversed
+        | NotReversible
+        | LinkedItemFailed => Code::FailedPrecondition,
+        SeqOutOfRange => Code::OutOfRange,
+        Internal => Code::Internal,
+        Unavailable => Code::Unavailable,
+        Unspecified => Code::Unknown,
+    }
+}

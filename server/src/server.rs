@@ -60,6 +60,9 @@ impl Default for ServeOptions {
     }
 }
 
+/// How long a graceful shutdown waits for open connections.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The name health checks ask about.
 pub const LEDGER_SERVICE_NAME: &str = "tally.v1.Ledger";
 
@@ -189,11 +192,23 @@ impl RunningServer {
 
     /// Graceful shutdown: stop accepting, finish calls in flight, end journal
     /// streams, then shut the engine down (queued writes are flushed).
+    ///
+    /// A connection that never finishes (a stalled client) cannot hold the
+    /// shutdown up: after [`SHUTDOWN_GRACE`] the remaining connections are
+    /// dropped. Nothing acknowledged is lost by that: every acknowledged write
+    /// is on disk already.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let served = flatten((&mut self.task).await);
+        let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await {
+            Ok(finished) => flatten(finished),
+            Err(_) => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; dropping them");
+                self.task.abort();
+                Ok(())
+            }
+        };
         self.engine.shutdown().await;
         served
     }

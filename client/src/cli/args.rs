@@ -291,7 +291,8 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
     if !plain {
         return Err(invalid());
     }
-    Decimal::from_str(text).map_err(|_| invalid())
+    // `from_str_exact` refuses what it would have to round.
+    Decimal::from_str_exact(text).map_err(|_| invalid())
 }
 
 /// `key=value`; the value may be empty and may hold `=`.

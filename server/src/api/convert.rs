@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use rust_decimal::Decimal;
 use tally_core::entry::{AccountType, BalanceConstraint, Metadata, Side, TimestampNs};
 use tally_core::error_code::ErrorCode;
-use tally_core::money::{from_minor, from_signed_minor, parse_decimal};
+use tally_core::money::{from_minor, from_signed_minor, parse_decimal, ParseError};
 use tally_proto::v1 as pb;
 
 use crate::error::LedgerError;
@@ -102,7 +102,15 @@ pub fn amount(text: &str, field: &str) -> Result<Decimal, LedgerError> {
     if text.is_empty() {
         return Err(required(field, "amount"));
     }
-    parse_decimal(text).map_err(|message| invalid(field, message))
+    parse_decimal(text).map_err(|error| match error {
+        ParseError::Malformed(_) => invalid(field, error.to_string()),
+        ParseError::TooLarge(_) => {
+            LedgerError::new(ErrorCode::AmountOverflow, field, error.to_string())
+        }
+        ParseError::TooPrecise(_) => {
+            LedgerError::new(ErrorCode::AmountScaleExceeded, field, error.to_string())
+        }
+    })
 }
 
 pub fn account_type(value: i32, field: &str) -> Result<AccountType, LedgerError> {

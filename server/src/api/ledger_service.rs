@@ -730,6 +730,18 @@ impl Ledger for LedgerService {
         request: Request<pb::FollowJournalRequest>,
     ) -> Result<Response<Self::FollowJournalStream>, Status> {
         let pb::FollowJournalRequest { from_seq, follow } = request.into_inner();
+        let length = self
+            .engine
+            .ledger_info()
+            .map_err(Status::from)?
+            .journal_length;
+        if from_seq > length {
+            return Err(ledger_status(&LedgerError::new(
+                ErrorCode::SeqOutOfRange,
+                "from_seq",
+                format!("from_seq {from_seq} is past the journal's end ({length} entries)"),
+            )));
+        }
         // Watch before the first read, so that no commit between the two is missed.
         let commits = self.engine.watch_commits();
         // The first read happens before the stream starts, so that a bad

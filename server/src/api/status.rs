@@ -19,44 +19,9 @@ pub const ERROR_DOMAIN: &str = "tally.dev";
 
 /// The gRPC code of each ledger error code.
 pub fn grpc_code(code: ErrorCode) -> Code {
-    use ErrorCode::*;
-    match code {
-        // The request itself is malformed, whatever the ledger's state.
-        FieldRequired
-        | FieldInvalid
-        | FieldTooLong
-        | BatchEmpty
-        | AmountNotPositive
-        | AmountScaleExceeded
-        | AmountOverflow
-        | CurrencyUnknown
-        | CurrencyMismatch
-        | ScaleOutOfRange
-        | PostingsTooFew
-        | TransactionUnbalanced
-        | LinkedChainOpen
-        | TimeoutInvalid => Code::InvalidArgument,
-        // Over a named size limit.
-        BatchTooLarge => Code::ResourceExhausted,
-        AccountNotFound | TransactionNotFound => Code::NotFound,
-        AccountExists | CurrencyExists | TransactionExists => Code::AlreadyExists,
-        // Well-formed, but the ledger's state does not allow it.
-        AccountClosed
-        | AccountNotEmpty
-        | BalanceConstraintViolated
-        | TransactionAlreadyFailed
-        | NotPending
-        | PendingAlreadyPosted
-        | PendingAlreadyVoided
-        | PendingExpired
-        | PendingAmountExceeded
-        | AlreadyReversed
-        | NotReversible
-        | LinkedItemFailed => Code::FailedPrecondition,
-        SeqOutOfRange => Code::OutOfRange,
-        Internal => Code::Internal,
-        Unavailable => Code::Unavailable,
-    }
+    let code = tally_proto::v1::ErrorCode::try_from(code.number() as i32)
+        .unwrap_or(tally_proto::v1::ErrorCode::Internal);
+    tally_proto::grpc_code(code)
 }
 
 /// A status with the ledger error's code, message and structured details.
