@@ -67,7 +67,7 @@ pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
         let behind =
             replayed.partition_point(|j: &crate::ledger::state::Journaled| j.seq < caches_length);
         store.write_caches(&replayed[behind..], state)?;
-        store.publish_replayed(replayed, state);
+        store.publish(replayed);
         replayed.clear();
         Ok(())
     };
@@ -117,17 +117,16 @@ impl Engine {
             "ledger open"
         );
 
-        let (commits_sender, commits) = watch::channel(state.next_seq());
+        let (commits_sender, commits) = watch::channel(store.committed());
         let (requests, receiver) = mpsc::channel(config.queue_depth_max);
         let writer = Writer {
             state,
             store: store.clone(),
             group_items_max: config.group_items_max,
-            commits: commits_sender,
         };
         let writer_thread = std::thread::Builder::new()
             .name("tally-writer".into())
-            .spawn(move || writer.run(receiver))
+            .spawn(move || writer.run(receiver, commits_sender))
             .map_err(StoreError::from)?;
         spawn_ticker(requests.downgrade());
         Ok(Engine {
@@ -256,8 +255,35 @@ impl Engine {
         items: Vec<TransactionItem>,
     ) -> Result<ItemResults<TransactionView>> {
         check_batch(items.len(), BATCH_ITEMS_MAX, "items")?;
-        self.call(|reply| Request::Transactions { items, reply })
-            .await
+        let done = self
+            .call(|reply| Request::Transactions { items, reply })
+            .await?;
+        let first_seq = done.group.first().map_or(u64::MAX, |j| j.seq);
+        let mut results = Vec::with_capacity(done.outcomes.len());
+        for outcome in done.outcomes {
+            results.push(match outcome {
+                Ok(outcome) => {
+                    // New entries come from the group; a retry's from the journal.
+                    let view = if outcome.seq >= first_seq {
+                        let journaled = &done.group[(outcome.seq - first_seq) as usize];
+                        debug_assert_eq!(journaled.seq, outcome.seq);
+                        self.store
+                            .view_of(journaled.seq, journaled.hash, &journaled.entry)
+                    } else {
+                        self.store.transaction_at(outcome.seq)?
+                    };
+                    let view = view.ok_or_else(|| {
+                        StoreError::Corrupt(format!("entry {} is not a transaction", outcome.seq))
+                    })?;
+                    Ok(Recorded {
+                        value: view,
+                        replayed: outcome.replayed,
+                    })
+                }
+                Err(error) => Err(error),
+            });
+        }
+        Ok(results)
     }
 
     pub fn get_transaction(&self, id: &str) -> Result<TransactionView> {
@@ -444,8 +470,9 @@ fn create_ledger(store: &Store, state: &mut LedgerState) -> Result<(), StoreErro
         key_id: String::new(),
         body: tally_core::entry::EntryBody::LedgerCreated { ledger_id },
     };
-    let journaled = state.append(entry);
-    store.write_group(&[journaled], state)?;
+    let group = [state.append(entry)];
+    store.write_group(&group, state)?;
+    store.publish(&group);
     Ok(())
 }
 

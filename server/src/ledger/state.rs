@@ -7,6 +7,9 @@
 
 use super::view::{Balance, PendingState, TransactionKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A fast hasher for the maps looked up on every transaction.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use tally_core::chain::{self, GENESIS_PREV_HASH};
 use tally_core::codec;
 use tally_core::entry::{
@@ -88,8 +91,8 @@ pub struct LedgerState {
     pub ledger_id: Option<[u8; 16]>,
     currencies: BTreeMap<String, u8>,
     accounts: Vec<AccountState>,
-    names: HashMap<String, AccountId>,
-    transactions: HashMap<String, TxRecord>,
+    names: FastMap<String, AccountId>,
+    transactions: FastMap<String, TxRecord>,
     expiries: BTreeSet<(TimestampNs, String)>,
     next_seq: u64,
     head: Digest,

@@ -85,23 +85,28 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Folds replayed entries into the in-memory caches and makes them visible
-    /// (start-up; the entries are on disk already).
-    pub fn publish_replayed(&self, group: &[Journaled], state: &LedgerState) {
+    /// Folds flushed entries into the in-memory caches and makes them visible
+    /// to readers, in one critical section.
+    pub fn publish(&self, group: &[Journaled]) {
+        let Some(last) = group.last() else { return };
         let mut model = self
             .read_model
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for journaled in group {
-            model.apply(journaled, state);
+            model.apply(journaled);
         }
-        self.committed.store(state.next_seq(), Ordering::Release);
+        debug_assert_eq!(
+            self.committed(),
+            group[0].seq,
+            "groups are published in order"
+        );
+        self.committed.store(last.seq + 1, Ordering::Release);
     }
 
     /// Writes a group of journaled entries with their stored cache rows in one
-    /// atomic batch, flushes it to disk, then folds it into the in-memory
-    /// caches and makes it visible to readers. `state` is the ledger state
-    /// after the group.
+    /// atomic batch and flushes it to disk. Readers see it once it is
+    /// [`Store::publish`]ed. `state` is the ledger state after the group.
     pub fn write_group(&self, group: &[Journaled], state: &LedgerState) -> Result<(), StoreError> {
         let Some(last) = group.last() else {
             return Ok(());
@@ -126,7 +131,6 @@ impl Store {
             flush_us = (started.elapsed() - applied).as_micros() as u64,
             "group written"
         );
-        self.publish_replayed(group, state);
         Ok(())
     }
 

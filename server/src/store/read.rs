@@ -1,7 +1,7 @@
 //! Reads. Each sees the journal up to `committed()` only: what has been made
 //! durable and acknowledged, never what is still being written.
 
-use super::read_model::HistoryPoint;
+use super::read_model::{HistoryPoint, ReadModel};
 use super::records::{self, AccountRecord, TxRef};
 use super::{keys, transaction_view, Store};
 use crate::error::StoreError;
@@ -9,8 +9,7 @@ use crate::ledger::view::{
     AccountView, AsOf, Balance, BalanceChange, CurrencyTotal, CurrencyView, JournalRecord, Page,
     TransactionKind, TransactionView, TrialBalance, TrialBalanceLine,
 };
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use tally_core::chain::GENESIS_PREV_HASH;
 use tally_core::codec;
 use tally_core::entry::{AccountId, Digest, Entry, EntryBody, TimestampNs};
@@ -249,24 +248,31 @@ impl Store {
 
     /// A committed transaction as it stands now.
     pub fn transaction(&self, id: &str) -> Result<Option<TransactionView>> {
-        let Some(tx_ref) = self.tx_ref(id) else {
+        let Some(seq) = self.read_model().transactions.get(id).map(|r| r.seq) else {
             return Ok(None);
         };
-        let lookup = self.account_lookup();
-        self.transaction_at(tx_ref.seq, Some(&tx_ref), &lookup)
+        self.transaction_at(seq)
     }
 
-    fn transaction_at(
-        &self,
-        seq: u64,
-        tx_ref: Option<&TxRef>,
-        lookup: &AccountCache,
-    ) -> Result<Option<TransactionView>> {
+    /// The transaction recorded by the entry at `seq`, as it stands now.
+    pub fn transaction_at(&self, seq: u64) -> Result<Option<TransactionView>> {
         let (hash, entry) = self
             .entry(seq)?
             .ok_or_else(|| corrupt(format!("missing entry {seq}")))?;
-        let resolve = |id| lookup.get(self, id);
-        Ok(transaction_view::build(seq, hash, &entry, tx_ref, &resolve))
+        Ok(self.view_of(seq, hash, &entry))
+    }
+
+    /// The view of a transaction entry, with its current state and account
+    /// names from the read model (`None` if the entry is not a transaction).
+    pub fn view_of(&self, seq: u64, hash: Digest, entry: &Entry) -> Option<TransactionView> {
+        let model = self.read_model();
+        let tx_ref = ReadModel::transaction_id(entry).and_then(|id| model.transactions.get(id));
+        let resolve = |id| {
+            model
+                .naming(id)
+                .map(|n| (n.name.clone(), n.currency.clone(), n.scale))
+        };
+        transaction_view::build(seq, hash, entry, tx_ref, &resolve)
     }
 
     /// Transactions touching `account` (or all), effective in `[from, to)`,
@@ -282,7 +288,6 @@ impl Store {
         let in_window = |at: TimestampNs| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t);
         let start = after.map_or(0, |seq| seq + 1);
         let committed = self.committed();
-        let lookup = self.account_lookup();
         let mut items: Vec<TransactionView> = Vec::new();
         let mut more = false;
         let mut take = |seq: u64, hash: Digest, entry: &Entry| -> bool {
@@ -290,10 +295,7 @@ impl Store {
                 more = true;
                 return false;
             }
-            let tx_ref = transaction_id(&entry.body).and_then(|id| self.tx_ref(&id));
-            let resolve = |id| lookup.get(self, id);
-            if let Some(view) = transaction_view::build(seq, hash, entry, tx_ref.as_ref(), &resolve)
-            {
+            if let Some(view) = self.view_of(seq, hash, entry) {
                 if in_window(view.effective_at) {
                     items.push(view);
                 }
@@ -399,10 +401,6 @@ impl Store {
             lines,
         })
     }
-
-    fn account_lookup(&self) -> AccountCache {
-        AccountCache::default()
-    }
 }
 
 /// The balance after the last change at or before `seq`.
@@ -474,31 +472,5 @@ fn transaction_id(body: &EntryBody) -> Option<String> {
         EntryBody::PendingVoided(voided) => Some(voided.id.clone()),
         EntryBody::PendingExpired { pending_id } => Some(pending_id.clone()),
         _ => None,
-    }
-}
-
-/// Name, currency code and scale of an account.
-type AccountNaming = (String, String, u8);
-
-/// Names and currencies of accounts, read once per call.
-#[derive(Default)]
-struct AccountCache {
-    accounts: RefCell<HashMap<AccountId, Option<AccountNaming>>>,
-}
-
-impl AccountCache {
-    fn get(&self, store: &Store, id: AccountId) -> Option<AccountNaming> {
-        if let Some(found) = self.accounts.borrow().get(&id) {
-            return found.clone();
-        }
-        let found = store
-            .db
-            .get(keys::account(id))
-            .ok()
-            .flatten()
-            .and_then(|bytes| records::decode::<AccountRecord>(&bytes))
-            .map(|r| (r.opened.name, r.opened.currency, r.scale));
-        self.accounts.borrow_mut().insert(id, found.clone());
-        found
     }
 }

@@ -1,18 +1,18 @@
-//! The in-memory caches that readers query: each account's balance history
-//! and the transaction index.
+//! The in-memory caches that readers query: each account's balance history,
+//! the transaction index, and account names.
 //!
-//! Both are folds of the journal, rebuilt by replaying it on start. They live in
-//! memory because they change with every transaction: kept in sled they cost
-//! several random-key inserts per transaction, which dominated the write path
-//! (see docs/benchmarks.md). The writer updates them after a group is flushed,
+//! The read model is a fold of the journal alone, like every cache: it is
+//! rebuilt by replaying the journal on start. It lives in memory because it
+//! changes with every transaction: kept in sled it cost several random-key
+//! inserts per transaction, which dominated the write path (see
+//! docs/benchmarks.md). The publisher folds each group in after it is flushed,
 //! under a short write lock, and publishes the new journal length in the same
 //! critical section, so a reader never sees a row of an unflushed entry.
 
-use super::records::{self, HistoryRow, TxRef};
-use crate::ledger::state::{Journaled, LedgerState};
-use crate::ledger::view::Balance;
-use std::collections::HashMap;
-use tally_core::entry::{AccountId, EntryBody, TimestampNs, TransactionMode};
+use super::records::{self, pending_state_code, HistoryRow, TxRef};
+use crate::ledger::state::{FastMap, Journaled};
+use crate::ledger::view::{Balance, PendingState};
+use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs, TransactionMode};
 
 /// An account's balance after one entry that changed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,70 +29,145 @@ pub struct HistoryPoint {
     pub kind: u8,
 }
 
+/// Name, currency code and scale of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountNaming {
+    pub name: String,
+    pub currency: String,
+    pub scale: u8,
+}
+
 #[derive(Debug, Default)]
 pub struct ReadModel {
     /// Recorded transaction ids (refused ids have no row).
-    pub transactions: HashMap<String, TxRef>,
+    pub transactions: FastMap<String, TxRef>,
     /// Per account id, in seq order.
     pub history: Vec<Vec<HistoryPoint>>,
-}
-
-fn resolved_pending(body: &EntryBody) -> Option<&str> {
-    match body {
-        EntryBody::PendingPosted(posted) => Some(&posted.pending_id),
-        EntryBody::PendingVoided(voided) => Some(&voided.pending_id),
-        EntryBody::PendingExpired { pending_id } => Some(pending_id),
-        _ => None,
-    }
+    /// Per account id.
+    pub accounts: Vec<AccountNaming>,
+    currencies: FastMap<String, u8>,
 }
 
 impl ReadModel {
-    /// Folds one entry in. `state` is the ledger state after the entry (or
-    /// after the group that holds it: a transaction's row shows its latest
-    /// state either way).
-    pub fn apply(&mut self, journaled: &Journaled, state: &LedgerState) {
+    /// Folds one entry in.
+    pub fn apply(&mut self, journaled: &Journaled) {
         let entry = &journaled.entry;
-        let mut refresh = |id: &str| {
-            if let Some(tx_ref) = state.transaction(id).and_then(TxRef::from_record) {
-                self.transactions.insert(id.to_string(), tx_ref);
+        let seq = journaled.seq;
+        let (effective_at, kind, resolved) = match &entry.body {
+            EntryBody::CurrencyDefined { code, scale } => {
+                self.currencies.insert(code.clone(), *scale);
+                return;
             }
-        };
-        let (effective_at, kind) = match &entry.body {
+            EntryBody::AccountOpened(opened) => {
+                let scale = self
+                    .currencies
+                    .get(&opened.currency)
+                    .copied()
+                    .unwrap_or_default();
+                debug_assert_eq!(opened.account_id, self.accounts.len() as u64);
+                self.accounts.push(AccountNaming {
+                    name: opened.name.clone(),
+                    currency: opened.currency.clone(),
+                    scale,
+                });
+                return;
+            }
             EntryBody::TransactionRecorded(recorded) => {
-                refresh(&recorded.id);
-                if let TransactionMode::Reversal { reverses } = &recorded.mode {
-                    refresh(reverses);
-                }
-                let kind = match recorded.mode {
-                    TransactionMode::Standard => 1,
-                    TransactionMode::Pending { .. } => 2,
-                    TransactionMode::Reversal { .. } => 5,
+                let effective_at = recorded.effective_at.unwrap_or(entry.recorded_at);
+                let (kind, pending_state, expires_at) = match &recorded.mode {
+                    TransactionMode::Standard => (1, 0, None),
+                    TransactionMode::Pending { expires_at } => {
+                        (2, pending_state_code(PendingState::Open), *expires_at)
+                    }
+                    TransactionMode::Reversal { reverses } => {
+                        if let Some(original) = self.transactions.get_mut(reverses) {
+                            original.reversed_by = Some(recorded.id.clone());
+                            original.reversed_seq = Some(seq);
+                        }
+                        (5, 0, None)
+                    }
                 };
-                (recorded.effective_at, kind)
+                self.insert(
+                    &recorded.id,
+                    seq,
+                    kind,
+                    effective_at,
+                    pending_state,
+                    expires_at,
+                );
+                (effective_at, kind, None)
             }
             EntryBody::PendingPosted(posted) => {
-                refresh(&posted.id);
-                refresh(&posted.pending_id);
-                (posted.effective_at, 3)
+                let effective_at = posted.effective_at.unwrap_or(entry.recorded_at);
+                self.insert(&posted.id, seq, 3, effective_at, 0, None);
+                let resolved = (
+                    posted.pending_id.as_str(),
+                    PendingState::Posted,
+                    Some(&posted.id),
+                );
+                (effective_at, 3, Some(resolved))
             }
             EntryBody::PendingVoided(voided) => {
-                refresh(&voided.id);
-                refresh(&voided.pending_id);
-                (None, 4)
+                self.insert(&voided.id, seq, 4, entry.recorded_at, 0, None);
+                let resolved = (
+                    voided.pending_id.as_str(),
+                    PendingState::Voided,
+                    Some(&voided.id),
+                );
+                (entry.recorded_at, 4, Some(resolved))
             }
             // An expiry changes the balances of the pending transaction itself.
-            EntryBody::PendingExpired { pending_id } => {
-                refresh(pending_id);
-                (None, 2)
-            }
-            _ => (None, 0),
+            EntryBody::PendingExpired { pending_id } => (
+                entry.recorded_at,
+                2,
+                Some((pending_id.as_str(), PendingState::Expired, None)),
+            ),
+            EntryBody::LedgerCreated { .. }
+            | EntryBody::AccountClosed { .. }
+            | EntryBody::TransactionRejected(_) => return,
         };
-        let effective_at = effective_at.unwrap_or(entry.recorded_at);
-        let reserved_at = resolved_pending(&entry.body)
-            .and_then(|pending_id| state.transaction(pending_id))
-            .and_then(|record| record.pending.as_ref())
-            .map(|pending| pending.effective_at);
-        let pending_effective_at = effective_at.max(reserved_at.unwrap_or(TimestampNs::MIN));
+        let mut pending_effective_at = effective_at;
+        if let Some((pending_id, state, resolved_by)) = resolved {
+            if let Some(pending) = self.transactions.get_mut(pending_id) {
+                pending.pending_state = pending_state_code(state);
+                pending.resolved_by = resolved_by.cloned();
+                pending.resolved_seq = Some(seq);
+                pending_effective_at = effective_at.max(pending.effective_at);
+            }
+        }
+        self.push_history(journaled, effective_at, pending_effective_at, kind);
+    }
+
+    fn insert(
+        &mut self,
+        id: &str,
+        seq: u64,
+        kind: u8,
+        effective_at: TimestampNs,
+        pending_state: u8,
+        expires_at: Option<TimestampNs>,
+    ) {
+        let tx_ref = TxRef {
+            seq,
+            kind,
+            pending_state,
+            expires_at,
+            effective_at,
+            resolved_by: None,
+            resolved_seq: None,
+            reversed_by: None,
+            reversed_seq: None,
+        };
+        self.transactions.insert(id.to_string(), tx_ref);
+    }
+
+    fn push_history(
+        &mut self,
+        journaled: &Journaled,
+        effective_at: TimestampNs,
+        pending_effective_at: TimestampNs,
+        kind: u8,
+    ) {
         for (account_id, balance) in &journaled.touched {
             let index = *account_id as usize;
             if self.history.len() <= index {
@@ -120,6 +195,20 @@ impl ReadModel {
             .map_or(&[], Vec::as_slice)
     }
 
+    pub fn naming(&self, account_id: AccountId) -> Option<&AccountNaming> {
+        self.accounts.get(account_id as usize)
+    }
+
+    /// The transaction id an entry records, if any.
+    pub fn transaction_id(entry: &Entry) -> Option<&str> {
+        match &entry.body {
+            EntryBody::TransactionRecorded(recorded) => Some(&recorded.id),
+            EntryBody::PendingPosted(posted) => Some(&posted.id),
+            EntryBody::PendingVoided(voided) => Some(&voided.id),
+            _ => None,
+        }
+    }
+
     /// Every row in a canonical byte form, sorted: to prove that a rebuild
     /// equals the live state.
     pub fn rows(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -142,6 +231,12 @@ impl ReadModel {
                 };
                 rows.push((key, records::encode(&row)));
             }
+        }
+        for (account_id, naming) in self.accounts.iter().enumerate() {
+            let key = format!("N{account_id:020}").into_bytes();
+            let value =
+                format!("{}|{}|{}", naming.name, naming.currency, naming.scale).into_bytes();
+            rows.push((key, value));
         }
         rows.sort();
         rows

@@ -1,6 +1,6 @@
 //! Cache rows as stored: small bincode records derived from journal entries.
 
-use crate::ledger::state::{AccountState, TxOutcome, TxRecord};
+use crate::ledger::state::AccountState;
 use crate::ledger::view::{Balance, PendingState, TransactionKind};
 use bincode::{Decode, Encode};
 use tally_core::entry::{AccountOpened, TimestampNs};
@@ -110,30 +110,17 @@ pub fn state_from_code(code: u8) -> Option<PendingState> {
 pub struct TxRef {
     pub seq: u64,
     pub kind: u8,
+    /// `state_code` of a pending transaction's state; 0 for the others.
     pub pending_state: u8,
     pub expires_at: Option<TimestampNs>,
+    /// When the transaction took effect.
+    pub effective_at: TimestampNs,
     pub resolved_by: Option<String>,
     pub resolved_seq: Option<u64>,
     pub reversed_by: Option<String>,
     pub reversed_seq: Option<u64>,
 }
 
-impl TxRef {
-    /// `None` for ids whose request was rejected (they have no transaction).
-    pub fn from_record(record: &TxRecord) -> Option<TxRef> {
-        let TxOutcome::Recorded { seq, kind } = record.outcome else {
-            return None;
-        };
-        let pending = record.pending.as_ref();
-        Some(TxRef {
-            seq,
-            kind: kind_code(kind),
-            pending_state: pending.map_or(0, |p| state_code(p.state)),
-            expires_at: pending.and_then(|p| p.expires_at),
-            resolved_by: pending.and_then(|p| p.resolved_by.clone()),
-            resolved_seq: pending.and_then(|p| p.resolved_seq),
-            reversed_by: record.reversed_by.as_ref().map(|(id, _)| id.clone()),
-            reversed_seq: record.reversed_by.as_ref().map(|(_, seq)| *seq),
-        })
-    }
+pub fn pending_state_code(state: PendingState) -> u8 {
+    state_code(state)
 }

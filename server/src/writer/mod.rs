@@ -1,10 +1,16 @@
-//! The writer: the one thread that changes the ledger.
+//! The writer: the one thread that changes the ledger, and its publisher.
 //!
-//! It takes a request, drains whatever else is queued (up to
+//! The writer takes a request, drains whatever else is queued (up to
 //! `group_items_max` items), executes them in order against the in-memory
-//! state, writes all the resulting entries with their cache rows in ONE atomic
-//! storage batch, flushes, publishes the new journal length to readers, and
-//! only then answers every request of the group (group commit).
+//! state, and writes all the resulting entries with their stored cache rows in
+//! ONE atomic storage batch, flushed to disk (group commit). It then hands the
+//! group to the publisher thread and starts on the next group at once.
+//!
+//! The publisher, in group order, folds each flushed group into the read
+//! model, publishes the new journal length to readers and followers, and only
+//! then answers the group's requests. So an answer always comes after its
+//! writes are durable and readable, and executing group N+1 overlaps with
+//! publishing group N.
 //!
 //! If the storage write fails, the in-memory state is ahead of the disk: the
 //! writer answers the group with `Unavailable` and stops (fail-stop); a restart
@@ -14,9 +20,8 @@ use crate::error::{LedgerError, StoreError};
 use crate::ledger::command::{AccountSpec, CurrencySpec, TransactionItem};
 use crate::ledger::execute::{self, Context, EntryLookup, ItemOutcome};
 use crate::ledger::state::{Journaled, LedgerState};
-use crate::ledger::view::{Recorded, TransactionView};
-use crate::store::records::TxRef;
-use crate::store::{transaction_view, Store};
+use crate::store::Store;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tally_core::entry::{AccountId, Entry, TimestampNs};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,7 +29,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// How often the writer wakes up by itself to expire pending transactions.
 pub const TICK_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Groups flushed but not yet published; the writer waits beyond this.
+const PUBLISH_QUEUE_MAX: usize = 4;
+
 pub type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+/// The outcome of a transaction batch: one result per item, and the group
+/// the new entries are in (to build the answers from).
+pub struct TransactionsDone {
+    pub outcomes: Vec<Result<ItemOutcome, LedgerError>>,
+    pub group: Arc<Vec<Journaled>>,
+}
 
 pub enum Request {
     Currencies {
@@ -41,7 +56,7 @@ pub enum Request {
     },
     Transactions {
         items: Vec<TransactionItem>,
-        reply: Reply<Vec<Result<Recorded<TransactionView>, LedgerError>>>,
+        reply: Reply<TransactionsDone>,
     },
     /// Wake up: expire what is due.
     Tick,
@@ -73,8 +88,8 @@ impl EntryLookup for StoreLookup<'_> {
     }
 }
 
-/// An answer computed before the group is durable, sent after.
-enum Pending {
+/// An answer computed before the group is durable, sent after it is published.
+enum Answer {
     Currencies(
         Reply<Vec<Result<bool, LedgerError>>>,
         Vec<Result<bool, LedgerError>>,
@@ -88,21 +103,65 @@ enum Pending {
         Result<AccountId, LedgerError>,
     ),
     Transactions(
-        Reply<Vec<Result<Recorded<TransactionView>, LedgerError>>>,
+        Reply<TransactionsDone>,
         Vec<Result<ItemOutcome, LedgerError>>,
     ),
+}
+
+impl Answer {
+    /// Sends the answer. A requester that went away (timeout, disconnect) is
+    /// no error here: its writes are durable all the same.
+    fn send(self, group: &Arc<Vec<Journaled>>) {
+        match self {
+            Answer::Currencies(reply, results) => drop(reply.send(Ok(results))),
+            Answer::Accounts(reply, results) => drop(reply.send(Ok(results))),
+            Answer::Close(reply, result) => drop(reply.send(Ok(result))),
+            Answer::Transactions(reply, outcomes) => drop(reply.send(Ok(TransactionsDone {
+                outcomes,
+                group: Arc::clone(group),
+            }))),
+        }
+    }
+
+    fn fail(self, message: &str) {
+        let message = message.to_string();
+        match self {
+            Answer::Currencies(reply, _) => drop(reply.send(Err(message))),
+            Answer::Accounts(reply, _) => drop(reply.send(Err(message))),
+            Answer::Close(reply, _) => drop(reply.send(Err(message))),
+            Answer::Transactions(reply, _) => drop(reply.send(Err(message))),
+        }
+    }
+}
+
+/// A flushed group on its way to readers and requesters.
+struct Flushed {
+    group: Arc<Vec<Journaled>>,
+    answers: Vec<Answer>,
 }
 
 pub struct Writer {
     pub state: LedgerState,
     pub store: Store,
     pub group_items_max: usize,
-    pub commits: watch::Sender<u64>,
 }
 
 impl Writer {
-    /// Runs until every sender is gone (shutdown) or storage fails.
-    pub fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+    /// Runs until every sender is gone (shutdown) or storage fails; the
+    /// publisher thread runs beside it and ends after it.
+    pub fn run(mut self, mut requests: mpsc::Receiver<Request>, commits: watch::Sender<u64>) {
+        let (to_publisher, flushed) = std::sync::mpsc::sync_channel::<Flushed>(PUBLISH_QUEUE_MAX);
+        let store = self.store.clone();
+        let publisher = std::thread::Builder::new()
+            .name("tally-publisher".into())
+            .spawn(move || publish(store, flushed, commits));
+        let publisher = match publisher {
+            Ok(handle) => handle,
+            Err(error) => {
+                tracing::error!(%error, "cannot start the publisher thread; the writer stops");
+                return;
+            }
+        };
         while let Some(first) = requests.blocking_recv() {
             let mut group = vec![first];
             let mut items = group[0].items();
@@ -115,48 +174,55 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if let Err(error) = self.commit_group(group) {
-                tracing::error!(%error, "storage write failed; the writer stops (restart to recover)");
-                return;
+            match self.commit_group(group, items) {
+                Ok(flushed) => {
+                    if to_publisher.send(flushed).is_err() {
+                        tracing::error!("the publisher stopped; the writer stops");
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "storage write failed; the writer stops (restart to recover)");
+                    break;
+                }
             }
         }
+        drop(to_publisher);
+        let _ = publisher.join();
         tracing::info!("writer stopped");
     }
 
-    fn commit_group(&mut self, group: Vec<Request>) -> Result<(), StoreError> {
+    fn commit_group(&mut self, group: Vec<Request>, items: usize) -> Result<Flushed, StoreError> {
         let started = std::time::Instant::now();
         let ctx = Context {
             now: now_ns(),
             key_id: String::new(),
         };
-        let mut out: Vec<Journaled> = Vec::new();
+        let mut out: Vec<Journaled> = Vec::with_capacity(items + 1);
         execute::expire_pending(&mut self.state, &ctx, &mut out);
         let mut answers = Vec::with_capacity(group.len());
         for request in group {
-            answers.push(self.execute(request, &ctx, &mut out));
+            if let Some(answer) = self.execute(request, &ctx, &mut out) {
+                answers.push(answer);
+            }
         }
         let executed = started.elapsed();
-        if !out.is_empty() {
-            if let Err(error) = self.store.write_group(&out, &self.state) {
-                for answer in answers {
-                    answer.fail("the ledger stopped after a storage failure");
-                }
-                return Err(error);
+        if let Err(error) = self.store.write_group(&out, &self.state) {
+            for answer in answers {
+                answer.fail("the ledger stopped after a storage failure");
             }
-            self.commits.send_replace(self.state.next_seq());
-        }
-        let written = started.elapsed();
-        for answer in answers {
-            self.answer(answer, &out);
+            return Err(error);
         }
         tracing::debug!(
             entries = out.len(),
             execute_us = executed.as_micros() as u64,
-            write_us = (written - executed).as_micros() as u64,
-            answer_us = (started.elapsed() - written).as_micros() as u64,
-            "group committed"
+            write_us = (started.elapsed() - executed).as_micros() as u64,
+            "group flushed"
         );
-        Ok(())
+        Ok(Flushed {
+            group: Arc::new(out),
+            answers,
+        })
     }
 
     fn execute(
@@ -164,7 +230,7 @@ impl Writer {
         request: Request,
         ctx: &Context,
         out: &mut Vec<Journaled>,
-    ) -> Option<Pending> {
+    ) -> Option<Answer> {
         let state = &mut self.state;
         Some(match request {
             Request::Tick => return None,
@@ -173,127 +239,36 @@ impl Writer {
                     .iter()
                     .map(|s| execute::define_currency(state, s, ctx, out))
                     .collect();
-                Pending::Currencies(reply, results)
+                Answer::Currencies(reply, results)
             }
             Request::Accounts { specs, reply } => {
                 let results = specs
                     .iter()
                     .map(|s| execute::open_account(state, s, ctx, out))
                     .collect();
-                Pending::Accounts(reply, results)
+                Answer::Accounts(reply, results)
             }
             Request::CloseAccount { name, reply } => {
-                Pending::Close(reply, execute::close_account(state, &name, ctx, out))
+                Answer::Close(reply, execute::close_account(state, &name, ctx, out))
             }
             Request::Transactions { items, reply } => {
                 let lookup = StoreLookup(&self.store);
-                Pending::Transactions(
+                Answer::Transactions(
                     reply,
                     execute::execute_transactions(state, &items, ctx, &lookup, out),
                 )
             }
         })
     }
-
-    fn answer(&self, answer: Option<Pending>, group: &[Journaled]) {
-        // A requester that went away (timeout, disconnect) is no error here:
-        // its writes are durable all the same.
-        match answer {
-            None => {}
-            Some(Pending::Currencies(reply, results)) => drop(reply.send(Ok(results))),
-            Some(Pending::Accounts(reply, results)) => drop(reply.send(Ok(results))),
-            Some(Pending::Close(reply, result)) => drop(reply.send(Ok(result))),
-            Some(Pending::Transactions(reply, outcomes)) => {
-                let results = outcomes
-                    .into_iter()
-                    .map(|outcome| outcome.map(|o| self.recorded_view(o, group)))
-                    .collect();
-                drop(reply.send(Ok(results)));
-            }
-        }
-    }
-
-    /// The view of a recorded transaction, from the group just written or
-    /// (for a retry of an older id) from the store.
-    fn recorded_view(
-        &self,
-        outcome: ItemOutcome,
-        group: &[Journaled],
-    ) -> Recorded<TransactionView> {
-        let first_seq = group.first().map_or(u64::MAX, |j| j.seq);
-        let account = |id: AccountId| {
-            (id < self.state.account_count()).then(|| {
-                let account = self.state.account(id);
-                (
-                    account.opened.name.clone(),
-                    account.opened.currency.clone(),
-                    account.scale,
-                )
-            })
-        };
-        let view = if outcome.seq >= first_seq {
-            let journaled = &group[(outcome.seq - first_seq) as usize];
-            debug_assert_eq!(journaled.seq, outcome.seq);
-            let tx_ref = transaction_id(&journaled.entry)
-                .and_then(|id| self.state.transaction(&id))
-                .and_then(TxRef::from_record);
-            transaction_view::build(
-                journaled.seq,
-                journaled.hash,
-                &journaled.entry,
-                tx_ref.as_ref(),
-                &account,
-            )
-        } else {
-            self.store
-                .entry(outcome.seq)
-                .ok()
-                .flatten()
-                .and_then(|(hash, entry)| {
-                    let tx_ref = transaction_id(&entry)
-                        .and_then(|id| self.state.transaction(&id))
-                        .and_then(TxRef::from_record);
-                    transaction_view::build(outcome.seq, hash, &entry, tx_ref.as_ref(), &account)
-                })
-        };
-        let view = view.expect("a recorded transaction outcome points at a transaction entry");
-        Recorded {
-            value: view,
-            replayed: outcome.replayed,
-        }
-    }
 }
 
-impl Pending {
-    fn fail(self, message: &str) {
-        let message = message.to_string();
-        match self {
-            Pending::Currencies(reply, _) => drop(reply.send(Err(message))),
-            Pending::Accounts(reply, _) => drop(reply.send(Err(message))),
-            Pending::Close(reply, _) => drop(reply.send(Err(message))),
-            Pending::Transactions(reply, _) => drop(reply.send(Err(message))),
+/// The publisher loop: fold, publish, answer, in group order.
+fn publish(store: Store, flushed: std::sync::mpsc::Receiver<Flushed>, commits: watch::Sender<u64>) {
+    for Flushed { group, answers } in flushed {
+        store.publish(&group);
+        commits.send_replace(store.committed());
+        for answer in answers {
+            answer.send(&group);
         }
-    }
-}
-
-trait Fail {
-    fn fail(self, message: &str);
-}
-
-impl Fail for Option<Pending> {
-    fn fail(self, message: &str) {
-        if let Some(pending) = self {
-            pending.fail(message);
-        }
-    }
-}
-
-fn transaction_id(entry: &Entry) -> Option<String> {
-    use tally_core::entry::EntryBody;
-    match &entry.body {
-        EntryBody::TransactionRecorded(recorded) => Some(recorded.id.clone()),
-        EntryBody::PendingPosted(posted) => Some(posted.id.clone()),
-        EntryBody::PendingVoided(voided) => Some(voided.id.clone()),
-        _ => None,
     }
 }
