@@ -630,7 +630,10 @@ fn raw_transaction(id: &str, debit: &str, credit: &str) -> pb::TransactionItem {
 
 /// The error of a one-item batch sent through the generated client.
 async fn raw_refusal(client: &Client, item: pb::TransactionItem) -> (ErrorCode, String) {
-    let request = pb::CreateTransactionsRequest { items: vec![item] };
+    let request = pb::CreateTransactionsRequest {
+        items: vec![item],
+        brief: false,
+    };
     let response = client.raw().create_transactions(request).await;
     let mut results = response.expect("the call succeeds").into_inner().results;
     assert_eq!(results.len(), 1);

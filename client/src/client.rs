@@ -400,7 +400,25 @@ impl Client {
         &self,
         batch: impl Into<Batch>,
     ) -> Result<Vec<Result<TransactionRecorded, ItemError>>> {
-        let batch = batch.into();
+        self.submit_answered(batch.into(), false).await
+    }
+
+    /// As [`Client::submit`], but the server answers briefly: each recorded
+    /// transaction carries only its id, kind, seq, times, references and entry
+    /// hash (no postings, description, metadata or state). For high-volume
+    /// writers that already know what they sent; errors are in full.
+    pub async fn submit_brief(
+        &self,
+        batch: impl Into<Batch>,
+    ) -> Result<Vec<Result<TransactionRecorded, ItemError>>> {
+        self.submit_answered(batch.into(), true).await
+    }
+
+    async fn submit_answered(
+        &self,
+        batch: Batch,
+        brief: bool,
+    ) -> Result<Vec<Result<TransactionRecorded, ItemError>>> {
         let expected = batch.len();
         let request = pb::CreateTransactionsRequest {
             items: batch
@@ -408,6 +426,7 @@ impl Client {
                 .into_iter()
                 .map(|(item, linked)| convert::item_to_proto(item, linked))
                 .collect(),
+            brief,
         };
         let response = self
             .call(Retry::Safe, request, |mut raw, request| async move {

@@ -10,7 +10,7 @@ use crate::ledger::view::{
     AccountBalance, AccountView, AsOf, Balance, BalanceChange, CurrencyView, JournalRecord,
     LedgerInfo, Page, Recorded, TransactionView, TrialBalance,
 };
-use crate::store::Store;
+use crate::store::{transaction_view, Store};
 use crate::writer::{self, Request, Writer};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -40,6 +40,15 @@ impl EngineConfig {
             cache_capacity_bytes: 256 * 1024 * 1024,
         }
     }
+}
+
+/// How much of each recorded transaction a batch answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The whole transaction, as `get_transaction` shows it.
+    Full,
+    /// Identity and position only.
+    Brief,
 }
 
 /// Results of a batch: one per item, in order.
@@ -254,6 +263,16 @@ impl Engine {
         &self,
         items: Vec<TransactionItem>,
     ) -> Result<ItemResults<TransactionView>> {
+        self.create_transactions_answered(items, Answer::Full).await
+    }
+
+    /// As [`Engine::create_transactions`], answering in full or briefly
+    /// (identity and position only: see `transaction_view::brief`).
+    pub async fn create_transactions_answered(
+        &self,
+        items: Vec<TransactionItem>,
+        answer: Answer,
+    ) -> Result<ItemResults<TransactionView>> {
         check_batch(items.len(), BATCH_ITEMS_MAX, "items")?;
         let done = self
             .call(|reply| Request::Transactions { items, reply })
@@ -267,8 +286,11 @@ impl Engine {
                     let view = if outcome.seq >= first_seq {
                         let journaled = &done.group[(outcome.seq - first_seq) as usize];
                         debug_assert_eq!(journaled.seq, outcome.seq);
-                        self.store
-                            .view_of(journaled.seq, journaled.hash, &journaled.entry)
+                        let (seq, hash, entry) = (journaled.seq, journaled.hash, &journaled.entry);
+                        match answer {
+                            Answer::Full => self.store.view_of(seq, hash, entry),
+                            Answer::Brief => transaction_view::brief(seq, hash, entry),
+                        }
                     } else {
                         self.store.transaction_at(outcome.seq)?
                     };

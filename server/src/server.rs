@@ -344,6 +344,7 @@ mod tests {
                     transfer("t3", "1", false),
                     transfer("t4", "2", false),
                 ],
+                brief: false,
             })
             .await
             .unwrap()

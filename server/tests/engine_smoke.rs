@@ -123,6 +123,36 @@ async fn a_day_of_ledger_work_survives_restart_and_rebuild() {
         ErrorCode::TransactionExists
     );
 
+    // A brief answer carries identity and position only; the transaction is whole.
+    let brief = engine
+        .create_transactions_answered(
+            vec![transfer("t-brief", "assets:cash", "revenue:sales", "1")],
+            tally_server::engine::Answer::Brief,
+        )
+        .await
+        .unwrap();
+    let brief = &brief[0].as_ref().unwrap().value;
+    assert_eq!(brief.id, "t-brief");
+    assert!(brief.postings.is_empty());
+    let full = engine.get_transaction("t-brief").unwrap();
+    assert_eq!((full.seq, full.entry_hash), (brief.seq, brief.entry_hash));
+    assert_eq!(full.postings.len(), 2);
+    let reverse_brief = TransactionItem {
+        command: TransactionCommand::Reverse(ReverseSpec {
+            id: "t-brief-rev".into(),
+            transaction_id: "t-brief".into(),
+            effective_at: None,
+            description: String::new(),
+            metadata: Default::default(),
+        }),
+        linked: false,
+    };
+    assert!(engine
+        .create_transactions(vec![reverse_brief])
+        .await
+        .unwrap()[0]
+        .is_ok());
+
     // Over-precise and unbalanced.
     let bad = engine
         .create_transactions(vec![transfer(
@@ -234,9 +264,10 @@ async fn a_day_of_ledger_work_survives_restart_and_rebuild() {
     assert!(reversed[0].is_ok(), "{reversed:?}");
 
     let cash = engine.get_account("assets:cash").unwrap();
-    // 10.50 + 6 - 10.50 = 6.00 debit.
-    assert_eq!(cash.balance.debits_posted, 1650);
-    assert_eq!(cash.balance.credits_posted, 1050);
+    // Debits 10.50 (t1) + 1 (t-brief) + 6 (dep); credits 1 (t-brief reversed)
+    // + 10.50 (t1 reversed): 6.00 net debit.
+    assert_eq!(cash.balance.debits_posted, 1750);
+    assert_eq!(cash.balance.credits_posted, 1150);
     let wallet = engine.get_account("liabilities:wallet:alice").unwrap();
     assert_eq!(wallet.balance.debits_posted, 300);
     assert_eq!(wallet.balance.debits_pending, 0);

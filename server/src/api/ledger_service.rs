@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::{internal, ledger_status, status};
-use crate::engine::{Engine, ItemResults};
+use crate::engine::{Answer, Engine, ItemResults};
 use crate::error::LedgerError;
 use crate::ledger::command::{TransactionCommand, TransactionItem};
 use crate::ledger::limits::{ACCOUNTS_BATCH_MAX, BATCH_ITEMS_MAX};
@@ -578,15 +578,16 @@ impl Ledger for LedgerService {
         &self,
         request: Request<pb::CreateTransactionsRequest>,
     ) -> Result<Response<pb::CreateTransactionsResponse>, Status> {
-        let items = request.into_inner().items;
+        let pb::CreateTransactionsRequest { items, brief } = request.into_inner();
         check_batch_size(items.len(), BATCH_ITEMS_MAX, "items")?;
         let mut plan = plan_transactions(items);
         let engine_items = std::mem::take(&mut plan.engine_items);
+        let answer = if brief { Answer::Brief } else { Answer::Full };
         let engine_results = if engine_items.is_empty() {
             Vec::new()
         } else {
             self.engine
-                .create_transactions(engine_items)
+                .create_transactions_answered(engine_items, answer)
                 .await
                 .map_err(status)?
         };

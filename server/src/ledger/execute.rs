@@ -391,22 +391,23 @@ fn amount_error(error: AmountError, field: String, amount: &Decimal) -> LedgerEr
     LedgerError::new(code, field, format!("amount {amount}: {error}"))
 }
 
+/// `field` is called only on failure: this runs for every posting.
 fn open_account_id(
     state: &LedgerState,
     name: &str,
-    field: String,
+    field: impl Fn() -> String,
 ) -> Result<AccountId, LedgerError> {
     let id = state.account_id(name).ok_or_else(|| {
         LedgerError::new(
             ErrorCode::AccountNotFound,
-            field.clone(),
+            field(),
             format!("no account {name}"),
         )
     })?;
     if state.account(id).closed {
         return Err(LedgerError::new(
             ErrorCode::AccountClosed,
-            field,
+            field(),
             format!("account {name} is closed"),
         ));
     }
@@ -421,11 +422,9 @@ fn plan_transaction(
 ) -> Result<EntryBody, LedgerError> {
     let mut postings = Vec::with_capacity(spec.postings.len());
     for (index, posting) in spec.postings.iter().enumerate() {
-        let account_id = open_account_id(
-            state,
-            &posting.account,
-            format!("postings[{index}].account"),
-        )?;
+        let account_id = open_account_id(state, &posting.account, || {
+            format!("postings[{index}].account")
+        })?;
         let account = state.account(account_id);
         if let Some(currency) = &posting.currency {
             if *currency != account.opened.currency {

@@ -172,7 +172,9 @@ fn transaction(spec: &TransactionSpec) -> Check {
         ));
     }
     for (index, posting) in spec.postings.iter().enumerate() {
-        account_name(&format!("postings[{index}].account"), &posting.account)?;
+        // Field paths are built only on failure: this runs for every posting.
+        let within = |error: LedgerError| error.within(&format!("postings[{index}]"));
+        account_name("account", &posting.account).map_err(within)?;
         if posting.amount.is_zero() || posting.amount.is_sign_negative() {
             return Err(LedgerError::new(
                 ErrorCode::AmountNotPositive,
@@ -181,7 +183,7 @@ fn transaction(spec: &TransactionSpec) -> Check {
             ));
         }
         if let Some(currency) = &posting.currency {
-            currency_code(&format!("postings[{index}].currency"), currency)?;
+            currency_code("currency", currency).map_err(within)?;
         }
     }
     text("description", &spec.description)?;

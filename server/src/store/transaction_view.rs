@@ -93,3 +93,52 @@ pub fn build(
     }
     Some(view)
 }
+
+/// The brief view of a transaction entry: identity and position only (for
+/// `CreateTransactionsRequest.brief`). `None` if the entry is not a transaction.
+pub fn brief(seq: u64, hash: Digest, entry: &Entry) -> Option<TransactionView> {
+    let (id, kind, effective_at, pending_id, reverses_id) = match &entry.body {
+        EntryBody::TransactionRecorded(recorded) => {
+            let (kind, reverses) = match &recorded.mode {
+                TransactionMode::Standard => (TransactionKind::Standard, None),
+                TransactionMode::Pending { .. } => (TransactionKind::Pending, None),
+                TransactionMode::Reversal { reverses } => {
+                    (TransactionKind::Reversal, Some(reverses.clone()))
+                }
+            };
+            (&recorded.id, kind, recorded.effective_at, None, reverses)
+        }
+        EntryBody::PendingPosted(posted) => (
+            &posted.id,
+            TransactionKind::PostPending,
+            posted.effective_at,
+            Some(posted.pending_id.clone()),
+            None,
+        ),
+        EntryBody::PendingVoided(voided) => (
+            &voided.id,
+            TransactionKind::VoidPending,
+            None,
+            Some(voided.pending_id.clone()),
+            None,
+        ),
+        _ => return None,
+    };
+    Some(TransactionView {
+        id: id.clone(),
+        kind,
+        seq,
+        postings: Vec::new(),
+        effective_at: effective_at.unwrap_or(entry.recorded_at),
+        recorded_at: entry.recorded_at,
+        description: String::new(),
+        metadata: Default::default(),
+        pending_id,
+        reverses_id,
+        pending_state: None,
+        expires_at: None,
+        resolved_by: None,
+        reversed_by: None,
+        entry_hash: hash,
+    })
+}
