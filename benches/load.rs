@@ -9,67 +9,13 @@
 //! Options: `--accounts N` (10,000), `--transfers M` (1,000,000), `--batch B`
 //! (8,189), `--clients C` (1), `--server URL` (use a running server instead of
 //! starting one on a temporary data directory). Every acknowledged batch is on
-//! disk: tallyd acknowledges only after its group commit is flushed.
+//! disk: tallyd acknowledges only after its group commit is flushed. The
+//! workload is shared with the PostgreSQL baseline (`tally::workload`).
 
 use rust_decimal::Decimal;
 use std::time::{Duration, Instant};
+use tally::workload::{account_name, peak_memory_kib, print_report, Rng, Workload};
 use tally_client::{AccountSpec, AccountType, Batch, Client, Transaction};
-
-struct Options {
-    accounts: usize,
-    transfers: usize,
-    batch: usize,
-    clients: usize,
-    server: Option<String>,
-}
-
-fn options() -> Options {
-    let mut options = Options {
-        accounts: 10_000,
-        transfers: 1_000_000,
-        batch: 8_189,
-        clients: 1,
-        server: None,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut iter = args.iter();
-    while let Some(flag) = iter.next() {
-        let mut value = || {
-            iter.next()
-                .cloned()
-                .unwrap_or_else(|| panic!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--accounts" => options.accounts = value().parse().expect("--accounts N"),
-            "--transfers" => options.transfers = value().parse().expect("--transfers N"),
-            "--batch" => options.batch = value().parse().expect("--batch N"),
-            "--clients" => options.clients = value().parse().expect("--clients N"),
-            "--server" => options.server = Some(value()),
-            "--bench" => {} // passed by `cargo bench`
-            other => panic!("unknown option {other}"),
-        }
-    }
-    options
-}
-
-/// A small deterministic generator (xorshift64*), so runs are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn account_name(index: usize) -> String {
-    format!("assets:bench:a{index}")
-}
 
 async fn open_accounts(client: &Client, accounts: usize) {
     client.define_currency("USD", 2).await.expect("define USD");
@@ -87,14 +33,6 @@ async fn open_accounts(client: &Client, accounts: usize) {
     }
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[index]
-}
-
 async fn client_loop(
     url: String,
     client_index: usize,
@@ -106,17 +44,13 @@ async fn client_loop(
         .build()
         .await
         .expect("connect");
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (client_index as u64 + 1));
+    let mut rng = Rng::for_client(client_index);
     let amount = Decimal::new(1, 2);
     let mut latencies = Vec::with_capacity(batches.len());
     for (start, len) in batches {
         let mut batch = Batch::new();
         for n in start..start + len {
-            let debit = rng.below(accounts);
-            let mut credit = rng.below(accounts);
-            if credit == debit {
-                credit = (credit + 1) % accounts;
-            }
+            let (debit, credit) = rng.transfer(accounts);
             batch.push(
                 Transaction::builder(format!("t{n}"))
                     .debit(account_name(debit), amount)
@@ -138,64 +72,33 @@ async fn client_loop(
     latencies
 }
 
-fn peak_memory_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[tokio::main]
 async fn main() {
-    let options = options();
+    let workload = Workload::from_args("--server", None);
     let data_dir = tempfile::tempdir().expect("temporary data directory");
-    let server = match &options.server {
+    let server = match &workload.target {
         Some(_) => None,
         None => Some(tally::Tallyd::start(data_dir.path())),
     };
-    let url = options
-        .server
+    let url = workload
+        .target
         .clone()
         .unwrap_or_else(|| server.as_ref().expect("server").url.clone());
     let client = Client::connect(url.clone()).await.expect("connect");
-    open_accounts(&client, options.accounts).await;
+    open_accounts(&client, workload.accounts).await;
 
-    // Split the transfers into batches, dealt round-robin to the clients.
-    let mut per_client: Vec<Vec<(usize, usize)>> = vec![Vec::new(); options.clients];
-    let mut start = 0;
-    let mut index = 0;
-    while start < options.transfers {
-        let len = options.batch.min(options.transfers - start);
-        per_client[index % options.clients].push((start, len));
-        start += len;
-        index += 1;
-    }
     let started = Instant::now();
-    let tasks: Vec<_> = per_client
+    let tasks: Vec<_> = workload
+        .batches_per_client()
         .into_iter()
         .enumerate()
-        .map(|(i, batches)| tokio::spawn(client_loop(url.clone(), i, batches, options.accounts)))
+        .map(|(i, batches)| tokio::spawn(client_loop(url.clone(), i, batches, workload.accounts)))
         .collect();
     let mut latencies = Vec::new();
     for task in tasks {
         latencies.extend(task.await.expect("client task"));
     }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let transfers_per_second = options.transfers as f64 / elapsed.as_secs_f64();
-    println!(
-        "accounts={} transfers={} batch={} clients={}",
-        options.accounts, options.transfers, options.batch, options.clients
-    );
-    println!("elapsed            {:.2} s", elapsed.as_secs_f64());
-    println!("transfers/s        {transfers_per_second:.0}");
-    println!("postings/s         {:.0}", transfers_per_second * 2.0);
-    println!(
-        "batch latency      p50 {:.1} ms  p99 {:.1} ms  p99.9 {:.1} ms  max {:.1} ms",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.999).as_secs_f64() * 1e3,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-    );
+    print_report(&workload, started.elapsed(), latencies);
     if let Some(server) = &server {
         if let Some(kib) = peak_memory_kib(server.pid()) {
             println!("server peak memory {:.0} MiB", kib as f64 / 1024.0);

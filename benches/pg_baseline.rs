@@ -54,67 +54,8 @@
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use tally::workload::{account_name, peak_memory_kib, print_report, Rng, Workload};
 use tokio_postgres::{Client, NoTls};
-
-struct Options {
-    accounts: usize,
-    transfers: usize,
-    batch: usize,
-    clients: usize,
-    dsn: Option<String>,
-}
-
-fn options() -> Options {
-    let mut options = Options {
-        accounts: 10_000,
-        transfers: 1_000_000,
-        batch: 8_189,
-        clients: 1,
-        dsn: std::env::var("PG_BASELINE_DSN").ok(),
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut iter = args.iter();
-    while let Some(flag) = iter.next() {
-        let mut value = || {
-            iter.next()
-                .cloned()
-                .unwrap_or_else(|| panic!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--accounts" => options.accounts = value().parse().expect("--accounts N"),
-            "--transfers" => options.transfers = value().parse().expect("--transfers N"),
-            "--batch" => options.batch = value().parse().expect("--batch N"),
-            "--clients" => options.clients = value().parse().expect("--clients N"),
-            "--dsn" => options.dsn = Some(value()),
-            "--bench" => {} // passed by `cargo bench`
-            other => panic!("unknown option {other}"),
-        }
-    }
-    assert!(options.accounts >= 2, "--accounts must be at least 2");
-    assert!(options.batch >= 1, "--batch must be at least 1");
-    assert!(options.clients >= 1, "--clients must be at least 1");
-    options
-}
-
-/// A small deterministic generator (xorshift64*), so runs are reproducible:
-/// the same as load.rs, seeded the same way per client.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn account_name(index: usize) -> String {
-    format!("assets:bench:a{index}")
-}
 
 /// Id of an extra account with the balance constraint on, used by the self-test.
 const GUARDED_ACCOUNT: i64 = -1;
@@ -260,14 +201,6 @@ async fn self_test(client: &mut Client) {
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (0, 0));
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[index]
-}
-
 async fn client_loop(
     dsn: String,
     client_index: usize,
@@ -280,17 +213,13 @@ async fn client_loop(
         .await
         .expect("backend pid")
         .get(0);
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (client_index as u64 + 1));
+    let mut rng = Rng::for_client(client_index);
     let amount = Decimal::new(1, 2);
     let mut latencies = Vec::with_capacity(batches.len());
     for (start, len) in batches {
         let mut batch = Transfers::default();
         for n in start..start + len {
-            let debit = rng.below(accounts);
-            let mut credit = rng.below(accounts);
-            if credit == debit {
-                credit = (credit + 1) % accounts;
-            }
+            let (debit, credit) = rng.transfer(accounts);
             batch.push(format!("t{n}"), debit as i64, credit as i64, amount);
         }
         let sent = Instant::now();
@@ -298,14 +227,6 @@ async fn client_loop(
         latencies.push(sent.elapsed());
     }
     (latencies, peak_memory_kib(backend as u32))
-}
-
-/// Peak resident memory of a process (readable when the server runs on this
-/// machine under a user we may inspect, e.g. as root).
-fn peak_memory_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// After the run: every transfer is there and the books balance.
@@ -333,9 +254,9 @@ async fn verify(client: &Client, transfers: usize) {
 
 #[tokio::main]
 async fn main() {
-    let options = options();
+    let options = Workload::from_args("--dsn", Some("PG_BASELINE_DSN"));
     let dsn = options
-        .dsn
+        .target
         .clone()
         .expect("set PG_BASELINE_DSN or pass --dsn (benches/pg-baseline.sh does this)");
     let mut client = connect(&dsn).await;
@@ -366,16 +287,7 @@ async fn main() {
         eprintln!("warning: fsync={fsync} synchronous_commit={synchronous_commit}: commits are not durable");
     }
 
-    // Split the transfers into batches, dealt round-robin to the clients.
-    let mut per_client: Vec<Vec<(usize, usize)>> = vec![Vec::new(); options.clients];
-    let mut start = 0;
-    let mut index = 0;
-    while start < options.transfers {
-        let len = options.batch.min(options.transfers - start);
-        per_client[index % options.clients].push((start, len));
-        start += len;
-        index += 1;
-    }
+    let per_client = options.batches_per_client();
     let started = Instant::now();
     let tasks: Vec<_> = per_client
         .into_iter()
@@ -391,26 +303,11 @@ async fn main() {
     }
     let elapsed = started.elapsed();
     verify(&client, options.transfers).await;
-    latencies.sort();
-    let transfers_per_second = options.transfers as f64 / elapsed.as_secs_f64();
     println!("{version}");
     println!(
         "fsync={fsync} synchronous_commit={synchronous_commit} full_page_writes={full_page_writes} shared_buffers={shared_buffers}"
     );
-    println!(
-        "accounts={} transfers={} batch={} clients={}",
-        options.accounts, options.transfers, options.batch, options.clients
-    );
-    println!("elapsed            {:.2} s", elapsed.as_secs_f64());
-    println!("transfers/s        {transfers_per_second:.0}");
-    println!("postings/s         {:.0}", transfers_per_second * 2.0);
-    println!(
-        "batch latency      p50 {:.1} ms  p99 {:.1} ms  p99.9 {:.1} ms  max {:.1} ms",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        percentile(&latencies, 0.999).as_secs_f64() * 1e3,
-        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-    );
+    print_report(&options, elapsed, latencies);
     if let Some(kib) = backend_peak {
         // PostgreSQL is many processes sharing shared_buffers; this is the
         // largest client backend's VmHWM, shared pages it touched included.

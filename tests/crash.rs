@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rust_decimal::prelude::ToPrimitive;
+use tally::workload::Rng;
 use tally::Tallyd;
 use tally_client::{
     AccountSpec, AccountType, AsOf, BalanceConstraint, Batch, Client, Decimal, ErrorCode,
@@ -29,22 +30,6 @@ const KILLS: usize = 20;
 /// 1,000.00 USD.
 const FUNDING_CENTS: i64 = 100_000;
 const SOURCE: &str = "equity:source";
-
-/// xorshift64*: tiny, seeded, good enough to pick delays and accounts.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
 
 fn user(index: usize) -> String {
     format!("liabilities:user:{index:02}")
@@ -93,8 +78,8 @@ fn make_batch(rng: &mut Rng, batch_number: u64) -> Vec<Item> {
     let mut posts = Vec::new();
     while items.len() + posts.len() < BATCH_ITEMS {
         let id = format!("b{batch_number}-{}", items.len());
-        let from = rng.below(ACCOUNT_COUNT as u64) as usize;
-        let to = (from + 1 + rng.below(ACCOUNT_COUNT as u64 - 1) as usize) % ACCOUNT_COUNT;
+        let from = rng.below(ACCOUNT_COUNT);
+        let to = (from + 1 + rng.below(ACCOUNT_COUNT - 1)) % ACCOUNT_COUNT;
         let cents = 1 + rng.below(5_000) as i64;
         if rng.below(10) == 0 && items.len() + posts.len() + 2 <= BATCH_ITEMS {
             posts.push(Item {
@@ -398,13 +383,13 @@ async fn run_until_killed(
             .unwrap();
         let task = writer(
             client,
-            rng.next(),
+            rng.next_u64(),
             Arc::clone(batch_numbers),
             Arc::clone(&stop),
         );
         writers.push(tokio::spawn(task));
     }
-    let delay = Duration::from_millis(20 + rng.below(281));
+    let delay = Duration::from_millis(20 + rng.below(281) as u64);
     tokio::time::sleep(delay).await;
     tokio::task::spawn_blocking(move || server.kill())
         .await

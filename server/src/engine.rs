@@ -342,18 +342,22 @@ impl Engine {
             .list_transactions(account_id, from, to, page_size, after)?)
     }
 
+    /// Refuses a seq past the journal's end; returns the committed length.
+    fn check_as_of(&self, as_of: AsOf) -> Result<u64> {
+        let committed = self.store.committed();
+        match as_of {
+            AsOf::Seq(seq) if seq >= committed => Err(Error::Ledger(LedgerError::new(
+                ErrorCode::SeqOutOfRange,
+                "as_of.seq",
+                format!("seq {seq} is past the journal's end ({committed} entries)"),
+            ))),
+            _ => Ok(committed),
+        }
+    }
+
     /// Balances of the named accounts at `as_of`, and the last seq reflected.
     pub fn balances(&self, accounts: &[String], as_of: AsOf) -> Result<(Vec<AccountBalance>, u64)> {
-        let committed = self.store.committed();
-        if let AsOf::Seq(seq) = as_of {
-            if seq >= committed {
-                return Err(Error::Ledger(LedgerError::new(
-                    ErrorCode::SeqOutOfRange,
-                    "as_of.seq",
-                    format!("seq {seq} is past the journal's end ({committed} entries)"),
-                )));
-            }
-        }
+        let committed = self.check_as_of(as_of)?;
         let mut balances = Vec::with_capacity(accounts.len());
         for (index, name) in accounts.iter().enumerate() {
             let account = self
@@ -398,16 +402,7 @@ impl Engine {
         prefix: &str,
         currency: Option<&str>,
     ) -> Result<TrialBalance> {
-        if let AsOf::Seq(seq) = as_of {
-            let committed = self.store.committed();
-            if seq >= committed {
-                return Err(Error::Ledger(LedgerError::new(
-                    ErrorCode::SeqOutOfRange,
-                    "as_of.seq",
-                    format!("seq {seq} is past the journal's end ({committed} entries)"),
-                )));
-            }
-        }
+        self.check_as_of(as_of)?;
         Ok(self.store.trial_balance(as_of, depth, prefix, currency)?)
     }
 

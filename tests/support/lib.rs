@@ -2,6 +2,8 @@
 //! real `tallyd` process on an ephemeral port over a real data directory, and
 //! can stop it gracefully (SIGTERM) or kill it (SIGKILL).
 
+pub mod workload;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -224,7 +224,9 @@ impl Store {
                 .ok_or_else(|| corrupt(format!("history point {} without entry", point.seq)))?;
             changes.push(BalanceChange {
                 seq: point.seq,
-                transaction_id: transaction_id(&entry.body).unwrap_or_default(),
+                transaction_id: ReadModel::transaction_id(&entry)
+                    .unwrap_or_default()
+                    .to_string(),
                 kind: records::kind_from_code(point.kind).unwrap_or(TransactionKind::Standard),
                 effective_at: point.effective_at,
                 balance: point.balance,
@@ -463,14 +465,4 @@ fn roll_up(name: &str, depth: usize) -> String {
         return name.to_string();
     }
     name.split(':').take(depth).collect::<Vec<_>>().join(":")
-}
-
-fn transaction_id(body: &EntryBody) -> Option<String> {
-    match body {
-        EntryBody::TransactionRecorded(recorded) => Some(recorded.id.clone()),
-        EntryBody::PendingPosted(posted) => Some(posted.id.clone()),
-        EntryBody::PendingVoided(voided) => Some(voided.id.clone()),
-        EntryBody::PendingExpired { pending_id } => Some(pending_id.clone()),
-        _ => None,
-    }
 }

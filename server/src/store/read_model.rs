@@ -199,12 +199,14 @@ impl ReadModel {
         self.accounts.get(account_id as usize)
     }
 
-    /// The transaction id an entry records, if any.
+    /// The transaction id an entry is about, if any (for an expiry, the
+    /// pending transaction's).
     pub fn transaction_id(entry: &Entry) -> Option<&str> {
         match &entry.body {
             EntryBody::TransactionRecorded(recorded) => Some(&recorded.id),
             EntryBody::PendingPosted(posted) => Some(&posted.id),
             EntryBody::PendingVoided(voided) => Some(&voided.id),
+            EntryBody::PendingExpired { pending_id } => Some(pending_id),
             _ => None,
         }
     }
