@@ -629,7 +629,7 @@ fn plan_reverse(
             ),
         ));
     }
-    if let Some((by, _)) = &record.reversed_by {
+    if let Some(by) = &record.reversed_by {
         return Err(LedgerError::new(
             ErrorCode::AlreadyReversed,
             field,

@@ -46,11 +46,6 @@ pub struct PendingRecord {
     pub postings: Vec<Posting>,
     pub state: PendingState,
     pub expires_at: Option<TimestampNs>,
-    pub resolved_by: Option<String>,
-    /// The seq of the entry that resolved it (post, void or expiry).
-    pub resolved_seq: Option<u64>,
-    /// When the reservation took effect (its effective time).
-    pub effective_at: TimestampNs,
 }
 
 /// What the ledger remembers of every transaction id it has answered.
@@ -60,8 +55,8 @@ pub struct TxRecord {
     pub outcome: TxOutcome,
     /// Pending transactions only.
     pub pending: Option<PendingRecord>,
-    /// The reversal of this transaction and its seq, once reversed.
-    pub reversed_by: Option<(String, u64)>,
+    /// The reversal of this transaction, once reversed.
+    pub reversed_by: Option<String>,
 }
 
 /// An entry as appended: its position, bytes and hashes.
@@ -380,9 +375,6 @@ impl LedgerState {
                             postings: recorded.postings.clone(),
                             state: PendingState::Open,
                             expires_at: *expires_at,
-                            resolved_by: None,
-                            resolved_seq: None,
-                            effective_at: recorded.effective_at.unwrap_or(entry.recorded_at),
                         });
                         if let Some(at) = expires_at {
                             self.add_expiry((*at, recorded.id.clone()));
@@ -394,19 +386,14 @@ impl LedgerState {
                             .transactions
                             .get_mut(reverses)
                             .ok_or_else(|| format!("reversal of unknown transaction {reverses}"))?;
-                        original.reversed_by = Some((recorded.id.clone(), seq));
+                        original.reversed_by = Some(recorded.id.clone());
                     }
                 }
                 self.insert_transaction(&recorded.id, record);
             }
             EntryBody::PendingPosted(posted) => {
                 self.check_new_id(&posted.id)?;
-                let reserved = self.resolve_pending(
-                    seq,
-                    &posted.pending_id,
-                    PendingState::Posted,
-                    Some(&posted.id),
-                )?;
+                let reserved = self.resolve_pending(&posted.pending_id, PendingState::Posted)?;
                 self.add_postings(&reserved, true, false)?;
                 self.add_postings(&posted.postings, false, true)?;
                 self.insert_recorded(
@@ -418,12 +405,7 @@ impl LedgerState {
             }
             EntryBody::PendingVoided(voided) => {
                 self.check_new_id(&voided.id)?;
-                let reserved = self.resolve_pending(
-                    seq,
-                    &voided.pending_id,
-                    PendingState::Voided,
-                    Some(&voided.id),
-                )?;
+                let reserved = self.resolve_pending(&voided.pending_id, PendingState::Voided)?;
                 self.add_postings(&reserved, true, false)?;
                 self.insert_recorded(
                     &voided.id,
@@ -433,8 +415,7 @@ impl LedgerState {
                 );
             }
             EntryBody::PendingExpired { pending_id } => {
-                let reserved =
-                    self.resolve_pending(seq, pending_id, PendingState::Expired, None)?;
+                let reserved = self.resolve_pending(pending_id, PendingState::Expired)?;
                 self.add_postings(&reserved, true, false)?;
             }
             EntryBody::TransactionRejected(rejected) => {
@@ -518,10 +499,8 @@ impl LedgerState {
     /// Marks an open pending transaction resolved; returns its reserved postings.
     fn resolve_pending(
         &mut self,
-        seq: u64,
         pending_id: &str,
         state: PendingState,
-        resolved_by: Option<&str>,
     ) -> Result<Vec<Posting>, String> {
         self.save_transaction(pending_id);
         let record = self
@@ -536,8 +515,6 @@ impl LedgerState {
             ));
         }
         record.state = state;
-        record.resolved_by = resolved_by.map(str::to_string);
-        record.resolved_seq = Some(seq);
         let postings = record.postings.clone();
         if let Some(at) = record.expires_at {
             self.remove_expiry((at, pending_id.to_string()));
