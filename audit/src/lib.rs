@@ -11,15 +11,57 @@
 //! Architecture invariant: this crate does no I/O, reads no clock and draws no randomness of
 //! its own; times and random sources are passed in.
 
+pub mod checkpoint;
 pub mod merkle;
 
+pub use checkpoint::{
+    open_checkpoint, sign_checkpoint, Checkpoint, CheckpointError, NoteSigner, NoteVerifier,
+    VerifiedCheckpoint,
+};
 pub use merkle::{Blake3, Hash, MerkleHasher, MerkleTree, ProofError};
+
+/// The Merkle leaf hash of a journal entry: `blake3(0x00 || entry_hash)`, where `entry_hash`
+/// is the entry's chain hash (`tally_core::chain::entry_hash`).
+pub fn entry_leaf_hash(entry_hash: &tally_core::entry::Digest) -> Hash {
+    merkle::leaf_hash(&Blake3, entry_hash)
+}
 
 /// Every error of this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Proof(#[from] ProofError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_core::chain::{entry_hash, GENESIS_PREV_HASH};
+
+    #[test]
+    fn journal_entries_become_leaves_through_their_entry_hash() {
+        // Goal: the tree over a hash chain uses blake3(0x00 || entry_hash) per entry, and an
+        // inclusion proof of entry 2 verifies against a root recomputed from the chain alone.
+        let mut prev = GENESIS_PREV_HASH;
+        let mut tree = MerkleTree::new(Blake3);
+        let mut leaves = Vec::new();
+        for seq in 0..4u64 {
+            prev = entry_hash(seq, &prev, &[0x01, seq as u8]);
+            tree.push_leaf(&prev);
+            leaves.push(entry_leaf_hash(&prev));
+        }
+        let mut expected = vec![merkle::LEAF_PREFIX];
+        expected.extend_from_slice(&entry_hash(0, &GENESIS_PREV_HASH, &[0x01, 0]));
+        assert_eq!(leaves[0], *blake3::hash(&expected).as_bytes());
+        let root = merkle::root(&Blake3, &leaves);
+        let proof = tree.inclusion_proof(2, 4).unwrap();
+        assert_eq!(
+            merkle::verify_inclusion(&Blake3, &leaves[2], 2, 4, &proof, &root),
+            Ok(())
+        );
+    }
+}
