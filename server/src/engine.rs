@@ -71,6 +71,10 @@ pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
     let (length, head) = store.head()?;
     let caches_length = store.caches_length()?;
     let mut state = LedgerState::new();
+    // Most entries record a transaction id: size both id maps once.
+    let expected_ids = usize::try_from(length).unwrap_or(usize::MAX);
+    state.reserve_transactions(expected_ids);
+    store.reserve_transactions(expected_ids);
     let mut replayed = Vec::with_capacity(CATCH_UP_CHUNK);
     let fold = |replayed: &mut Vec<_>, state: &LedgerState| -> Result<(), StoreError> {
         let behind =
@@ -83,7 +87,7 @@ pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
     for row in store.journal_rows(0) {
         let (seq, hash, canonical) = row?;
         let journaled = state
-            .replay(seq, &canonical, &hash)
+            .replay(seq, canonical, &hash)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         replayed.push(journaled);
         if replayed.len() == CATCH_UP_CHUNK {

@@ -80,7 +80,7 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, StoreError> {
     for row in store.journal_rows(0) {
         let (seq, hash, canonical) = row?;
         state
-            .replay(seq, &canonical, &hash)
+            .replay(seq, canonical, &hash)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     }
     Ok(VerifyReport {

@@ -112,6 +112,13 @@ impl LedgerState {
         }
     }
 
+    /// Room for `additional` more transaction ids without rehashing (start-up
+    /// knows the journal length: growing the map entry by entry rehashes every
+    /// id again and again).
+    pub fn reserve_transactions(&mut self, additional: usize) {
+        self.transactions.reserve(additional);
+    }
+
     pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
@@ -224,18 +231,18 @@ impl LedgerState {
     pub fn replay(
         &mut self,
         seq: u64,
-        canonical: &[u8],
+        canonical: Vec<u8>,
         stored_hash: &Digest,
     ) -> Result<Journaled, ReplayError> {
         let fail = |reason: String| ReplayError { seq, reason };
         if seq != self.next_seq {
             return Err(fail(format!("expected seq {}", self.next_seq)));
         }
-        let hash = chain::entry_hash(seq, &self.head, canonical);
+        let hash = chain::entry_hash(seq, &self.head, &canonical);
         if &hash != stored_hash {
             return Err(fail("stored hash does not match its content".into()));
         }
-        let entry = codec::decode(canonical).map_err(|e| fail(e.to_string()))?;
+        let entry = codec::decode(&canonical).map_err(|e| fail(e.to_string()))?;
         if entry.recorded_at <= self.last_recorded_at {
             return Err(fail("recorded_at does not increase".into()));
         }
@@ -248,7 +255,7 @@ impl LedgerState {
         Ok(Journaled {
             seq,
             entry,
-            canonical: canonical.to_vec(),
+            canonical,
             hash,
             prev_hash,
             touched,

@@ -85,6 +85,15 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Room in the read model for `additional` more transaction ids.
+    pub fn reserve_transactions(&self, additional: usize) {
+        let mut model = self
+            .read_model
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        model.reserve_transactions(additional);
+    }
+
     /// Folds flushed entries into the in-memory caches and makes them visible
     /// to readers, in one critical section.
     pub fn publish(&self, group: &[Journaled]) {

@@ -49,6 +49,11 @@ pub struct ReadModel {
 }
 
 impl ReadModel {
+    /// Room for `additional` more transaction ids without rehashing.
+    pub fn reserve_transactions(&mut self, additional: usize) {
+        self.transactions.reserve(additional);
+    }
+
     /// Folds one entry in.
     pub fn apply(&mut self, journaled: &Journaled) {
         let entry = &journaled.entry;
