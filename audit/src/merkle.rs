@@ -162,6 +162,58 @@ pub fn consistency_proof<H: MerkleHasher>(
     Ok(proof)
 }
 
+/// The inclusion proof of leaf `index` in a tree of `size` leaves whose subtree roots
+/// come from the caller: `subtree_root(start, len)` must return `MTH(D[start:start+len])`.
+/// For trees kept elsewhere (a store of subtree hashes): RFC 9162 asks for O(log n) of them.
+pub fn inclusion_proof_from<F: FnMut(usize, usize) -> Hash + ?Sized>(
+    mut subtree_root: &mut F,
+    index: u64,
+    size: u64,
+) -> Result<Vec<Hash>, ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index, size });
+    }
+    let mut proof = Vec::new();
+    path(
+        &mut subtree_root,
+        index as usize,
+        0,
+        size as usize,
+        &mut proof,
+    );
+    Ok(proof)
+}
+
+/// The consistency proof between trees of `old_size` and `new_size` leaves whose subtree
+/// roots come from the caller (see [`inclusion_proof_from`]).
+pub fn consistency_proof_from<F: FnMut(usize, usize) -> Hash + ?Sized>(
+    mut subtree_root: &mut F,
+    old_size: u64,
+    new_size: u64,
+) -> Result<Vec<Hash>, ProofError> {
+    if old_size > new_size {
+        return Err(ProofError::OldSizeExceedsNew { old_size, new_size });
+    }
+    let mut proof = Vec::new();
+    if old_size > 0 && old_size < new_size {
+        subproof(
+            &mut subtree_root,
+            old_size as usize,
+            0,
+            new_size as usize,
+            true,
+            &mut proof,
+        );
+    }
+    Ok(proof)
+}
+
+/// The largest power of two below `n` (`n >= 2`): where RFC 9162 splits a tree of `n` leaves.
+pub fn split(n: u64) -> u64 {
+    debug_assert!(n >= 2);
+    split_point(n as usize) as u64
+}
+
 /// `PATH(m, D[start:start+n])`, with subtree roots from `subtree_root(start, len)`.
 fn path(
     subtree_root: &mut impl FnMut(usize, usize) -> Hash,

@@ -79,6 +79,7 @@ pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
     let fold = |replayed: &mut Vec<_>, state: &LedgerState| -> Result<(), StoreError> {
         let behind =
             replayed.partition_point(|j: &crate::ledger::state::Journaled| j.seq < caches_length);
+        store.advance_frontier_replayed(&replayed[..behind]);
         store.write_caches(&replayed[behind..], state)?;
         store.publish(replayed);
         replayed.clear();
@@ -408,6 +409,25 @@ impl Engine {
     ) -> Result<TrialBalance> {
         self.check_as_of(as_of)?;
         Ok(self.store.trial_balance(as_of, depth, prefix, currency)?)
+    }
+
+    /// The Merkle root of the tree of the first `size` journal entries.
+    pub fn merkle_root(&self, size: u64) -> Result<tally_audit::Hash> {
+        Ok(self.store.merkle_root(size)?)
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<tally_audit::Hash>> {
+        Ok(self.store.inclusion_proof(index, size)?)
+    }
+
+    /// The consistency proof between the trees of `old_size` and `new_size` entries.
+    pub fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<tally_audit::Hash>> {
+        Ok(self.store.consistency_proof(old_size, new_size)?)
     }
 
     /// Up to `limit` committed journal entries from `from_seq`.

@@ -41,6 +41,9 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("journal corrupt: {0}")]
     Corrupt(String),
+    /// A position (seq, tree size) past what the journal holds.
+    #[error("{0}")]
+    OutOfRange(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

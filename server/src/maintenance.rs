@@ -77,11 +77,21 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, StoreError> {
         )));
     }
     let mut state = crate::ledger::state::LedgerState::new();
+    let mut frontier = crate::store::merkle::Frontier::default();
+    let mut nodes = Vec::new();
     for row in store.journal_rows(0) {
         let (seq, hash, canonical) = row?;
         state
             .replay(seq, canonical, &hash)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        frontier.push(&hash, &mut nodes);
+        for (level, index, expected) in nodes.drain(..) {
+            if store.merkle_node(level, index)? != Some(expected) {
+                return Err(StoreError::Corrupt(format!(
+                    "Merkle node at level {level}, index {index} (completed by entry {seq}) is missing or wrong"
+                )));
+            }
+        }
     }
     Ok(VerifyReport {
         entries: chain.next_seq(),

@@ -10,6 +10,7 @@
 //! | `C`    | currency code               | scale u8                                     | cache      |
 //! | `N`    | account name                | account id u64 BE                            | cache      |
 //! | `A`    | account id u64 BE           | `AccountRecord` (bincode)                    | cache      |
+//! | `X`    | level u8 ‖ index u64 BE     | Merkle subtree hash (32; see `merkle.rs`)    | cache      |
 //!
 //! Everything but `J` and `M head` is a cache of the journal: `tallyd rebuild`
 //! drops and regenerates it. The caches that change with every transaction
@@ -21,9 +22,10 @@ pub const META: u8 = b'M';
 pub const CURRENCY: u8 = b'C';
 pub const NAME: u8 = b'N';
 pub const ACCOUNT: u8 = b'A';
+pub const MERKLE: u8 = b'X';
 
 /// Prefixes of the stored caches (dropped by a rebuild).
-pub const CACHE_PREFIXES: [u8; 3] = [CURRENCY, NAME, ACCOUNT];
+pub const CACHE_PREFIXES: [u8; 4] = [CURRENCY, NAME, ACCOUNT, MERKLE];
 
 pub const META_HEAD: &[u8] = b"Mhead";
 pub const META_CACHES: &[u8] = b"Mcaches";

@@ -11,6 +11,7 @@
 
 mod journal;
 pub mod keys;
+pub mod merkle;
 mod read;
 pub mod read_model;
 pub mod records;
@@ -22,7 +23,7 @@ use read_model::ReadModel;
 use records::AccountRecord;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use tally_core::chain::GENESIS_PREV_HASH;
 use tally_core::entry::{Digest, EntryBody};
 
@@ -37,6 +38,9 @@ pub struct Store {
     /// Journal length that readers may see (flushed entries only).
     committed: Arc<AtomicU64>,
     read_model: Arc<RwLock<ReadModel>>,
+    /// The Merkle tree's right edge; advanced by whoever writes the journal
+    /// (the writer, or start-up replay).
+    frontier: Arc<Mutex<merkle::Frontier>>,
 }
 
 impl Store {
@@ -51,6 +55,7 @@ impl Store {
             db,
             committed: Arc::new(AtomicU64::new(0)),
             read_model: Arc::new(RwLock::new(ReadModel::default())),
+            frontier: Arc::new(Mutex::new(merkle::Frontier::default())),
         })
     }
 
@@ -125,6 +130,7 @@ impl Store {
         for journaled in group {
             stored_cache_rows(&mut batch, journaled, state);
         }
+        merkle::insert_nodes(&mut batch, &self.advance_frontier(group));
         let length = last.seq + 1;
         let mut head = Vec::with_capacity(40);
         head.extend_from_slice(&length.to_be_bytes());
@@ -152,9 +158,26 @@ impl Store {
         for journaled in group {
             stored_cache_rows(&mut batch, journaled, state);
         }
+        merkle::insert_nodes(&mut batch, &self.advance_frontier(group));
         batch.insert(keys::META_CACHES, &(last.seq + 1).to_be_bytes());
         self.db.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Adds a group's entries to the Merkle tree's right edge; returns the
+    /// subtree rows to store.
+    fn advance_frontier(&self, group: &[Journaled]) -> Vec<(u32, u64, tally_audit::Hash)> {
+        let mut frontier = self
+            .frontier
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        frontier.push_group(group)
+    }
+
+    /// Start-up: adds entries whose stored cache rows exist already to the
+    /// Merkle tree's right edge, writing nothing.
+    pub fn advance_frontier_replayed(&self, group: &[Journaled]) {
+        self.advance_frontier(group);
     }
 
     /// Drops every stored cache row (for a rebuild).
