@@ -307,3 +307,68 @@ async fn a_day_of_ledger_work_survives_restart_and_rebuild() {
     drop(store);
     tally_server::maintenance::verify(dir.path()).unwrap();
 }
+
+#[tokio::test]
+async fn a_failed_chain_leaves_no_expiry_behind() {
+    // Goal: a linked chain that creates a pending transaction with a timeout,
+    // voids it, then fails, leaves nothing that could expire later: after the
+    // timeout has passed the writer still works, the journal has no
+    // `pending_expired` entry, and the ledger reopens.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+    setup(&engine).await;
+    let mut pending = transfer("p", "assets:cash", "revenue:sales", "1");
+    if let TransactionCommand::Transaction(spec) = &mut pending.command {
+        spec.pending = true;
+        spec.timeout_seconds = 1;
+    }
+    pending.linked = true;
+    let void = TransactionItem {
+        command: TransactionCommand::VoidPending(VoidPendingSpec {
+            id: "p-void".into(),
+            pending_id: "p".into(),
+            reason: String::new(),
+        }),
+        linked: true,
+    };
+    let failing = transfer("bad", "assets:cash", "nope", "1");
+    let results = engine
+        .create_transactions(vec![pending, void, failing])
+        .await
+        .unwrap();
+    assert_eq!(
+        results[0].as_ref().unwrap_err().code,
+        ErrorCode::LinkedItemFailed
+    );
+    assert_eq!(
+        results[2].as_ref().unwrap_err().code,
+        ErrorCode::AccountNotFound
+    );
+
+    // Past the timeout and a few expiry ticks.
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let later = engine
+        .create_transactions(vec![transfer("later", "assets:cash", "revenue:sales", "1")])
+        .await;
+    assert!(later.unwrap()[0].is_ok(), "the writer still works");
+    let length = engine.ledger_info().unwrap().journal_length;
+    let kinds: Vec<&str> = engine
+        .journal(0, length as usize)
+        .unwrap()
+        .iter()
+        .map(|r| r.entry.body.kind_name())
+        .collect();
+    assert!(!kinds.contains(&"pending_expired"), "{kinds:?}");
+    engine.shutdown().await;
+    drop(engine);
+    let reopened = loop {
+        match Engine::open(EngineConfig::new(dir.path())) {
+            Ok(engine) => break engine,
+            Err(tally_server::Error::Store(tally_server::StoreError::Sled(_))) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            Err(other) => panic!("reopen failed: {other}"),
+        }
+    };
+    assert_eq!(reopened.ledger_info().unwrap().journal_length, length);
+}

@@ -76,8 +76,9 @@ pub struct Journaled {
 struct UndoLog {
     accounts: Vec<(AccountId, Balance)>,
     transactions: Vec<(String, Option<TxRecord>)>,
-    expiries_added: Vec<(TimestampNs, String)>,
-    expiries_removed: Vec<(TimestampNs, String)>,
+    /// Expiry changes in the order made (`true` = added), undone in reverse:
+    /// a chain may add and then remove the same key.
+    expiries: Vec<(bool, (TimestampNs, String))>,
     position: Option<(u64, Digest, TimestampNs)>,
 }
 
@@ -183,11 +184,13 @@ impl LedgerState {
         let prev_hash = self.head;
         let hash = chain::entry_hash(seq, &prev_hash, &canonical);
         self.save_position();
-        let applied = self.apply(seq, &entry);
-        debug_assert!(
-            applied.is_ok(),
-            "validated entry failed to apply: {applied:?}"
-        );
+        // A validated entry always applies. If it does not, the state is
+        // already partly changed: stop the writer (fail-stop, in every build)
+        // before anything of this group reaches the disk; a restart replays
+        // the journal as it was.
+        if let Err(reason) = self.apply(seq, &entry) {
+            panic!("entry {seq} was validated but does not apply ({reason}); the writer stops");
+        }
         self.next_seq += 1;
         self.head = hash;
         self.last_recorded_at = entry.recorded_at;
@@ -287,11 +290,12 @@ impl LedgerState {
                 None => self.transactions.remove(&id),
             };
         }
-        for key in undo.expiries_added.into_iter().rev() {
-            self.expiries.remove(&key);
-        }
-        for key in undo.expiries_removed {
-            self.expiries.insert(key);
+        for (added, key) in undo.expiries.into_iter().rev() {
+            if added {
+                self.expiries.remove(&key);
+            } else {
+                self.expiries.insert(key);
+            }
         }
         if let Some((next_seq, head, last_recorded_at)) = undo.position {
             self.next_seq = next_seq;
@@ -322,7 +326,7 @@ impl LedgerState {
 
     fn add_expiry(&mut self, key: (TimestampNs, String)) {
         if let Some(undo) = &mut self.undo {
-            undo.expiries_added.push(key.clone());
+            undo.expiries.push((true, key.clone()));
         }
         self.expiries.insert(key);
     }
@@ -330,7 +334,7 @@ impl LedgerState {
     fn remove_expiry(&mut self, key: (TimestampNs, String)) {
         if self.expiries.remove(&key) {
             if let Some(undo) = &mut self.undo {
-                undo.expiries_removed.push(key);
+                undo.expiries.push((false, key));
             }
         }
     }
