@@ -80,6 +80,21 @@ pub fn from_signed_minor(minor: i128, scale: u8) -> Decimal {
     Decimal::from_i128_with_scale(minor, u32::from(scale))
 }
 
+/// Formats `minor` units at `scale` exactly, for any `i128` (sums of many
+/// balances may exceed what a `Decimal` holds; formatting never fails or
+/// rounds): `format_minor(-1050, 2)` is `"-10.50"`.
+pub fn format_minor(minor: i128, scale: u8) -> String {
+    let digits = minor.unsigned_abs().to_string();
+    let scale = usize::from(scale);
+    let sign = if minor < 0 { "-" } else { "" };
+    if scale == 0 {
+        return format!("{sign}{digits}");
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (whole, fraction) = padded.split_at(padded.len() - scale);
+    format!("{sign}{whole}.{fraction}")
+}
+
 /// Why a decimal string is not an amount.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -197,6 +212,19 @@ mod tests {
     }
 
     #[test]
+    fn format_is_exact_beyond_decimal() {
+        // Goal: any i128 of minor units formats exactly, past Decimal's range too.
+        assert_eq!(format_minor(-1050, 2), "-10.50");
+        assert_eq!(format_minor(5, 2), "0.05");
+        assert_eq!(format_minor(0, 2), "0.00");
+        assert_eq!(format_minor(7, 0), "7");
+        assert_eq!(format_minor(1, 18), "0.000000000000000001");
+        let twice_max = 2 * AMOUNT_MINOR_MAX as i128;
+        assert_eq!(format_minor(twice_max, 0), "158456325028528675187087900670");
+        assert_eq!(format_minor(i128::MIN, 0), i128::MIN.to_string());
+    }
+
+    #[test]
     fn parse_never_rounds() {
         // Goal: a value a Decimal cannot hold exactly is refused with its reason.
         let over = "79228162514264337593543950336"; // 2^96
@@ -215,9 +243,11 @@ mod tests {
     proptest! {
         #[test]
         fn minor_round_trips(minor in 0u128..=AMOUNT_MINOR_MAX, scale in 0u8..=SCALE_MAX) {
-            // Goal: every representable amount survives decimal -> minor -> decimal.
+            // Goal: every representable amount survives decimal -> minor -> decimal,
+            // and formats as the Decimal does.
             let value = from_minor(minor, scale);
             prop_assert_eq!(to_minor(value, scale), Ok(minor));
+            prop_assert_eq!(format_minor(minor as i128, scale), value.to_string());
         }
 
         #[test]

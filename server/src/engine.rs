@@ -370,7 +370,7 @@ impl Engine {
                 .account(name)?
                 .ok_or_else(|| account_not_found(name, &format!("accounts[{index}]")))?;
             balances.push(AccountBalance {
-                balance: self.store.balance(account.id, as_of)?,
+                balance: self.store.balance_within(account.id, as_of, committed)?,
                 account: account.name,
                 account_type: account.account_type,
                 currency: account.currency,

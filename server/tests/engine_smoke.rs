@@ -372,3 +372,68 @@ async fn a_failed_chain_leaves_no_expiry_behind() {
     };
     assert_eq!(reopened.ledger_info().unwrap().journal_length, length);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trial_balances_read_one_point_while_writes_go_on() {
+    // Goal: a trial balance (and a multi-account balance read) reflects one
+    // point of the journal even while groups are published meanwhile, so its
+    // debit and credit totals are always equal.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(Engine::open(EngineConfig::new(dir.path())).unwrap());
+    setup(&engine).await;
+    let names: Vec<String> = (0..40).map(|i| format!("assets:spread:a{i}")).collect();
+    let specs = names
+        .iter()
+        .map(|n| account(n, AccountType::Asset, "USD"))
+        .collect();
+    assert!(engine
+        .create_accounts(specs)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.is_ok()));
+    let writer = {
+        let engine = engine.clone();
+        let names = names.clone();
+        tokio::spawn(async move {
+            for batch in 0..60 {
+                let items = (0..20)
+                    .map(|i| {
+                        let (debit, credit) =
+                            (&names[(batch + i) % 40], &names[(batch + 3 * i + 1) % 40]);
+                        transfer(&format!("w{batch}-{i}"), debit, credit, "1")
+                    })
+                    .filter(|item| match &item.command {
+                        TransactionCommand::Transaction(spec) => {
+                            spec.postings[0].account != spec.postings[1].account
+                        }
+                        _ => true,
+                    })
+                    .collect();
+                engine.create_transactions(items).await.unwrap();
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() || reads < 5 {
+        let trial = engine
+            .trial_balance(AsOf::Now, 0, "assets:spread", None)
+            .unwrap();
+        for total in &trial.totals {
+            assert_eq!(
+                total.debit, total.credit,
+                "unbalanced at seq {}",
+                trial.as_of_seq
+            );
+        }
+        let (balances, _) = engine.balances(&names, AsOf::Now).unwrap();
+        let net: i128 = balances
+            .iter()
+            .map(|b| b.balance.debit_minus_credit())
+            .sum();
+        assert_eq!(net, 0, "balances read at one point sum to zero");
+        reads += 1;
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+}

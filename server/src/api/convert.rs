@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use rust_decimal::Decimal;
 use tally_core::entry::{AccountType, BalanceConstraint, Metadata, Side, TimestampNs};
 use tally_core::error_code::ErrorCode;
-use tally_core::money::{from_minor, from_signed_minor, parse_decimal, ParseError};
+use tally_core::money::{format_minor, parse_decimal, ParseError};
 use tally_proto::v1 as pb;
 
 use crate::error::LedgerError;
@@ -318,11 +318,11 @@ pub fn error_detail(error: &LedgerError) -> pb::ErrorDetail {
 }
 
 fn decimal_text(minor: u128, scale: u8) -> String {
-    from_minor(minor, scale).to_string()
+    format_minor(minor as i128, scale)
 }
 
 fn signed_decimal_text(minor: i128, scale: u8) -> String {
-    from_signed_minor(minor, scale).to_string()
+    format_minor(minor, scale)
 }
 
 pub fn proto_account_type(account_type: AccountType) -> pb::AccountType {
@@ -524,6 +524,50 @@ pub fn journal_entry(record: JournalRecord) -> Result<pb::JournalEntry, serde_js
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn figures_beyond_a_decimal_format_exactly() {
+        // Goal: a balance with pending, or a trial-balance total over many
+        // accounts, may exceed 2^96 - 1 minor units; it is shown exactly
+        // instead of panicking (rust_decimal cannot hold it).
+        let max = tally_core::money::AMOUNT_MINOR_MAX;
+        let full = Balance {
+            debits_posted: max,
+            credits_posted: 0,
+            debits_pending: max,
+            credits_pending: 0,
+        };
+        let shown = balance(&full, AccountType::Asset, 0);
+        assert_eq!(shown.balance, max.to_string());
+        assert_eq!(shown.balance_with_pending, (2 * max).to_string());
+        let line = |account: &str, debit_minus_credit: i128| TrialBalanceLine {
+            account: account.into(),
+            account_type: Some(AccountType::Asset),
+            currency: "BIG".into(),
+            scale: 0,
+            debit_minus_credit,
+            accounts: 1,
+        };
+        let trial = TrialBalance {
+            as_of_seq: 9,
+            lines: vec![
+                line("x:a", max as i128),
+                line("x:b", max as i128),
+                line("x:c", -2 * max as i128),
+            ],
+            totals: vec![crate::ledger::view::CurrencyTotal {
+                currency: "BIG".into(),
+                scale: 0,
+                debit: 2 * max,
+                credit: 2 * max,
+            }],
+        };
+        let shown = trial_balance(trial);
+        assert_eq!(shown.lines[2].credit, (2 * max).to_string());
+        assert_eq!(shown.totals[0].debit, (2 * max).to_string());
+        assert_eq!(shown.totals[0].credit, shown.totals[0].debit);
+    }
+
     use super::*;
     use std::str::FromStr;
 

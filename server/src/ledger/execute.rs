@@ -341,7 +341,12 @@ fn execute_item(
         }
         TransactionCommand::Reverse(spec) => plan_reverse(state, spec, digest, lookup, out),
     }
-    .map_err(Refusal::State)?;
+    // An internal failure (an unreadable earlier entry) is no answer about
+    // the request: it is not recorded, so a retry is judged afresh.
+    .map_err(|error| match error.code {
+        ErrorCode::Internal => Refusal::Input(error),
+        _ => Refusal::State(error),
+    })?;
     let seq = append(state, ctx, body, out);
     Ok(ItemOutcome {
         seq,

@@ -181,7 +181,13 @@ impl Store {
     }
 
     /// Drops every stored cache row (for a rebuild).
+    ///
+    /// The caches' length marker goes first, durably: a crash in the middle
+    /// then leaves caches that recovery knows to rebuild, never half-deleted
+    /// caches marked current.
     pub fn clear_caches(&self) -> Result<(), StoreError> {
+        self.db.remove(keys::META_CACHES)?;
+        self.db.flush()?;
         for prefix in keys::CACHE_PREFIXES {
             let mut batch = sled::Batch::default();
             for key in self.db.scan_prefix([prefix]).keys() {
@@ -189,7 +195,6 @@ impl Store {
             }
             self.db.apply_batch(batch)?;
         }
-        self.db.remove(keys::META_CACHES)?;
         Ok(())
     }
 

@@ -84,14 +84,18 @@ impl Store {
             .unwrap_or(GENESIS_PREV_HASH))
     }
 
+    /// Currencies defined by published entries (the read model's; sled rows
+    /// of a group become visible before its flush).
     pub fn currencies(&self) -> Result<Vec<CurrencyView>> {
-        let mut currencies = Vec::new();
-        for row in self.db.scan_prefix([keys::CURRENCY]) {
-            let (key, value) = row?;
-            let code = String::from_utf8(key[1..].to_vec()).map_err(corrupt)?;
-            let scale = *value.first().ok_or_else(|| corrupt("empty currency row"))?;
-            currencies.push(CurrencyView { code, scale });
-        }
+        let mut currencies: Vec<CurrencyView> = self
+            .read_model()
+            .currencies()
+            .map(|(code, scale)| CurrencyView {
+                code: code.clone(),
+                scale,
+            })
+            .collect();
+        currencies.sort_by(|a, b| a.code.cmp(&b.code));
         Ok(currencies)
     }
 
@@ -186,11 +190,23 @@ impl Store {
 
     /// An account's balance at a point of the (committed) journal.
     pub fn balance(&self, id: AccountId, as_of: AsOf) -> Result<Balance> {
+        self.balance_within(id, as_of, self.committed())
+    }
+
+    /// An account's balance at `as_of`, looking only at the first `length`
+    /// entries of the journal: reads of many accounts pass one `length`, so
+    /// they all reflect one point of the journal even while groups are
+    /// published meanwhile.
+    pub fn balance_within(&self, id: AccountId, as_of: AsOf, length: u64) -> Result<Balance> {
+        let Some(last) = length.checked_sub(1) else {
+            return Ok(Balance::default());
+        };
         let model = self.read_model();
         let points = model.points(id);
+        let points = &points[..points.partition_point(|p| p.seq <= last)];
         Ok(match as_of {
-            AsOf::Now => points.last().map(|p| p.balance).unwrap_or_default(),
-            AsOf::Seq(seq) => balance_through_seq(points, seq),
+            AsOf::Now => balance_through_seq(points, last),
+            AsOf::Seq(seq) => balance_through_seq(points, seq.min(last)),
             AsOf::Time(time) => balance_at_time(points, time)?,
         })
     }
@@ -288,7 +304,13 @@ impl Store {
         after: Option<u64>,
     ) -> Result<Page<TransactionView>> {
         let in_window = |at: TimestampNs| from.is_none_or(|f| at >= f) && to.is_none_or(|t| at < t);
-        let start = after.map_or(0, |seq| seq + 1);
+        let start = after.map_or(Some(0), |seq| seq.checked_add(1));
+        let Some(start) = start else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_page_token: None,
+            });
+        };
         let committed = self.committed();
         let mut items: Vec<TransactionView> = Vec::new();
         let mut more = false;
@@ -378,7 +400,7 @@ impl Store {
             {
                 continue;
             }
-            let balance = self.balance(keys::trailing_seq(&key), as_of)?;
+            let balance = self.balance_within(keys::trailing_seq(&key), as_of, committed)?;
             let name = roll_up(&opened.name, depth);
             let line = lines
                 .entry((name.clone(), opened.currency.clone()))

@@ -193,6 +193,11 @@ impl ReadModel {
         }
     }
 
+    /// Every defined currency and its scale, in no particular order.
+    pub fn currencies(&self) -> impl Iterator<Item = (&String, u8)> {
+        self.currencies.iter().map(|(code, scale)| (code, *scale))
+    }
+
     /// The history of an account (empty if it never changed).
     pub fn points(&self, account_id: AccountId) -> &[HistoryPoint] {
         self.history
