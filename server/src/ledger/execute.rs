@@ -16,7 +16,6 @@ use super::validate;
 use super::view::{Balance, PendingState, TransactionKind};
 use crate::error::LedgerError;
 use rust_decimal::Decimal;
-use std::collections::BTreeMap;
 use tally_core::entry::{
     AccountId, AccountOpened, BalanceConstraint, Digest, Entry, EntryBody, PendingPosted,
     PendingVoided, Posting, Side, TimestampNs, TransactionMode, TransactionRecorded,
@@ -700,12 +699,12 @@ fn check_balanced(
 ) -> Result<(), LedgerError> {
     // (debits, credits) per currency; u128 cannot overflow: at most 128 postings
     // of at most 2^96 each.
-    let mut sums: BTreeMap<&str, (u128, u128, u8)> = BTreeMap::new();
+    let mut sums: Vec<(&str, (u128, u128, u8))> = Vec::with_capacity(2);
     for posting in postings {
         let account = state.account(posting.account_id);
-        let sum = sums
-            .entry(account.opened.currency.as_str())
-            .or_insert((0, 0, account.scale));
+        let sum = entry(&mut sums, account.opened.currency.as_str(), || {
+            (0, 0, account.scale)
+        });
         match posting.side {
             Side::Debit => sum.0 += posting.amount_minor,
             Side::Credit => sum.1 += posting.amount_minor,
@@ -727,6 +726,24 @@ fn check_balanced(
     Ok(())
 }
 
+/// The value under `key` in a short list of pairs, inserted if absent.
+/// Transactions touch a handful of accounts and currencies: a linear search
+/// over a small vector beats a tree map that allocates a node per call.
+fn entry<K: PartialEq + Copy, V>(
+    pairs: &mut Vec<(K, V)>,
+    key: K,
+    insert: impl FnOnce() -> V,
+) -> &mut V {
+    let index = match pairs.iter().position(|(k, _)| *k == key) {
+        Some(index) => index,
+        None => {
+            pairs.push((key, insert()));
+            pairs.len() - 1
+        }
+    };
+    &mut pairs[index].1
+}
+
 /// The balances the postings would leave: no total over the maximum, and
 /// every balance constraint held (pending amounts count against it).
 fn check_effects(
@@ -736,11 +753,11 @@ fn check_effects(
     pending: bool,
     field: &str,
 ) -> Result<(), LedgerError> {
-    let mut balances: BTreeMap<AccountId, Balance> = BTreeMap::new();
+    let mut balances: Vec<(AccountId, Balance)> = Vec::with_capacity(added.len());
     for posting in released {
-        let balance = balances
-            .entry(posting.account_id)
-            .or_insert(state.account(posting.account_id).balance);
+        let balance = entry(&mut balances, posting.account_id, || {
+            state.account(posting.account_id).balance
+        });
         let total = match posting.side {
             Side::Debit => &mut balance.debits_pending,
             Side::Credit => &mut balance.credits_pending,
@@ -753,9 +770,7 @@ fn check_effects(
     }
     for posting in added {
         let account = state.account(posting.account_id);
-        let balance = balances
-            .entry(posting.account_id)
-            .or_insert(account.balance);
+        let balance = entry(&mut balances, posting.account_id, || account.balance);
         let total = match (posting.side, pending) {
             (Side::Debit, false) => &mut balance.debits_posted,
             (Side::Credit, false) => &mut balance.credits_posted,
