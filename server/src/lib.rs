@@ -8,6 +8,7 @@
 //! only what has been flushed. `api` is the gRPC edge.
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod engine;
 pub mod error;

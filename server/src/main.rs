@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use tally_server::audit::keys;
 use tally_server::config::Config;
 use tally_server::server;
 
@@ -43,6 +44,21 @@ enum Command {
     Rebuild(MaintenanceArgs),
     /// Verify the journal: hash chain, canonical encoding, balances.
     Verify(MaintenanceArgs),
+    /// Create the ledger's ed25519 signing key (owner-only) and print its
+    /// public key; never overwrites an existing key.
+    Keygen(KeygenArgs),
+    /// Print the public key (C2SP vkey) that auditors verify checkpoints with.
+    Pubkey(MaintenanceArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct KeygenArgs {
+    /// Directory of the ledger's journal and caches.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The key's name, as in checkpoint signature lines (e.g. books.example.com/ledger).
+    #[arg(long, default_value = tally_server::audit::keys::DEFAULT_KEY_NAME)]
+    name: String,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -78,6 +94,16 @@ fn main() -> ExitCode {
             init_logging("info");
             report(maintenance::verify(&args.data_dir))
         }
+        Some(Command::Keygen(args)) => report(
+            keys::generate(&args.data_dir, &args.name)
+                .map(|signer| signer.verifier().to_vkey())
+                .map_err(|error| error.to_string()),
+        ),
+        Some(Command::Pubkey(args)) => report(
+            keys::load(&args.data_dir)
+                .map(|signer| signer.verifier().to_vkey())
+                .map_err(|error| error.to_string()),
+        ),
     }
 }
 
@@ -242,6 +268,32 @@ mod tests {
         let error = Cli::try_parse_from(["tallyd", "verify"]).unwrap_err();
         assert_eq!(error.exit_code(), 2);
         assert!(Cli::try_parse_from(["tallyd", "rebuild", "--data-dir", "d"]).is_ok());
+    }
+
+    #[test]
+    fn keygen_names_the_key_or_uses_the_default() {
+        // Goal: `keygen` takes an optional key name; `pubkey` needs a data dir.
+        let cli = Cli::try_parse_from(["tallyd", "keygen", "--data-dir", "d"]).unwrap();
+        match cli.command {
+            Some(Command::Keygen(args)) => assert_eq!(args.name, keys::DEFAULT_KEY_NAME),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "tallyd",
+            "keygen",
+            "--data-dir",
+            "d",
+            "--name",
+            "b.example/l",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Keygen(args)) if args.name == "b.example/l"));
+        assert_eq!(
+            Cli::try_parse_from(["tallyd", "pubkey"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]
