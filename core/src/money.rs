@@ -74,12 +74,6 @@ pub fn from_minor(minor: u128, scale: u8) -> Decimal {
     Decimal::from_i128_with_scale(minor as i128, u32::from(scale))
 }
 
-/// A signed difference of two totals (e.g. a balance), as a decimal.
-pub fn from_signed_minor(minor: i128, scale: u8) -> Decimal {
-    debug_assert!(minor.unsigned_abs() <= AMOUNT_MINOR_MAX);
-    Decimal::from_i128_with_scale(minor, u32::from(scale))
-}
-
 /// Formats `minor` units at `scale` exactly, for any `i128` (sums of many
 /// balances may exceed what a `Decimal` holds; formatting never fails or
 /// rounds): `format_minor(-1050, 2)` is `"-10.50"`.

@@ -9,9 +9,9 @@
 //! under a short write lock, and publishes the new journal length in the same
 //! critical section, so a reader never sees a row of an unflushed entry.
 
-use super::records::{self, pending_state_code, HistoryRow, TxRef};
+use super::records::{self, kind_code, pending_state_code, HistoryRow, TxRef};
 use crate::ledger::state::{FastMap, Journaled};
-use crate::ledger::view::{Balance, PendingState};
+use crate::ledger::view::{Balance, PendingState, TransactionKind};
 use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs, TransactionMode};
 
 /// An account's balance after one entry that changed it.
@@ -80,16 +80,18 @@ impl ReadModel {
             EntryBody::TransactionRecorded(recorded) => {
                 let effective_at = recorded.effective_at.unwrap_or(entry.recorded_at);
                 let (kind, pending_state, expires_at) = match &recorded.mode {
-                    TransactionMode::Standard => (1, 0, None),
-                    TransactionMode::Pending { expires_at } => {
-                        (2, pending_state_code(PendingState::Open), *expires_at)
-                    }
+                    TransactionMode::Standard => (kind_code(TransactionKind::Standard), 0, None),
+                    TransactionMode::Pending { expires_at } => (
+                        kind_code(TransactionKind::Pending),
+                        pending_state_code(PendingState::Open),
+                        *expires_at,
+                    ),
                     TransactionMode::Reversal { reverses } => {
                         if let Some(original) = self.transactions.get_mut(reverses) {
                             original.reversed_by = Some(recorded.id.clone());
                             original.reversed_seq = Some(seq);
                         }
-                        (5, 0, None)
+                        (kind_code(TransactionKind::Reversal), 0, None)
                     }
                 };
                 self.insert(
@@ -104,27 +106,29 @@ impl ReadModel {
             }
             EntryBody::PendingPosted(posted) => {
                 let effective_at = posted.effective_at.unwrap_or(entry.recorded_at);
-                self.insert(&posted.id, seq, 3, effective_at, 0, None);
+                let kind = kind_code(TransactionKind::PostPending);
+                self.insert(&posted.id, seq, kind, effective_at, 0, None);
                 let resolved = (
                     posted.pending_id.as_str(),
                     PendingState::Posted,
                     Some(&posted.id),
                 );
-                (effective_at, 3, Some(resolved))
+                (effective_at, kind, Some(resolved))
             }
             EntryBody::PendingVoided(voided) => {
-                self.insert(&voided.id, seq, 4, entry.recorded_at, 0, None);
+                let kind = kind_code(TransactionKind::VoidPending);
+                self.insert(&voided.id, seq, kind, entry.recorded_at, 0, None);
                 let resolved = (
                     voided.pending_id.as_str(),
                     PendingState::Voided,
                     Some(&voided.id),
                 );
-                (entry.recorded_at, 4, Some(resolved))
+                (entry.recorded_at, kind, Some(resolved))
             }
             // An expiry changes the balances of the pending transaction itself.
             EntryBody::PendingExpired { pending_id } => (
                 entry.recorded_at,
-                2,
+                kind_code(TransactionKind::Pending),
                 Some((pending_id.as_str(), PendingState::Expired, None)),
             ),
             EntryBody::LedgerCreated { .. }
