@@ -140,7 +140,7 @@ impl Checkpoint {
     }
 }
 
-fn malformed(line: usize, field: &'static str, reason: &'static str) -> CheckpointError {
+pub(crate) fn malformed(line: usize, field: &'static str, reason: &'static str) -> CheckpointError {
     CheckpointError::BodyLineMalformed {
         line,
         field,
@@ -148,7 +148,7 @@ fn malformed(line: usize, field: &'static str, reason: &'static str) -> Checkpoi
     }
 }
 
-fn validate_log_host(log_host: &str) -> Result<(), CheckpointError> {
+pub(crate) fn validate_log_host(log_host: &str) -> Result<(), CheckpointError> {
     if log_host.is_empty() {
         return Err(CheckpointError::InvalidLogHost { reason: "empty" });
     }
@@ -160,7 +160,7 @@ fn validate_log_host(log_host: &str) -> Result<(), CheckpointError> {
     Ok(())
 }
 
-fn parse_origin(line: &str) -> Result<(String, [u8; LEDGER_ID_BYTES]), CheckpointError> {
+pub(crate) fn parse_origin(line: &str) -> Result<(String, [u8; LEDGER_ID_BYTES]), CheckpointError> {
     let rest = line
         .strip_suffix(ORIGIN_HASH_NAME)
         .and_then(|rest| rest.strip_suffix('/'))
@@ -186,7 +186,7 @@ fn parse_origin(line: &str) -> Result<(String, [u8; LEDGER_ID_BYTES]), Checkpoin
 
 /// Parses a decimal integer that must be spelled exactly as Rust prints it (no sign on
 /// positives, no leading zeros, no `-0`).
-fn parse_canonical<T: std::str::FromStr + ToString>(
+pub(crate) fn parse_canonical<T: std::str::FromStr + ToString>(
     text: &str,
     line: usize,
     field: &'static str,

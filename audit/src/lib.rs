@@ -1,6 +1,7 @@
 //! Offline audit proofs for a Tally ledger: what an auditor needs to check a ledger with
 //! nothing but files and a public key.
 //!
+//! - [`rotation`]: key rotation notes, signed by the old and the new key.
 //! - [`merkle`]: the RFC 9162 Merkle tree over entry hashes; inclusion and consistency proofs,
 //!   their generation and their verification, generic over the hash function.
 //! - [`checkpoint`]: signed checkpoints (ledger id, tree size, root, chain head, time) in the
@@ -13,11 +14,13 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod rotation;
 
 pub use checkpoint::{
     open_checkpoint, sign_checkpoint, Checkpoint, CheckpointError, NoteSigner, NoteVerifier,
     VerifiedCheckpoint,
 };
+pub use rotation::{open_rotation, sign_rotation, KeyRotation};
 pub use merkle::{Blake3, Hash, MerkleHasher, MerkleTree, ProofError};
 
 /// The Merkle leaf hash of a journal entry: `blake3(0x00 || entry_hash)`, where `entry_hash`

@@ -61,6 +61,21 @@ pub enum EntryBody {
     /// ledger's state (unknown account, balance constraint, ...). Recorded so that
     /// a retry of the same id gets the same failure, never a later success.
     TransactionRejected(TransactionRejected),
+    /// A signed checkpoint of the journal's first `seq` entries (every entry
+    /// before this one): a C2SP signed note, verbatim (`docs/audit-proofs.md`).
+    CheckpointSigned {
+        note: String,
+    },
+    /// The ledger's first signing key, as a C2SP vkey. Auditors pin a key out
+    /// of band; this entry says which key the ledger signs with from here on.
+    SigningKeyAdopted {
+        vkey: String,
+    },
+    /// The signing key changed: a key-rotation note naming the old and the
+    /// new vkey, signed by both keys (`docs/audit-proofs.md`).
+    SigningKeyRotated {
+        note: String,
+    },
 }
 
 impl EntryBody {
@@ -76,6 +91,9 @@ impl EntryBody {
             EntryBody::PendingVoided(_) => "pending_voided",
             EntryBody::PendingExpired { .. } => "pending_expired",
             EntryBody::TransactionRejected(_) => "transaction_rejected",
+            EntryBody::CheckpointSigned { .. } => "checkpoint_signed",
+            EntryBody::SigningKeyAdopted { .. } => "signing_key_adopted",
+            EntryBody::SigningKeyRotated { .. } => "signing_key_rotated",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! disk and checks it against its stored hash. Both go through one `apply`, so
 //! the state after a restart is the state before it.
 
+use tally_audit::NoteVerifier;
 use super::view::{Balance, PendingState, TransactionKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -94,6 +95,22 @@ pub struct LedgerState {
     head: Digest,
     last_recorded_at: TimestampNs,
     undo: Option<UndoLog>,
+    audit: AuditState,
+}
+
+/// What the journal says about signing: the keys in order (the last one signs
+/// now) and the latest checkpoint.
+#[derive(Debug, Default, Clone)]
+pub struct AuditState {
+    pub keys: Vec<NoteVerifier>,
+    /// (seq of the checkpoint entry = its tree size, recorded_at).
+    pub last_checkpoint: Option<(u64, TimestampNs)>,
+}
+
+impl AuditState {
+    pub fn signing_key(&self) -> Option<&NoteVerifier> {
+        self.keys.last()
+    }
 }
 
 /// A stored entry that does not fit the state it is replayed onto.
@@ -118,6 +135,10 @@ impl LedgerState {
     /// id again and again).
     pub fn reserve_transactions(&mut self, additional: usize) {
         self.transactions.reserve(additional);
+    }
+
+    pub fn audit(&self) -> &AuditState {
+        &self.audit
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -445,6 +466,69 @@ impl LedgerState {
                 };
                 self.insert_transaction(&rejected.id, record);
             }
+            EntryBody::CheckpointSigned { note } => {
+                self.apply_checkpoint(seq, entry.recorded_at, note)?
+            }
+            EntryBody::SigningKeyAdopted { vkey } => {
+                if !self.audit.keys.is_empty() {
+                    return Err("signing_key_adopted after a key was adopted".into());
+                }
+                let key = NoteVerifier::from_vkey(vkey).map_err(|e| e.to_string())?;
+                self.audit.keys.push(key);
+            }
+            EntryBody::SigningKeyRotated { note } => {
+                let rotation = tally_audit::open_rotation(note.as_bytes())
+                    .map_err(|e| format!("key rotation: {e}"))?;
+                if Some(&rotation.old_key) != self.audit.signing_key() {
+                    return Err("key rotation: the old key is not the ledger's signing key".into());
+                }
+                self.check_audit_position(seq, rotation.ledger_id, rotation.tree_size)?;
+                self.audit.keys.push(rotation.new_key);
+            }
+        }
+        Ok(())
+    }
+
+    /// A checkpoint entry must be signed by the current key and state the
+    /// journal before it: its own seq as size, the chain head before it. (Its
+    /// Merkle root is checked against the stored tree by `tallyd verify`.)
+    fn apply_checkpoint(
+        &mut self,
+        seq: u64,
+        recorded_at: TimestampNs,
+        note: &str,
+    ) -> Result<(), String> {
+        let key = self
+            .audit
+            .signing_key()
+            .ok_or("checkpoint before any signing key was adopted")?;
+        let verified = tally_audit::open_checkpoint(note.as_bytes(), std::slice::from_ref(key))
+            .map_err(|e| format!("checkpoint: {e}"))?;
+        let checkpoint = verified.checkpoint;
+        self.check_audit_position(seq, checkpoint.ledger_id, checkpoint.tree_size)?;
+        if checkpoint.chain_head != self.head {
+            return Err("checkpoint: chain head is not the entry before it".into());
+        }
+        if checkpoint.time_unix_nanos != recorded_at {
+            return Err("checkpoint: time is not the entry's recorded_at".into());
+        }
+        self.audit.last_checkpoint = Some((seq, recorded_at));
+        Ok(())
+    }
+
+    fn check_audit_position(
+        &self,
+        seq: u64,
+        ledger_id: [u8; 16],
+        tree_size: u64,
+    ) -> Result<(), String> {
+        if Some(ledger_id) != self.ledger_id {
+            return Err("signed note names another ledger".into());
+        }
+        if tree_size != seq {
+            return Err(format!(
+                "signed note states size {tree_size}, but is recorded as entry {seq}"
+            ));
         }
         Ok(())
     }

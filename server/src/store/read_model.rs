@@ -46,6 +46,10 @@ pub struct ReadModel {
     /// Per account id.
     pub accounts: Vec<AccountNaming>,
     currencies: FastMap<String, u8>,
+    /// Seqs of the checkpoint entries (each is also the checkpoint's tree size), ascending.
+    pub checkpoints: Vec<u64>,
+    /// Seqs of the signing-key entries (adopted, rotated), ascending.
+    pub key_entries: Vec<u64>,
 }
 
 impl ReadModel {
@@ -131,6 +135,14 @@ impl ReadModel {
                 kind_code(TransactionKind::Pending),
                 Some((pending_id.as_str(), PendingState::Expired, None)),
             ),
+            EntryBody::CheckpointSigned { .. } => {
+                self.checkpoints.push(seq);
+                return;
+            }
+            EntryBody::SigningKeyAdopted { .. } | EntryBody::SigningKeyRotated { .. } => {
+                self.key_entries.push(seq);
+                return;
+            }
             EntryBody::LedgerCreated { .. }
             | EntryBody::AccountClosed { .. }
             | EntryBody::TransactionRejected(_) => return,
