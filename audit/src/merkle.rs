@@ -521,6 +521,58 @@ impl<H: MerkleHasher> MerkleTree<H> {
     }
 }
 
+/// The right edge of a Merkle tree being built leaf by leaf: the roots of its complete
+/// subtrees ("peaks"), one per set bit of the size, left to right. O(log n) hashes of memory,
+/// so a verifier can fold a journal of any length and still ask for the root at every size
+/// (RFC 9162 roots, the same as [`root`] over all leaves pushed so far).
+#[derive(Debug, Clone)]
+pub struct CompactRange<H> {
+    hasher: H,
+    size: u64,
+    /// Roots of the complete subtrees covering leaves `0 .. size`, largest (leftmost) first.
+    peaks: Vec<Hash>,
+}
+
+impl<H: MerkleHasher> CompactRange<H> {
+    pub fn new(hasher: H) -> Self {
+        CompactRange {
+            hasher,
+            size: 0,
+            peaks: Vec::new(),
+        }
+    }
+
+    /// Appends a leaf given by its leaf hash (`H(0x00 || leaf)`); O(1) amortised hashes.
+    pub fn push(&mut self, leaf_hash: Hash) {
+        // Each trailing one bit of the old size is a peak of the same height as the new
+        // subtree: merge them, as binary addition carries.
+        let mut carry = leaf_hash;
+        let mut size = self.size;
+        while size & 1 == 1 {
+            let Some(left) = self.peaks.pop() else { break };
+            carry = node_hash(&self.hasher, &left, &carry);
+            size >>= 1;
+        }
+        self.peaks.push(carry);
+        self.size += 1;
+    }
+
+    /// The number of leaves pushed.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// `MTH` of every leaf pushed so far: the peaks folded from the right, which is RFC
+    /// 9162's recursion (the left subtree of a tree is always its largest peak).
+    pub fn root(&self) -> Hash {
+        let mut peaks = self.peaks.iter().rev();
+        let Some(&last) = peaks.next() else {
+            return empty_root(&self.hasher);
+        };
+        peaks.fold(last, |right, left| node_hash(&self.hasher, left, &right))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,5 +706,35 @@ mod tests {
         // Goal: MTH({}) = H("") for blake3 (RFC 9162 §2.1.1).
         assert_eq!(root(&Blake3, &[]), *blake3::hash(b"").as_bytes());
         assert_eq!(MerkleTree::new(Blake3).root(0).unwrap(), root(&Blake3, &[]));
+    }
+
+    #[test]
+    fn compact_range_keeps_one_peak_per_set_bit() {
+        // Goal: memory stays O(log n): after n leaves, exactly popcount(n) peaks are kept.
+        let mut range = CompactRange::new(Blake3);
+        for (i, leaf) in leaves(300).into_iter().enumerate() {
+            range.push(leaf);
+            assert_eq!(range.peaks.len() as u32, (i as u64 + 1).count_ones());
+        }
+        assert_eq!(range.size(), 300);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compact_range_root_equals_the_reference_root(n in 0usize..600, seed in 0u32..1000) {
+            // Goal: the streaming right edge yields RFC 9162's root at every size, as the
+            // O(n) reference function does over all leaves.
+            let all: Vec<Hash> = (0..n as u32)
+                .map(|i| leaf_hash(&Blake3, &[seed.to_be_bytes(), i.to_be_bytes()].concat()))
+                .collect();
+            let mut range = CompactRange::new(Blake3);
+            proptest::prop_assert_eq!(range.root(), root(&Blake3, &[]));
+            for (i, leaf) in all.iter().enumerate() {
+                range.push(*leaf);
+                if i % 7 == 0 || i + 1 == n {
+                    proptest::prop_assert_eq!(range.root(), root(&Blake3, &all[..=i]));
+                }
+            }
+        }
     }
 }
