@@ -153,6 +153,15 @@ prop_compose! {
     }
 }
 
+/// Signed-note-like text: lines ended by `\n`, a blank line, signature lines
+/// starting with U+2014; or any short string (the codec does not parse notes).
+fn note() -> impl Strategy<Value = String> {
+    prop_oneof![
+        text(),
+        "([ -~]{0,40}\n){1,5}\n(\u{2014} [!-~]{1,20} [A-Za-z0-9+/=]{1,92}\n){1,2}",
+    ]
+}
+
 /// Every `EntryBody` variant (keep in step with `entry.rs`; `spec_encode`'s
 /// exhaustive match fails to compile when a variant is added).
 fn body() -> impl Strategy<Value = EntryBody> {
@@ -166,6 +175,10 @@ fn body() -> impl Strategy<Value = EntryBody> {
         pending_voided().prop_map(EntryBody::PendingVoided),
         text().prop_map(|pending_id| EntryBody::PendingExpired { pending_id }),
         transaction_rejected().prop_map(EntryBody::TransactionRejected),
+        note().prop_map(|note| EntryBody::CheckpointSigned { note }),
+        prop_oneof![text(), "[!-~]{1,20}\\+[0-9a-f]{8}\\+A[A-Za-z0-9+/]{43}"]
+            .prop_map(|vkey| EntryBody::SigningKeyAdopted { vkey }),
+        note().prop_map(|note| EntryBody::SigningKeyRotated { note }),
     ]
 }
 
@@ -340,6 +353,18 @@ fn spec_encode(e: &Entry) -> Vec<u8> {
             w.u32(r.error_code);
             w.string(&r.field);
             w.string(&r.message);
+        }
+        EntryBody::CheckpointSigned { note } => {
+            w.u32(9);
+            w.string(note);
+        }
+        EntryBody::SigningKeyAdopted { vkey } => {
+            w.u32(10);
+            w.string(vkey);
+        }
+        EntryBody::SigningKeyRotated { note } => {
+            w.u32(11);
+            w.string(note);
         }
     }
     w.0

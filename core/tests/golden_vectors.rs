@@ -210,8 +210,67 @@ fn examples() -> Vec<Entry> {
                 message: "account 99 not found".to_string(),
             }),
         },
+        Entry {
+            recorded_at: t0 + 11 * sec,
+            key_id: String::new(),
+            body: EntryBody::SigningKeyAdopted {
+                vkey: KEY_1_VKEY.to_string(),
+            },
+        },
+        Entry {
+            recorded_at: t0 + 12 * sec,
+            key_id: String::new(),
+            body: EntryBody::CheckpointSigned {
+                note: CHECKPOINT_NOTE.to_string(),
+            },
+        },
+        Entry {
+            recorded_at: t0 + 13 * sec,
+            key_id: String::new(),
+            body: EntryBody::SigningKeyRotated {
+                note: ROTATION_NOTE.to_string(),
+            },
+        },
     ]
 }
+
+// The audit entries' contents, made with `tally-audit` (not a dependency of
+// tally-core, so pasted here): ed25519 keys from the seeds 00 01 .. 1f
+// ("tally.example/key-1", the test key of docs/audit-proofs.md) and
+// 20 21 .. 3f ("tally.example/key-2"). Never use these keys for a real ledger.
+
+/// The test key of docs/audit-proofs.md §8.2 as a C2SP vkey.
+const KEY_1_VKEY: &str =
+    "tally.example/key-1+4e513526+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4";
+
+/// The second test key as a C2SP vkey.
+const KEY_2_VKEY: &str =
+    "tally.example/key-2+6f670186+ASmsuuFBvMrwsi4alNNNC8c2HlJtC/4SyJeUvJMilm3X";
+
+/// Seq 12: the checkpoint of entries 0 ..= 11, signed by key-1: tree size 12,
+/// the Merkle root of the first 12 golden entry hashes, chain head = the hash
+/// of seq 11, time = the entry's recorded_at.
+const CHECKPOINT_NOTE: &str = concat!(
+    "tally.example/ledger/00112233445566778899aabbccddeeff/blake3\n",
+    "12\n",
+    "XErPb0iacWXfG4qc/exRADG1+woEg0sgO/nyp2YvJi8=\n",
+    "chain-head d156a0338b381b7c74cbb118456273f127da8089bf34e23fd4164bc476f8365b\n",
+    "time 1700000012000000000\n",
+    "\n",
+    "\u{2014} tally.example/key-1 TlE1JsN7i2JcY2F76ZZWGBGxBNZ3Rpob1+4UdvyewWn1O8kR1B82o6orrY0Q0BeaAfmGuQ91YgXo/c/o27qtnKwoYQE=\n",
+);
+
+/// Seq 13: key-1 hands over to key-2 at size 13, signed by both.
+const ROTATION_NOTE: &str = concat!(
+    "tally.example/ledger/00112233445566778899aabbccddeeff/blake3\n",
+    "key-rotation\n",
+    "old tally.example/key-1+4e513526+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4\n",
+    "new tally.example/key-2+6f670186+ASmsuuFBvMrwsi4alNNNC8c2HlJtC/4SyJeUvJMilm3X\n",
+    "size 13\n",
+    "\n",
+    "\u{2014} tally.example/key-1 TlE1JvZXXjlbVecbnDSMWrs667KVBRBNoaT1cTSXt6JjDduAPBZJsEQbNOB6OL06lo2vGNNbj5FDE5S5C7326HQtkAg=\n",
+    "\u{2014} tally.example/key-2 b2cBhngVG4I9C/rR/marc6AwkWrwfMb7VTJXSv2yg7suujpquvCpJTjCtJ1xczsiiqShUhRud7erjA2HeMBgfE9/GAQ=\n",
+);
 
 struct Vector {
     /// `EntryBody::kind_name` of the entry.
@@ -223,7 +282,7 @@ struct Vector {
 }
 
 /// The frozen vectors, in chain order: (kind name, canonical bytes, entry hash).
-const VECTORS: [Vector; 11] = [
+const VECTORS: [Vector; 14] = [
     // seq 0
     Vector {
         kind: "ledger_created",
@@ -355,6 +414,59 @@ const VECTORS: [Vector; 11] = [
         ),
         hash: "96dee8b6ef60e383735c022620eeffd736b23556ba2dd1dd83047ac2faa07e59",
     },
+    // seq 11
+    Vector {
+        kind: "signing_key_adopted",
+        bytes: concat!(
+            "0117979d00c5d0ae0000000000000000000000000a000000000000004974616c",
+            "6c792e6578616d706c652f6b65792d312b34653531333532362b41514f684237",
+            "2f7a7a68432b48584464474f644c774a6c6e354e59776d36554e58783363686d",
+            "515356544734",
+        ),
+        hash: "d156a0338b381b7c74cbb118456273f127da8089bf34e23fd4164bc476f8365b",
+    },
+    // seq 12
+    Vector {
+        kind: "checkpoint_signed",
+        bytes: concat!(
+            "0117979d01016b7800000000000000000000000009000000000000014874616c",
+            "6c792e6578616d706c652f6c65646765722f3030313132323333343435353636",
+            "3737383839396161626263636464656566662f626c616b65330a31320a584572",
+            "506230696163575866473471632f657852414447312b776f45673073674f2f6e",
+            "79703259764a69383d0a636861696e2d68656164206431353661303333386233",
+            "3831623763373463626231313834353632373366313237646138303839626633",
+            "3465323366643431363462633437366638333635620a74696d65203137303030",
+            "30303031323030303030303030300a0ae280942074616c6c792e6578616d706c",
+            "652f6b65792d3120546c45314a734e3769324a6359324637365a5a5747424778",
+            "424e5a3352706f62312b34556476796577576e314f386b52314238326f366f72",
+            "725930513042656141666d47755139315967586f2f632f6f323771746e4b776f",
+            "5951453d0a",
+        ),
+        hash: "bf9d6f3e87f35c997d65d3df9235a19d199bebb6ec2162ea7e8db9a31622c992",
+    },
+    // seq 13
+    Vector {
+        kind: "signing_key_rotated",
+        bytes: concat!(
+            "0117979d013d06420000000000000000000000000b00000000000001d974616c",
+            "6c792e6578616d706c652f6c65646765722f3030313132323333343435353636",
+            "3737383839396161626263636464656566662f626c616b65330a6b65792d726f",
+            "746174696f6e0a6f6c642074616c6c792e6578616d706c652f6b65792d312b34",
+            "653531333532362b41514f6842372f7a7a68432b48584464474f644c774a6c6e",
+            "354e59776d36554e58783363686d5153565447340a6e65772074616c6c792e65",
+            "78616d706c652f6b65792d322b36663637303138362b41536d7375754642764d",
+            "7277736934616c4e4e4e43386332486c4a74432f3453794a6555764a4d696c6d",
+            "33580a73697a652031330a0ae280942074616c6c792e6578616d706c652f6b65",
+            "792d3120546c45314a765a58586a6c62566563626e44534d5772733636374b56",
+            "4252424e6f6154316354535874364a6a4464754150425a4a734551624e4f4236",
+            "4f4c30366c6f3276474e4e626a3546444535533543373332364851746b41673d",
+            "0ae280942074616c6c792e6578616d706c652f6b65792d322062326342686e67",
+            "5647344939432f72522f6d6172633641776b577277664d623756544a58537632",
+            "7967377375756a7071757643704a546a43744a3178637a736969715368556852",
+            "75643765726a413248654d42676645392f4741513d0a",
+        ),
+        hash: "82a503c091fac2f379c7acec13a617bd0363eb119daa5a64c45934ede3c92cd7",
+    },
 ];
 
 /// Position of each `EntryBody` variant. No wildcard arm: a new variant does not
@@ -370,9 +482,12 @@ fn kind_index(body: &EntryBody) -> usize {
         EntryBody::PendingVoided(_) => 6,
         EntryBody::PendingExpired { .. } => 7,
         EntryBody::TransactionRejected(_) => 8,
+        EntryBody::CheckpointSigned { .. } => 9,
+        EntryBody::SigningKeyAdopted { .. } => 10,
+        EntryBody::SigningKeyRotated { .. } => 11,
     }
 }
-const KIND_COUNT: usize = 9;
+const KIND_COUNT: usize = 12;
 
 fn golden_bytes(v: &Vector) -> Vec<u8> {
     hex::decode(v.bytes).expect("golden bytes are hex")
@@ -662,7 +777,7 @@ fn unknown_enum_variants_are_rejected() {
     // Goal: a u32 variant index past the last variant is an error, for the
     // entry body and for the nested enums.
     // seq 9 (pending_expired): body variant at 17..21 (key_id is empty).
-    for bad in [9u32, 0xffff_ffff] {
+    for bad in [12u32, 13, 0xffff_ffff] {
         let b = patched(9, 17, &7u32.to_be_bytes(), &bad.to_be_bytes());
         assert_malformed(&b, "EntryBody variant");
     }
@@ -734,4 +849,158 @@ fn non_canonical_maps_are_rejected() {
         Err(DecodeError::NonCanonical),
         "duplicate map key"
     );
+}
+
+/// The audit entries' layout as `docs/journal-format.md` §4.7 annotates it:
+/// (seq, byte range, field, hex of those bytes or "" for the string itself).
+const AUDIT_LAYOUT: &[(usize, usize, usize, &str, &str)] = &[
+    (11, 0, 1, "version", "01"),
+    (11, 1, 9, "recorded_at", "17979d00c5d0ae00"),
+    (11, 9, 17, "key_id length", "0000000000000000"),
+    (11, 17, 21, "body variant", "0000000a"),
+    (11, 21, 29, "vkey length", "0000000000000049"),
+    (11, 29, 102, "vkey", ""),
+    (12, 0, 1, "version", "01"),
+    (12, 1, 9, "recorded_at", "17979d01016b7800"),
+    (12, 9, 17, "key_id length", "0000000000000000"),
+    (12, 17, 21, "body variant", "00000009"),
+    (12, 21, 29, "note length", "0000000000000148"),
+    (12, 29, 357, "note", ""),
+    (13, 0, 1, "version", "01"),
+    (13, 1, 9, "recorded_at", "17979d013d064200"),
+    (13, 9, 17, "key_id length", "0000000000000000"),
+    (13, 17, 21, "body variant", "0000000b"),
+    (13, 21, 29, "note length", "00000000000001d9"),
+    (13, 29, 502, "note", ""),
+];
+
+#[test]
+fn audit_entries_match_the_doc() {
+    // Goal: the byte-by-byte annotation of the three audit entries in
+    // docs/journal-format.md covers their bytes exactly, and each is the
+    // variant index followed by one String (u64 byte length, UTF-8 bytes).
+    let examples = examples();
+    for seq in 11..=13 {
+        let bytes = golden_bytes(&VECTORS[seq]);
+        let mut at = 0;
+        for &(s, start, end, field, hex_bytes) in AUDIT_LAYOUT.iter().filter(|r| r.0 == seq) {
+            assert_eq!((s, start), (seq, at), "gap before {field} of seq {seq}");
+            if !hex_bytes.is_empty() {
+                assert_eq!(hex::encode(&bytes[start..end]), hex_bytes, "{field}");
+            }
+            at = end;
+        }
+        assert_eq!(at, bytes.len(), "seq {seq}");
+        let text = match &examples[seq].body {
+            EntryBody::SigningKeyAdopted { vkey } => vkey,
+            EntryBody::CheckpointSigned { note } | EntryBody::SigningKeyRotated { note } => note,
+            other => panic!("seq {seq}: {}", other.kind_name()),
+        };
+        let start = bytes.len() - text.len();
+        assert_eq!(&bytes[start..], text.as_bytes());
+        assert_eq!(bytes[start - 8..start], (text.len() as u64).to_be_bytes());
+    }
+    // The notes hold U+2014 (3 bytes): lengths count bytes, not characters.
+    assert_eq!(CHECKPOINT_NOTE.len(), 328);
+    assert_eq!(CHECKPOINT_NOTE.chars().count(), 326);
+}
+
+/// Standard padded base64 (RFC 4648 §4), as checkpoints write the Merkle root.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from_be_bytes([0, b[0], b[1], b[2]]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// RFC 9162 Merkle tree hash with blake3 over leaf hashes (docs/audit-proofs.md §2).
+fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    match leaves.len() {
+        0 => *blake3::hash(b"").as_bytes(),
+        1 => leaves[0],
+        n => {
+            let k = 1 << (usize::BITS - 1 - (n - 1).leading_zeros());
+            let mut input = vec![0x01];
+            input.extend_from_slice(&merkle_root(&leaves[..k]));
+            input.extend_from_slice(&merkle_root(&leaves[k..]));
+            *blake3::hash(&input).as_bytes()
+        }
+    }
+}
+
+#[test]
+fn audit_entries_state_their_own_position() {
+    // Goal: the golden audit entries are realistic: the checkpoint at seq 12
+    // states the journal before it (origin with entry 0's ledger id, size 12,
+    // the Merkle root of entries 0..=11, chain head = hash of seq 11, time =
+    // its recorded_at) and is signed by the adopted key; the rotation at seq
+    // 13 names the adopted key as old, states size 13 and carries the old
+    // key's signature, then the new key's. (The ed25519 signatures themselves
+    // were verified with tally_audit::open_checkpoint and open_rotation when
+    // the notes were made; tally-core has no ed25519.)
+    let examples = examples();
+    let EntryBody::LedgerCreated { ledger_id } = examples[0].body else {
+        panic!("entry 0 is not ledger_created");
+    };
+    let origin = format!("tally.example/ledger/{}/blake3", hex::encode(ledger_id));
+    let hash =
+        |seq: usize| -> [u8; 32] { hex::decode(VECTORS[seq].hash).unwrap().try_into().unwrap() };
+
+    assert_eq!(
+        examples[11].body,
+        EntryBody::SigningKeyAdopted {
+            vkey: KEY_1_VKEY.to_string()
+        }
+    );
+
+    let leaves: Vec<[u8; 32]> = (0..12)
+        .map(|seq| {
+            let mut input = vec![0x00];
+            input.extend_from_slice(&hash(seq));
+            *blake3::hash(&input).as_bytes()
+        })
+        .collect();
+    let expected_checkpoint = format!(
+        "{origin}\n12\n{}\nchain-head {}\ntime {}\n\n\u{2014} tally.example/key-1 ",
+        base64(&merkle_root(&leaves)),
+        VECTORS[11].hash,
+        examples[12].recorded_at
+    );
+    assert!(
+        CHECKPOINT_NOTE.starts_with(&expected_checkpoint),
+        "{CHECKPOINT_NOTE}"
+    );
+    assert_eq!(CHECKPOINT_NOTE.lines().count(), 7);
+    assert!(KEY_1_VKEY.starts_with("tally.example/key-1+"));
+
+    let expected_rotation = format!(
+        "{origin}\nkey-rotation\nold {KEY_1_VKEY}\nnew {KEY_2_VKEY}\nsize 13\n\n\u{2014} tally.example/key-1 "
+    );
+    assert!(
+        ROTATION_NOTE.starts_with(&expected_rotation),
+        "{ROTATION_NOTE}"
+    );
+    let signers: Vec<&str> = ROTATION_NOTE
+        .lines()
+        .skip(6)
+        .map(|line| line.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(signers, ["tally.example/key-1", "tally.example/key-2"]);
+    // Base64 of the key ids (4e513526, 6f670186) begins each signature.
+    assert!(ROTATION_NOTE.contains("key-1 TlE1J"));
+    assert!(ROTATION_NOTE.contains("key-2 b2cBh"));
 }
