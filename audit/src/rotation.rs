@@ -77,9 +77,11 @@ impl KeyRotation {
             return Err(malformed(2, "kind", "must be \"key-rotation\""));
         }
         let vkey = |line: &str, number, prefix: &str, field| {
-            let text = line
-                .strip_prefix(prefix)
-                .ok_or(malformed(number, field, "must start with the field name"))?;
+            let text = line.strip_prefix(prefix).ok_or(malformed(
+                number,
+                field,
+                "must start with the field name",
+            ))?;
             NoteVerifier::from_vkey(text)
                 .map_err(|_| malformed(number, field, "must be a valid ed25519 vkey"))
         };
@@ -88,9 +90,9 @@ impl KeyRotation {
         if old_key == new_key {
             return Err(malformed(4, "new", "must differ from the old key"));
         }
-        let size_text = size
-            .strip_prefix(SIZE_KEY)
-            .ok_or(malformed(5, "size", "must start with \"size \""))?;
+        let size_text =
+            size.strip_prefix(SIZE_KEY)
+                .ok_or(malformed(5, "size", "must start with \"size \""))?;
         Ok(KeyRotation {
             log_host,
             ledger_id,
@@ -211,7 +213,10 @@ mod tests {
         for at in 0..text_len {
             let mut bytes = note.clone().into_bytes();
             bytes[at] ^= 0x01;
-            assert!(open_rotation(&bytes).is_err(), "byte {at} changed unnoticed");
+            assert!(
+                open_rotation(&bytes).is_err(),
+                "byte {at} changed unnoticed"
+            );
         }
     }
 

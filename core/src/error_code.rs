@@ -62,6 +62,7 @@ error_codes! {
     LinkedChainOpen = 43 => "LINKED_CHAIN_OPEN",
     TimeoutInvalid = 44 => "TIMEOUT_INVALID",
     SeqOutOfRange = 50 => "SEQ_OUT_OF_RANGE",
+    CheckpointNotFound = 51 => "CHECKPOINT_NOT_FOUND",
     Internal = 60 => "INTERNAL",
     Unavailable = 61 => "UNAVAILABLE",
 }

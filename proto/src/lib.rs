@@ -36,7 +36,7 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         | TimeoutInvalid => Code::InvalidArgument,
         // Over a named size limit.
         BatchTooLarge => Code::ResourceExhausted,
-        AccountNotFound | TransactionNotFound => Code::NotFound,
+        AccountNotFound | TransactionNotFound | CheckpointNotFound => Code::NotFound,
         AccountExists | CurrencyExists | TransactionExists => Code::AlreadyExists,
         // Well-formed, but the ledger's state does not allow it.
         AccountClosed

@@ -13,6 +13,11 @@
 //! queue-depth-max = 4096
 //! group-items-max = 65536
 //! cache-capacity-bytes = 268435456
+//!
+//! [audit]
+//! log-host = "tally.local"
+//! checkpoint-every-entries = 10000
+//! checkpoint-interval-ms = 10000
 //! ```
 
 use std::net::SocketAddr;
@@ -20,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::checkpoints::CheckpointPolicy;
 use crate::engine::EngineConfig;
 
 /// A configuration that cannot be used, naming the key at fault.
@@ -51,6 +57,32 @@ pub struct Config {
     /// transactions needs several MiB (default 64 MiB).
     pub grpc_message_bytes_max: usize,
     pub engine: EngineSection,
+    pub audit: AuditSection,
+}
+
+/// The `[audit]` group: signed checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditSection {
+    /// Names the operator in each checkpoint's origin line,
+    /// `<log-host>/ledger/<ledger id>/blake3` (default `tally.local`).
+    pub log_host: String,
+    /// Sign a checkpoint after this many new entries (default 10,000).
+    pub checkpoint_every_entries: u64,
+    /// Sign a checkpoint at least this often while entries come, in
+    /// milliseconds (default 10,000).
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        let policy = CheckpointPolicy::default();
+        AuditSection {
+            log_host: policy.log_host,
+            checkpoint_every_entries: policy.every_entries,
+            checkpoint_interval_ms: policy.interval.as_millis() as u64,
+        }
+    }
 }
 
 /// The `[engine]` group: how the writer queues and groups work.
@@ -76,6 +108,7 @@ impl Default for Config {
             log_level: "info".to_string(),
             grpc_message_bytes_max: 64 * 1024 * 1024,
             engine: EngineSection::default(),
+            audit: AuditSection::default(),
         }
     }
 }
@@ -143,6 +176,25 @@ impl Config {
         if self.engine.group_items_max == 0 {
             return Err(invalid("engine.group-items-max", "must be at least 1"));
         }
+        let log_host = &self.audit.log_host;
+        if log_host.is_empty() || !log_host.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "audit.log-host",
+                "must be non-empty printable ASCII without spaces",
+            ));
+        }
+        if self.audit.checkpoint_every_entries == 0 {
+            return Err(invalid(
+                "audit.checkpoint-every-entries",
+                "must be at least 1",
+            ));
+        }
+        if self.audit.checkpoint_interval_ms == 0 {
+            return Err(invalid(
+                "audit.checkpoint-interval-ms",
+                "must be at least 1",
+            ));
+        }
         Ok(())
     }
 
@@ -152,6 +204,11 @@ impl Config {
         engine.queue_depth_max = self.engine.queue_depth_max;
         engine.group_items_max = self.engine.group_items_max;
         engine.cache_capacity_bytes = self.engine.cache_capacity_bytes;
+        engine.checkpoints = CheckpointPolicy {
+            log_host: self.audit.log_host.clone(),
+            every_entries: self.audit.checkpoint_every_entries,
+            interval: std::time::Duration::from_millis(self.audit.checkpoint_interval_ms),
+        };
         engine
     }
 }
@@ -203,6 +260,10 @@ mod tests {
             queue-depth-max = 8
             group-items-max = 9
             cache-capacity-bytes = 10
+            [audit]
+            log-host = "books.example"
+            checkpoint-every-entries = 11
+            checkpoint-interval-ms = 12
             "#,
         )
         .unwrap();
@@ -212,6 +273,12 @@ mod tests {
         assert_eq!(engine.queue_depth_max, 8);
         assert_eq!(engine.group_items_max, 9);
         assert_eq!(engine.cache_capacity_bytes, 10);
+        assert_eq!(engine.checkpoints.log_host, "books.example");
+        assert_eq!(engine.checkpoints.every_entries, 11);
+        assert_eq!(
+            engine.checkpoints.interval,
+            std::time::Duration::from_millis(12)
+        );
     }
 
     #[test]
@@ -227,7 +294,11 @@ mod tests {
     fn validate_names_the_bad_key() {
         // Goal: each bad value is reported with its key.
         type Spoil = fn(&mut Config);
-        let cases: [(&str, Spoil); 5] = [
+        let cases: [(&str, Spoil); 7] = [
+            ("audit.log-host", |c| c.audit.log_host = "a b".to_string()),
+            ("audit.checkpoint-every-entries", |c| {
+                c.audit.checkpoint_every_entries = 0
+            }),
             ("listen", |c| c.listen = "nowhere".to_string()),
             ("log-level", |c| c.log_level = "[[[".to_string()),
             ("grpc-message-bytes-max", |c| c.grpc_message_bytes_max = 10),

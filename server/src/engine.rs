@@ -1,20 +1,22 @@
 //! `Engine`: the ledger as one handle — writes go through the writer, reads go
 //! to the store. Everything above (gRPC, tests, tools) talks to this.
 
+use crate::audit::checkpoints::{self, CheckpointPolicy, Checkpointer};
+use crate::audit::keys;
 use crate::error::{Error, LedgerError, Result, StoreError};
 use crate::ledger::command::{AccountSpec, CurrencySpec, TransactionItem};
 use crate::ledger::execute::Context;
 use crate::ledger::limits::{ACCOUNTS_BATCH_MAX, BATCH_ITEMS_MAX};
 use crate::ledger::state::LedgerState;
 use crate::ledger::view::{
-    AccountBalance, AccountView, AsOf, Balance, BalanceChange, CurrencyView, JournalRecord,
-    LedgerInfo, Page, Recorded, TransactionView, TrialBalance,
+    AccountBalance, AccountView, AsOf, Balance, BalanceChange, CheckpointView, CurrencyView,
+    JournalRecord, LedgerInfo, Page, Recorded, SigningKeyView, TransactionView, TrialBalance,
 };
 use crate::store::{transaction_view, Store};
 use crate::writer::{self, Request, Writer};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use tally_core::entry::TimestampNs;
+use tally_core::entry::{EntryBody, TimestampNs};
 use tally_core::error_code::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -29,6 +31,8 @@ pub struct EngineConfig {
     pub group_items_max: usize,
     /// sled page cache, bytes (default 256 MiB).
     pub cache_capacity_bytes: u64,
+    /// When signed checkpoints are made, and the origin they name.
+    pub checkpoints: CheckpointPolicy,
 }
 
 impl EngineConfig {
@@ -38,6 +42,7 @@ impl EngineConfig {
             queue_depth_max: 4096,
             group_items_max: 65_536,
             cache_capacity_bytes: 256 * 1024 * 1024,
+            checkpoints: CheckpointPolicy::default(),
         }
     }
 }
@@ -118,9 +123,19 @@ impl Engine {
     /// hash chain, brings caches up to date, and starts the writer.
     pub fn open(config: EngineConfig) -> Result<Engine> {
         let store = Store::open(&config.data_dir, config.cache_capacity_bytes)?;
+        let signer = keys::load_or_generate(&config.data_dir).map_err(key_error)?;
         let mut state = recover(&store)?;
         if state.next_seq() == 0 {
             create_ledger(&store, &mut state)?;
+        }
+        let retired = keys::load_retired(&config.data_dir).map_err(key_error)?;
+        let log_host = &config.checkpoints.log_host;
+        let now = writer::now_ns();
+        if let Some(entry) =
+            checkpoints::key_entry(&state, &signer, &retired, log_host, now).map_err(key_error)?
+        {
+            tracing::info!(kind = entry.body.kind_name(), vkey = %signer.verifier().to_vkey(), "signing key recorded");
+            write_entry(&store, &mut state, entry)?;
         }
         let ledger_id = state
             .ledger_id
@@ -137,6 +152,7 @@ impl Engine {
             state,
             store: store.clone(),
             group_items_max: config.group_items_max,
+            checkpointer: Checkpointer::new(signer, config.checkpoints.clone()),
         };
         let writer_thread = std::thread::Builder::new()
             .name("tally-writer".into())
@@ -413,12 +429,20 @@ impl Engine {
 
     /// The Merkle root of the tree of the first `size` journal entries.
     pub fn merkle_root(&self, size: u64) -> Result<tally_audit::Hash> {
+        self.check_tree_size(size, "tree_size")?;
         Ok(self.store.merkle_root(size)?)
     }
 
-    /// The inclusion proof of entry `index` in the tree of `size` entries.
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<tally_audit::Hash>> {
-        Ok(self.store.inclusion_proof(index, size)?)
+    /// The inclusion proof of entry `seq` in the tree of `size` entries.
+    pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<tally_audit::Hash>> {
+        self.check_tree_size(size, "tree_size")?;
+        if seq >= size {
+            return Err(out_of_range(
+                "seq",
+                format!("entry {seq} is not in a tree of {size} entries"),
+            ));
+        }
+        Ok(self.store.inclusion_proof(seq, size)?)
     }
 
     /// The consistency proof between the trees of `old_size` and `new_size` entries.
@@ -427,7 +451,114 @@ impl Engine {
         old_size: u64,
         new_size: u64,
     ) -> Result<Vec<tally_audit::Hash>> {
+        self.check_tree_size(new_size, "new_size")?;
+        if old_size == 0 || old_size > new_size {
+            return Err(out_of_range(
+                "old_size",
+                format!("old size must be from 1 to the new size {new_size}, not {old_size}"),
+            ));
+        }
         Ok(self.store.consistency_proof(old_size, new_size)?)
+    }
+
+    fn check_tree_size(&self, size: u64, field: &str) -> Result<()> {
+        let committed = self.store.committed();
+        if size > committed {
+            return Err(out_of_range(
+                field,
+                format!("tree size {size} is past the journal's end ({committed} entries)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Signs a checkpoint of the journal as it is now, unless the latest one
+    /// already covers every entry before it; returns it.
+    pub async fn create_checkpoint(&self) -> Result<CheckpointView> {
+        let size = self.call(|reply| Request::Checkpoint { reply }).await?;
+        self.checkpoint(Some(size))
+    }
+
+    /// The latest checkpoint (`None`) or the one of exactly `tree_size` entries.
+    pub fn checkpoint(&self, tree_size: Option<u64>) -> Result<CheckpointView> {
+        let seq = {
+            let model = self.store.read_model();
+            match tree_size {
+                None => model.checkpoints.last().copied(),
+                Some(size) => model.checkpoints.binary_search(&size).ok().map(|_| size),
+            }
+        };
+        let not_found = || {
+            let message = match tree_size {
+                None => "no checkpoint has been signed yet".to_string(),
+                Some(size) => format!("no checkpoint of tree size {size}"),
+            };
+            Error::Ledger(LedgerError::new(
+                ErrorCode::CheckpointNotFound,
+                "tree_size",
+                message,
+            ))
+        };
+        let seq = seq.ok_or_else(not_found)?;
+        match self.store.entry(seq)? {
+            Some((
+                _,
+                tally_core::entry::Entry {
+                    body: EntryBody::CheckpointSigned { note },
+                    ..
+                },
+            )) => Ok(CheckpointView {
+                tree_size: seq,
+                note,
+            }),
+            _ => Err(StoreError::Corrupt(format!(
+                "entry {seq} is not the checkpoint the index says"
+            ))
+            .into()),
+        }
+    }
+
+    /// The ledger's signing keys, oldest first.
+    pub fn signing_keys(&self) -> Result<Vec<SigningKeyView>> {
+        let seqs = self.store.read_model().key_entries.clone();
+        let mut keys = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let vkey = match self.store.entry(seq)?.map(|(_, entry)| entry.body) {
+                Some(EntryBody::SigningKeyAdopted { vkey }) => vkey,
+                Some(EntryBody::SigningKeyRotated { note }) => {
+                    tally_audit::open_rotation(note.as_bytes())
+                        .map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?
+                        .new_key
+                        .to_vkey()
+                }
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "entry {seq} is not the key entry the index says"
+                    ))
+                    .into())
+                }
+            };
+            keys.push(SigningKeyView {
+                vkey,
+                since_seq: seq,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// One committed journal entry with its canonical bytes and hashes.
+    pub fn journal_entry(&self, seq: u64) -> Result<JournalRecord> {
+        let committed = self.store.committed();
+        if seq >= committed {
+            return Err(out_of_range(
+                "seq",
+                format!("entry {seq} is past the journal's end ({committed} entries)"),
+            ));
+        }
+        self.store
+            .journal(seq, 1)?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} is missing")).into())
     }
 
     /// Up to `limit` committed journal entries from `from_seq`.
@@ -472,6 +603,10 @@ fn check_batch(len: usize, max: usize, field: &str) -> Result<(), LedgerError> {
     Ok(())
 }
 
+fn out_of_range(field: &str, message: String) -> Error {
+    Error::Ledger(LedgerError::new(ErrorCode::SeqOutOfRange, field, message))
+}
+
 fn account_not_found(name: &str, field: &str) -> Error {
     Error::Ledger(LedgerError::new(
         ErrorCode::AccountNotFound,
@@ -511,10 +646,23 @@ fn create_ledger(store: &Store, state: &mut LedgerState) -> Result<(), StoreErro
         key_id: String::new(),
         body: tally_core::entry::EntryBody::LedgerCreated { ledger_id },
     };
+    write_entry(store, state, entry)
+}
+
+/// Start-up: writes one entry before the writer runs.
+fn write_entry(
+    store: &Store,
+    state: &mut LedgerState,
+    entry: tally_core::entry::Entry,
+) -> Result<(), StoreError> {
     let group = [state.append(entry)];
     store.write_group(&group, state)?;
     store.publish(&group);
     Ok(())
+}
+
+fn key_error(error: keys::KeyError) -> Error {
+    Error::Unavailable(format!("signing key: {error}"))
 }
 
 /// Wakes the writer every `TICK_INTERVAL` so pending transactions expire on

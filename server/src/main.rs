@@ -45,7 +45,9 @@ enum Command {
     /// Verify the journal: hash chain, canonical encoding, balances.
     Verify(MaintenanceArgs),
     /// Create the ledger's ed25519 signing key (owner-only) and print its
-    /// public key; never overwrites an existing key.
+    /// public key; never overwrites an existing key. With --rotate, retire the
+    /// current key to keys/retired/ and create a new one: the next start
+    /// records the rotation in the journal, signed by both keys.
     Keygen(KeygenArgs),
     /// Print the public key (C2SP vkey) that auditors verify checkpoints with.
     Pubkey(MaintenanceArgs),
@@ -59,6 +61,9 @@ struct KeygenArgs {
     /// The key's name, as in checkpoint signature lines (e.g. books.example.com/ledger).
     #[arg(long, default_value = tally_server::audit::keys::DEFAULT_KEY_NAME)]
     name: String,
+    /// Retire the current key and create a new one (the server must be stopped).
+    #[arg(long)]
+    rotate: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]
@@ -94,6 +99,17 @@ fn main() -> ExitCode {
             init_logging("info");
             report(maintenance::verify(&args.data_dir))
         }
+        Some(Command::Keygen(args)) if args.rotate => report(
+            keys::rotate(&args.data_dir, &args.name)
+                .map(|(old, new)| {
+                    format!(
+                        "retired {}\nnew {}\nthe next start of tallyd records the rotation",
+                        old.verifier().to_vkey(),
+                        new.verifier().to_vkey()
+                    )
+                })
+                .map_err(|error| error.to_string()),
+        ),
         Some(Command::Keygen(args)) => report(
             keys::generate(&args.data_dir, &args.name)
                 .map(|signer| signer.verifier().to_vkey())

@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tally_core::chain::ChainVerifier;
+use tally_core::entry::EntryBody;
 
 #[derive(Debug)]
 pub struct RebuildReport {
@@ -43,15 +44,18 @@ pub fn rebuild(data_dir: &Path) -> Result<RebuildReport, StoreError> {
 pub struct VerifyReport {
     pub entries: u64,
     pub chain_head: [u8; 32],
+    /// Signed checkpoints whose signature and Merkle root were checked.
+    pub checkpoints: u64,
 }
 
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "ok: {} entries, chain head {}",
+            "ok: {} entries, chain head {}, {} signed checkpoints",
             self.entries,
-            hex::encode(self.chain_head)
+            hex::encode(self.chain_head),
+            self.checkpoints
         )
     }
 }
@@ -79,11 +83,25 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, StoreError> {
     let mut state = crate::ledger::state::LedgerState::new();
     let mut frontier = crate::store::merkle::Frontier::default();
     let mut nodes = Vec::new();
+    let mut checkpoints = 0;
     for row in store.journal_rows(0) {
         let (seq, hash, canonical) = row?;
-        state
+        // The fold checks a checkpoint's signature, size, chain head and time;
+        // its root needs the tree of the entries before it.
+        let journaled = state
             .replay(seq, canonical, &hash)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if let EntryBody::CheckpointSigned { note } = &journaled.entry.body {
+            let signed = tally_audit::checkpoint::SignedNote::parse(note.as_bytes())
+                .and_then(|signed| tally_audit::Checkpoint::from_note_text(&signed.text))
+                .map_err(|e| StoreError::Corrupt(format!("entry {seq}: checkpoint: {e}")))?;
+            if signed.root != frontier.root() {
+                return Err(StoreError::Corrupt(format!(
+                    "entry {seq}: the signed checkpoint's Merkle root is not the root of the {seq} entries before it"
+                )));
+            }
+            checkpoints += 1;
+        }
         frontier.push(&hash, &mut nodes);
         for (level, index, expected) in nodes.drain(..) {
             if store.merkle_node(level, index)? != Some(expected) {
@@ -96,5 +114,6 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, StoreError> {
     Ok(VerifyReport {
         entries: chain.next_seq(),
         chain_head: chain.head(),
+        checkpoints,
     })
 }

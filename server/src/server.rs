@@ -11,13 +11,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tally_proto::v1::audit_server::AuditServer;
 use tally_proto::v1::ledger_server::LedgerServer;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::LedgerService;
+use crate::api::{AuditService, LedgerService};
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
 
@@ -76,6 +77,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (stop_streams, streams_stopped) = watch::channel(false);
+    let audit = AuditServer::new(AuditService::new(Arc::clone(&engine)))
+        .max_decoding_message_size(options.message_bytes_max)
+        .max_encoding_message_size(options.message_bytes_max);
     let ledger = LedgerServer::new(LedgerService::new(engine, streams_stopped))
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
@@ -110,6 +114,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ledger)
+        .add_service(audit)
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     Ok(())

@@ -34,12 +34,83 @@ pub enum KeyError {
     Exposed { path: PathBuf, mode: u32 },
     #[error("{path}: {reason}")]
     Malformed { path: PathBuf, reason: String },
+    #[error("the journal's signing key is {journal}, but keys/signing.key holds {file}; to rotate, keep the old key in keys/retired/ (`tallyd keygen --rotate` does)")]
+    NotLedgerKey { journal: String, file: String },
+    #[error("cannot sign: {0}")]
+    Signing(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
 pub fn key_path(data_dir: &Path) -> PathBuf {
     data_dir.join("keys").join("signing.key")
+}
+
+/// Where rotated-out keys wait until the running ledger has recorded the
+/// rotation (signed by them); kept afterwards, so that nothing is lost.
+pub fn retired_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys").join("retired")
+}
+
+/// Loads the key, or creates one named [`DEFAULT_KEY_NAME`] if there is none
+/// (a ledger's first start).
+pub fn load_or_generate(data_dir: &Path) -> Result<NoteSigner, KeyError> {
+    match load(data_dir) {
+        Err(KeyError::Missing(path)) => {
+            let signer = generate(data_dir, DEFAULT_KEY_NAME)?;
+            tracing::info!(path = %path.display(), vkey = %signer.verifier().to_vkey(), "created the ledger's signing key");
+            Ok(signer)
+        }
+        other => other,
+    }
+}
+
+/// Retires the current key and creates a new one named `key_name`. The
+/// running ledger records the rotation, signed by both keys, on its next
+/// start. Returns (old, new).
+pub fn rotate(data_dir: &Path, key_name: &str) -> Result<(NoteSigner, NoteSigner), KeyError> {
+    let old = load(data_dir)?;
+    let retired = retired_dir(data_dir);
+    fs::create_dir_all(&retired)?;
+    fs::set_permissions(&retired, fs::Permissions::from_mode(0o700))?;
+    let target = retired.join(format!("{:08x}.key", old.key_id()));
+    if target.exists() {
+        return Err(KeyError::Exists(target));
+    }
+    // A rename within one directory tree is atomic: the key is in exactly
+    // one of the two places at every instant. A crash before `generate`
+    // leaves no current key; rerunning `keygen` then creates one and the
+    // rotation still goes through.
+    fs::rename(key_path(data_dir), &target)?;
+    sync_dir(&retired)?;
+    if let Some(keys) = retired.parent() {
+        sync_dir(keys)?;
+    }
+    let new = generate(data_dir, key_name)?;
+    Ok((old, new))
+}
+
+/// Every retired key (see [`rotate`]).
+pub fn load_retired(data_dir: &Path) -> Result<Vec<NoteSigner>, KeyError> {
+    let retired = retired_dir(data_dir);
+    let listing = match fs::read_dir(&retired) {
+        Ok(listing) => listing,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut keys = Vec::new();
+    for item in listing {
+        let path = item?.path();
+        if path.extension().is_some_and(|ext| ext == "key") {
+            keys.push(load_file(&path)?);
+        }
+    }
+    Ok(keys)
+}
+
+fn sync_dir(path: &Path) -> Result<(), KeyError> {
+    fs::File::open(path)?.sync_all()?;
+    Ok(())
 }
 
 /// Creates a new random key named `key_name`; refuses if one exists.
@@ -78,7 +149,11 @@ pub fn generate(data_dir: &Path, key_name: &str) -> Result<NoteSigner, KeyError>
 
 /// Loads the key; refuses a file that others can read.
 pub fn load(data_dir: &Path) -> Result<NoteSigner, KeyError> {
-    let path = key_path(data_dir);
+    load_file(&key_path(data_dir))
+}
+
+fn load_file(path: &Path) -> Result<NoteSigner, KeyError> {
+    let path = path.to_path_buf();
     let metadata = match fs::metadata(&path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {

@@ -1,5 +1,6 @@
-//! Audit on the server side: the ledger's signing keys (and, next, its signed
-//! checkpoints). The proofs themselves live in `store/merkle.rs`; verifying
+//! Audit on the server side: the ledger's signing keys and its signed
+//! checkpoints. The proofs themselves live in `store/merkle.rs`; verifying
 //! them needs only the `tally-audit` crate.
 
+pub mod checkpoints;
 pub mod keys;

@@ -5,9 +5,9 @@
 //! disk and checks it against its stored hash. Both go through one `apply`, so
 //! the state after a restart is the state before it.
 
-use tally_audit::NoteVerifier;
 use super::view::{Balance, PendingState, TransactionKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use tally_audit::NoteVerifier;
 
 /// A fast hasher for the maps looked up on every transaction.
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;

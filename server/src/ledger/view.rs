@@ -199,3 +199,20 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub next_page_token: Option<String>,
 }
+
+/// A signed checkpoint as recorded in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointView {
+    /// Entries it covers; also the seq of its own entry.
+    pub tree_size: u64,
+    /// The whole C2SP signed note.
+    pub note: String,
+}
+
+/// One of the ledger's signing keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyView {
+    pub vkey: String,
+    /// The seq of the entry that adopted the key or rotated to it.
+    pub since_seq: u64,
+}

@@ -30,7 +30,7 @@ pub fn node_key(level: u32, index: u64) -> [u8; 10] {
 
 /// The right edge of the tree: the roots of the complete subtrees that the
 /// next leaves will be merged with (a binary counter of at most 64 nodes).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Frontier {
     /// (level, hash), levels strictly decreasing from bottom to top.
     stack: Vec<(u32, Hash)>,
@@ -61,6 +61,19 @@ impl Frontier {
         }
         self.stack.push((level, hash));
         self.size += 1;
+    }
+
+    /// The root of the tree of `size()` leaves: the right edge folded from
+    /// the smallest subtree up (RFC 9162's split at the largest power of two).
+    pub fn root(&self) -> Hash {
+        let mut nodes = self.stack.iter().rev().map(|(_, hash)| *hash);
+        let Some(mut hash) = nodes.next() else {
+            return merkle::empty_root(&Blake3);
+        };
+        for left in nodes {
+            hash = merkle::node_hash(&Blake3, &left, &hash);
+        }
+        hash
     }
 
     /// Pushes the leaves of a group; returns the rows to store.

@@ -174,6 +174,18 @@ impl Store {
         frontier.push_group(group)
     }
 
+    /// The Merkle root the tree will have once `group` (the entries written
+    /// after the last group) is added; reads nothing.
+    pub fn root_after(&self, group: &[Journaled]) -> tally_audit::Hash {
+        let mut frontier = self
+            .frontier
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        frontier.push_group(group);
+        frontier.root()
+    }
+
     /// Start-up: adds entries whose stored cache rows exist already to the
     /// Merkle tree's right edge, writing nothing.
     pub fn advance_frontier_replayed(&self, group: &[Journaled]) {

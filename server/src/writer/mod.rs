@@ -16,6 +16,7 @@
 //! writer answers the group with `Unavailable` and stops (fail-stop); a restart
 //! rebuilds the state from the journal.
 
+use crate::audit::checkpoints::Checkpointer;
 use crate::error::{LedgerError, StoreError};
 use crate::ledger::command::{AccountSpec, CurrencySpec, TransactionItem};
 use crate::ledger::execute::{self, Context, EntryLookup, ItemOutcome};
@@ -58,7 +59,10 @@ pub enum Request {
         items: Vec<TransactionItem>,
         reply: Reply<TransactionsDone>,
     },
-    /// Wake up: expire what is due.
+    /// Sign a checkpoint now, unless the latest one is of the journal as it
+    /// is; answers with the checkpoint's tree size (its entry's seq).
+    Checkpoint { reply: Reply<u64> },
+    /// Wake up: expire what is due, sign a checkpoint if one is due.
     Tick,
 }
 
@@ -67,7 +71,7 @@ impl Request {
         match self {
             Request::Currencies { specs, .. } => specs.len(),
             Request::Accounts { specs, .. } => specs.len(),
-            Request::CloseAccount { .. } | Request::Tick => 1,
+            Request::CloseAccount { .. } | Request::Checkpoint { .. } | Request::Tick => 1,
             Request::Transactions { items, .. } => items.len(),
         }
     }
@@ -106,6 +110,7 @@ enum Answer {
         Reply<TransactionsDone>,
         Vec<Result<ItemOutcome, LedgerError>>,
     ),
+    Checkpoint(Reply<u64>, u64),
 }
 
 impl Answer {
@@ -120,6 +125,7 @@ impl Answer {
                 outcomes,
                 group: Arc::clone(group),
             }))),
+            Answer::Checkpoint(reply, size) => drop(reply.send(Ok(size))),
         }
     }
 
@@ -130,6 +136,7 @@ impl Answer {
             Answer::Accounts(reply, _) => drop(reply.send(Err(message))),
             Answer::Close(reply, _) => drop(reply.send(Err(message))),
             Answer::Transactions(reply, _) => drop(reply.send(Err(message))),
+            Answer::Checkpoint(reply, _) => drop(reply.send(Err(message))),
         }
     }
 }
@@ -144,6 +151,7 @@ pub struct Writer {
     pub state: LedgerState,
     pub store: Store,
     pub group_items_max: usize,
+    pub checkpointer: Checkpointer,
 }
 
 impl Writer {
@@ -201,10 +209,20 @@ impl Writer {
         let mut out: Vec<Journaled> = Vec::with_capacity(items + 1);
         execute::expire_pending(&mut self.state, &ctx, &mut out);
         let mut answers = Vec::with_capacity(group.len());
+        let mut checkpoint_replies = Vec::new();
         for request in group {
-            if let Some(answer) = self.execute(request, &ctx, &mut out) {
-                answers.push(answer);
+            match request {
+                Request::Checkpoint { reply } => checkpoint_replies.push(reply),
+                request => answers.extend(self.execute(request, &ctx, &mut out)),
             }
+        }
+        self.close_with_checkpoint(&ctx, !checkpoint_replies.is_empty(), &mut out);
+        if let Some((size, _)) = self.state.audit().last_checkpoint {
+            answers.extend(
+                checkpoint_replies
+                    .into_iter()
+                    .map(|reply| Answer::Checkpoint(reply, size)),
+            );
         }
         let executed = started.elapsed();
         if let Err(error) = self.store.write_group(&out, &self.state) {
@@ -225,6 +243,16 @@ impl Writer {
         })
     }
 
+    /// Appends a signed checkpoint of everything so far, if one is due.
+    fn close_with_checkpoint(&mut self, ctx: &Context, requested: bool, out: &mut Vec<Journaled>) {
+        if !self.checkpointer.due(&self.state, ctx.now, requested) {
+            return;
+        }
+        let root = self.store.root_after(out);
+        let entry = self.checkpointer.entry(&self.state, root, ctx.now);
+        out.push(self.state.append(entry));
+    }
+
     fn execute(
         &mut self,
         request: Request,
@@ -233,7 +261,7 @@ impl Writer {
     ) -> Option<Answer> {
         let state = &mut self.state;
         Some(match request {
-            Request::Tick => return None,
+            Request::Tick | Request::Checkpoint { .. } => return None,
             Request::Currencies { specs, reply } => {
                 let results = specs
                     .iter()
