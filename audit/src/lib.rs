@@ -2,6 +2,8 @@
 //! nothing but files and a public key.
 //!
 //! - [`rotation`]: key rotation notes, signed by the old and the new key.
+//! - [`export`]: the journal export file and its full offline verification.
+//! - [`rederive`]: account balances and the trial balance re-derived from the entries alone.
 //! - [`merkle`]: the RFC 9162 Merkle tree over entry hashes; inclusion and consistency proofs,
 //!   their generation and their verification, generic over the hash function.
 //! - [`checkpoint`]: signed checkpoints (ledger id, tree size, root, chain head, time) in the
@@ -13,15 +15,18 @@
 //! its own; times and random sources are passed in.
 
 pub mod checkpoint;
+pub mod export;
 pub mod merkle;
+pub mod rederive;
 pub mod rotation;
 
 pub use checkpoint::{
     open_checkpoint, sign_checkpoint, Checkpoint, CheckpointError, NoteSigner, NoteVerifier,
     VerifiedCheckpoint,
 };
+pub use export::{verify_export, ExportError, ExportReader, ExportReport, ExportWriter};
+pub use merkle::{Blake3, CompactRange, Hash, MerkleHasher, MerkleTree, ProofError};
 pub use rotation::{open_rotation, sign_rotation, KeyRotation};
-pub use merkle::{Blake3, Hash, MerkleHasher, MerkleTree, ProofError};
 
 /// The Merkle leaf hash of a journal entry: `blake3(0x00 || entry_hash)`, where `entry_hash`
 /// is the entry's chain hash (`tally_core::chain::entry_hash`).

@@ -1,0 +1,832 @@
+//! Re-derives every account balance and the trial balance from the journal entries alone.
+//!
+//! This is the auditor's own reading of `docs/journal-format.md`, written without the
+//! server's code, so that a bug in the server's state fold is not repeated here:
+//!
+//! - `CurrencyDefined` defines a code once, with a scale of at most 18;
+//! - `AccountOpened` opens account ids densely from 0, in a defined currency;
+//! - `TransactionRecorded` `Standard` and `Reversal` post their postings; `Pending` reserves
+//!   them (pending debits and credits) until a `PendingPosted` releases the whole reservation
+//!   and posts its own amounts (each at most the reserved leg, same account and side), or a
+//!   `PendingVoided` / `PendingExpired` releases it;
+//! - every transaction has at least two postings, positive amounts (zero only when posting a
+//!   pending transaction) of at most 2^96 − 1 minor units, and balances per currency;
+//! - every account total stays at most 2^96 − 1 minor units; arithmetic is checked u128, an
+//!   overflow is an error, never a wrap.
+//!
+//! Transaction ids (`TransactionRecorded`, `PendingPosted`, `PendingVoided`,
+//! `TransactionRejected`) share one namespace, the idempotency keys, so each occurs once.
+//!
+//! Memory: the accounts, the currencies and one small record per transaction id; the
+//! postings of a pending transaction are kept only while it is open.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tally_core::entry::{
+    AccountId, AccountOpened, AccountType, Entry, EntryBody, PendingPosted, Posting, Side,
+    TimestampNs, TransactionMode, TransactionRecorded,
+};
+use tally_core::money::{format_minor, AMOUNT_MINOR_MAX, SCALE_MAX};
+
+/// What makes an entry impossible as a ledger state change. The entry's seq is added by
+/// the caller (see [`crate::export::ExportError::Ledger`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerFault {
+    #[error("the first entry must be ledger_created, not {kind}")]
+    FirstEntryNotLedgerCreated { kind: &'static str },
+    #[error("ledger_created may only be the first entry")]
+    LedgerCreatedAgain,
+    #[error("currency {code:?} is already defined")]
+    CurrencyRedefined { code: String },
+    #[error("currency {code:?}: scale {scale} is above the maximum {SCALE_MAX}")]
+    ScaleTooLarge { code: String, scale: u8 },
+    #[error("account_id {account_id}: accounts are numbered densely, expected {expected}")]
+    AccountIdOutOfOrder {
+        account_id: AccountId,
+        expected: AccountId,
+    },
+    #[error("account {account_id}: currency {currency:?} is not defined")]
+    UnknownCurrency {
+        account_id: AccountId,
+        currency: String,
+    },
+    #[error("{field}: account {account_id} is not open")]
+    UnknownAccount {
+        field: String,
+        account_id: AccountId,
+    },
+    #[error("account {account_id} is already closed")]
+    AccountAlreadyClosed { account_id: AccountId },
+    #[error("postings: a transaction needs at least two postings ({count} given)")]
+    TooFewPostings { count: usize },
+    #[error("postings[{index}].amount_minor: must be positive")]
+    ZeroAmount { index: usize },
+    #[error("postings[{index}].amount_minor: {amount} is above the maximum {AMOUNT_MINOR_MAX}")]
+    AmountTooLarge { index: usize, amount: u128 },
+    #[error("postings: {currency} debits {debits} and credits {credits} (minor units) differ")]
+    Unbalanced {
+        currency: String,
+        debits: u128,
+        credits: u128,
+    },
+    #[error("id: transaction id {id:?} is already used")]
+    DuplicateTransactionId { id: String },
+    #[error("pending_id: {pending_id:?} is not a pending transaction")]
+    UnknownPending { pending_id: String },
+    #[error("pending_id: pending transaction {pending_id:?} is already posted, voided or expired")]
+    PendingAlreadyResolved { pending_id: String },
+    #[error("postings: {given} postings for the {expected} of the pending transaction")]
+    PostingCountMismatch { given: usize, expected: usize },
+    #[error("postings[{index}]: account or side differs from the pending transaction's")]
+    PostingLegMismatch { index: usize },
+    #[error("postings[{index}].amount_minor: {posted} posted exceeds the {reserved} reserved")]
+    PostedExceedsReserved {
+        index: usize,
+        posted: u128,
+        reserved: u128,
+    },
+    #[error("pending_id: {pending_id:?} has no expiry time and cannot expire")]
+    NeverExpires { pending_id: String },
+    #[error("recorded_at: {pending_id:?} expires at {expires_at}, after this entry's time")]
+    NotYetExpired {
+        pending_id: String,
+        expires_at: TimestampNs,
+    },
+    #[error("mode.reverses: {reverses:?} is not an earlier transaction")]
+    UnknownReversed { reverses: String },
+    #[error("account {account_id}: {total} would exceed {AMOUNT_MINOR_MAX} minor units")]
+    TotalOverflow {
+        account_id: AccountId,
+        total: &'static str,
+    },
+    #[error("account {account_id}: releasing more {total} than are reserved")]
+    ReleaseUnderflow {
+        account_id: AccountId,
+        total: &'static str,
+    },
+    #[error("the journal holds no ledger_created entry")]
+    NoLedger,
+    #[error("trial balance {currency}: {what} debits {debits} and credits {credits} differ")]
+    TrialBalanceUnequal {
+        currency: String,
+        what: &'static str,
+        debits: u128,
+        credits: u128,
+    },
+    #[error("trial balance {currency}: total overflows u128")]
+    TrialBalanceOverflow { currency: String },
+}
+
+/// A currency and the number of decimal places of its minor unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Currency {
+    pub code: String,
+    pub scale: u8,
+}
+
+/// An account and its totals, in minor units of its currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountBalance {
+    pub account_id: AccountId,
+    pub name: String,
+    pub account_type: AccountType,
+    pub currency: String,
+    pub scale: u8,
+    pub closed: bool,
+    pub debits_posted: u128,
+    pub credits_posted: u128,
+    pub debits_pending: u128,
+    pub credits_pending: u128,
+}
+
+impl AccountBalance {
+    /// Posted net in the account's normal direction: debits − credits for asset and expense
+    /// accounts, credits − debits for the others. Exact: both totals are at most 2^96 − 1.
+    pub fn balance(&self) -> i128 {
+        let (debits, credits) = (self.debits_posted as i128, self.credits_posted as i128);
+        if self.account_type.is_debit_normal() {
+            debits - credits
+        } else {
+            credits - debits
+        }
+    }
+
+    /// A minor-unit figure of this account as a decimal string, e.g. `"12.50"`.
+    pub fn format(&self, minor: i128) -> String {
+        format_minor(minor, self.scale)
+    }
+}
+
+/// Sums over all accounts of one currency; a balanced ledger has equal debits and credits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialBalanceLine {
+    pub currency: String,
+    pub scale: u8,
+    pub debits_posted: u128,
+    pub credits_posted: u128,
+    pub debits_pending: u128,
+    pub credits_pending: u128,
+}
+
+/// How many transactions of each kind the journal records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransactionCounts {
+    pub standard: u64,
+    pub pending: u64,
+    pub reversal: u64,
+    pub pending_posted: u64,
+    pub pending_voided: u64,
+    pub pending_expired: u64,
+    pub rejected: u64,
+}
+
+impl TransactionCounts {
+    /// Pending transactions neither posted, voided nor expired.
+    pub fn open_pending(&self) -> u64 {
+        let resolved = self.pending_posted + self.pending_voided + self.pending_expired;
+        self.pending.saturating_sub(resolved)
+    }
+}
+
+/// The re-derived state of a whole journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balances {
+    pub ledger_id: [u8; 16],
+    /// In definition order.
+    pub currencies: Vec<Currency>,
+    /// By account id.
+    pub accounts: Vec<AccountBalance>,
+    pub transactions: TransactionCounts,
+    /// One line per defined currency, in definition order.
+    pub trial_balance: Vec<TrialBalanceLine>,
+}
+
+/// What the fold remembers of a transaction id.
+enum TxState {
+    /// A transaction that posted (standard, reversal, pending posted): reversible.
+    Posted,
+    /// A pending transaction still holding its reservation.
+    Open {
+        postings: Vec<Posting>,
+        expires_at: Option<TimestampNs>,
+    },
+    /// A pending transaction posted, voided or expired.
+    Resolved,
+    /// A void request or a rejected id: occupies the id, nothing more.
+    Other,
+}
+
+/// Folds entries, in journal order, into balances.
+#[derive(Default)]
+pub struct Rederiver {
+    ledger_id: Option<[u8; 16]>,
+    currencies: Vec<Currency>,
+    /// Code → index in `currencies`.
+    currency_index: BTreeMap<String, usize>,
+    accounts: Vec<AccountBalance>,
+    transactions: HashMap<String, TxState>,
+    counts: TransactionCounts,
+}
+
+impl Rederiver {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies the next entry. After an error the state is unspecified: stop folding.
+    pub fn apply(&mut self, entry: &Entry) -> Result<(), LedgerFault> {
+        if self.ledger_id.is_none() {
+            return self.create_ledger(&entry.body);
+        }
+        match &entry.body {
+            EntryBody::LedgerCreated { .. } => Err(LedgerFault::LedgerCreatedAgain),
+            EntryBody::CurrencyDefined { code, scale } => self.define_currency(code, *scale),
+            EntryBody::AccountOpened(opened) => self.open_account(opened),
+            EntryBody::AccountClosed { account_id } => self.close_account(*account_id),
+            EntryBody::TransactionRecorded(tx) => self.record(tx),
+            EntryBody::PendingPosted(posted) => self.post_pending(posted),
+            EntryBody::PendingVoided(voided) => {
+                self.claim_id(&voided.id, TxState::Other)?;
+                self.release_pending(&voided.pending_id, None)?;
+                self.counts.pending_voided += 1;
+                Ok(())
+            }
+            EntryBody::PendingExpired { pending_id } => {
+                self.release_pending(pending_id, Some(entry.recorded_at))?;
+                self.counts.pending_expired += 1;
+                Ok(())
+            }
+            EntryBody::TransactionRejected(rejected) => {
+                self.claim_id(&rejected.id, TxState::Other)?;
+                self.counts.rejected += 1;
+                Ok(())
+            }
+            // Audit entries change no balance; `export` checks them.
+            EntryBody::CheckpointSigned { .. }
+            | EntryBody::SigningKeyAdopted { .. }
+            | EntryBody::SigningKeyRotated { .. } => Ok(()),
+        }
+    }
+
+    /// The balances and the trial balance; fails if the journal had no entry or if a
+    /// currency's debits and credits differ.
+    pub fn finish(self) -> Result<Balances, LedgerFault> {
+        let ledger_id = self.ledger_id.ok_or(LedgerFault::NoLedger)?;
+        let trial_balance = self
+            .currencies
+            .iter()
+            .map(|currency| trial_balance_line(currency, &self.accounts))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Balances {
+            ledger_id,
+            currencies: self.currencies,
+            accounts: self.accounts,
+            transactions: self.counts,
+            trial_balance,
+        })
+    }
+
+    fn create_ledger(&mut self, body: &EntryBody) -> Result<(), LedgerFault> {
+        let EntryBody::LedgerCreated { ledger_id } = body else {
+            return Err(LedgerFault::FirstEntryNotLedgerCreated {
+                kind: body.kind_name(),
+            });
+        };
+        self.ledger_id = Some(*ledger_id);
+        Ok(())
+    }
+
+    fn define_currency(&mut self, code: &str, scale: u8) -> Result<(), LedgerFault> {
+        if self.currency_index.contains_key(code) {
+            return Err(LedgerFault::CurrencyRedefined { code: code.into() });
+        }
+        if scale > SCALE_MAX {
+            let code = code.into();
+            return Err(LedgerFault::ScaleTooLarge { code, scale });
+        }
+        self.currency_index
+            .insert(code.to_string(), self.currencies.len());
+        self.currencies.push(Currency {
+            code: code.to_string(),
+            scale,
+        });
+        Ok(())
+    }
+
+    fn open_account(&mut self, opened: &AccountOpened) -> Result<(), LedgerFault> {
+        let expected = self.accounts.len() as u64;
+        if opened.account_id != expected {
+            return Err(LedgerFault::AccountIdOutOfOrder {
+                account_id: opened.account_id,
+                expected,
+            });
+        }
+        let Some(&currency) = self.currency_index.get(&opened.currency) else {
+            return Err(LedgerFault::UnknownCurrency {
+                account_id: opened.account_id,
+                currency: opened.currency.clone(),
+            });
+        };
+        self.accounts.push(AccountBalance {
+            account_id: opened.account_id,
+            name: opened.name.clone(),
+            account_type: opened.account_type,
+            currency: opened.currency.clone(),
+            scale: self.currencies[currency].scale,
+            closed: false,
+            debits_posted: 0,
+            credits_posted: 0,
+            debits_pending: 0,
+            credits_pending: 0,
+        });
+        Ok(())
+    }
+
+    fn close_account(&mut self, account_id: AccountId) -> Result<(), LedgerFault> {
+        let account = self.account_mut("account_id", account_id)?;
+        if account.closed {
+            return Err(LedgerFault::AccountAlreadyClosed { account_id });
+        }
+        account.closed = true;
+        Ok(())
+    }
+
+    fn record(&mut self, tx: &TransactionRecorded) -> Result<(), LedgerFault> {
+        self.check_postings(&tx.postings, false)?;
+        if let TransactionMode::Reversal { reverses } = &tx.mode {
+            // A reversal undoes an earlier transaction that posted (a standard one, a
+            // reversal, a posted pending one); its legs are checked like any transaction's.
+            if !matches!(
+                self.transactions.get(reverses),
+                Some(TxState::Posted | TxState::Resolved)
+            ) {
+                let reverses = reverses.clone();
+                return Err(LedgerFault::UnknownReversed { reverses });
+            }
+        }
+        let state = match &tx.mode {
+            TransactionMode::Pending { expires_at } => TxState::Open {
+                postings: tx.postings.clone(),
+                expires_at: *expires_at,
+            },
+            TransactionMode::Standard | TransactionMode::Reversal { .. } => TxState::Posted,
+        };
+        self.claim_id(&tx.id, state)?;
+        let pending = matches!(tx.mode, TransactionMode::Pending { .. });
+        for posting in &tx.postings {
+            self.add(posting, posting.amount_minor, pending)?;
+        }
+        let counter = match tx.mode {
+            TransactionMode::Standard => &mut self.counts.standard,
+            TransactionMode::Pending { .. } => &mut self.counts.pending,
+            TransactionMode::Reversal { .. } => &mut self.counts.reversal,
+        };
+        *counter += 1;
+        Ok(())
+    }
+
+    fn post_pending(&mut self, posted: &PendingPosted) -> Result<(), LedgerFault> {
+        self.check_postings(&posted.postings, true)?;
+        let reserved = self.open_postings(&posted.pending_id)?;
+        check_within_reservation(&posted.postings, reserved)?;
+        self.claim_id(&posted.id, TxState::Posted)?;
+        self.release_pending(&posted.pending_id, None)?;
+        for posting in &posted.postings {
+            self.add(posting, posting.amount_minor, false)?;
+        }
+        self.counts.pending_posted += 1;
+        Ok(())
+    }
+
+    /// The reserved postings of an open pending transaction.
+    fn open_postings(&self, pending_id: &str) -> Result<&[Posting], LedgerFault> {
+        match self.transactions.get(pending_id) {
+            Some(TxState::Open { postings, .. }) => Ok(postings),
+            Some(TxState::Resolved) => Err(LedgerFault::PendingAlreadyResolved {
+                pending_id: pending_id.into(),
+            }),
+            _ => Err(LedgerFault::UnknownPending {
+                pending_id: pending_id.into(),
+            }),
+        }
+    }
+
+    /// Releases the whole reservation of `pending_id`; `expired_at` is the expiry entry's
+    /// time, which must not be before the pending transaction's `expires_at`.
+    fn release_pending(
+        &mut self,
+        pending_id: &str,
+        expired_at: Option<TimestampNs>,
+    ) -> Result<(), LedgerFault> {
+        self.open_postings(pending_id)?;
+        if let (Some(now), Some(TxState::Open { expires_at, .. })) =
+            (expired_at, self.transactions.get(pending_id))
+        {
+            check_expired(pending_id, *expires_at, now)?;
+        }
+        let postings = match self
+            .transactions
+            .insert(pending_id.into(), TxState::Resolved)
+        {
+            Some(TxState::Open { postings, .. }) => postings,
+            // `open_postings` found it open just above.
+            _ => Vec::new(),
+        };
+        for posting in &postings {
+            self.subtract_pending(posting)?;
+        }
+        Ok(())
+    }
+
+    fn claim_id(&mut self, id: &str, state: TxState) -> Result<(), LedgerFault> {
+        if self.transactions.contains_key(id) {
+            return Err(LedgerFault::DuplicateTransactionId { id: id.into() });
+        }
+        self.transactions.insert(id.to_string(), state);
+        Ok(())
+    }
+
+    /// Count, amounts, accounts and the per-currency balance of a transaction's postings.
+    fn check_postings(&self, postings: &[Posting], zero_allowed: bool) -> Result<(), LedgerFault> {
+        if postings.len() < 2 {
+            return Err(LedgerFault::TooFewPostings {
+                count: postings.len(),
+            });
+        }
+        // (currency, debits, credits); a transaction touches few currencies.
+        let mut sums: Vec<(&str, u128, u128)> = Vec::new();
+        for (index, posting) in postings.iter().enumerate() {
+            let amount = posting.amount_minor;
+            if amount == 0 && !zero_allowed {
+                return Err(LedgerFault::ZeroAmount { index });
+            }
+            if amount > AMOUNT_MINOR_MAX {
+                return Err(LedgerFault::AmountTooLarge { index, amount });
+            }
+            let field = || format!("postings[{index}].account_id");
+            let account = self.account(field, posting.account_id)?;
+            add_to_sums(&mut sums, &account.currency, posting.side, amount);
+        }
+        for (currency, debits, credits) in sums {
+            if debits != credits {
+                let currency = currency.to_string();
+                return Err(LedgerFault::Unbalanced {
+                    currency,
+                    debits,
+                    credits,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn account(
+        &self,
+        field: impl FnOnce() -> String,
+        account_id: AccountId,
+    ) -> Result<&AccountBalance, LedgerFault> {
+        usize::try_from(account_id)
+            .ok()
+            .and_then(|i| self.accounts.get(i))
+            .ok_or_else(|| LedgerFault::UnknownAccount {
+                field: field(),
+                account_id,
+            })
+    }
+
+    fn account_mut(
+        &mut self,
+        field: &str,
+        account_id: AccountId,
+    ) -> Result<&mut AccountBalance, LedgerFault> {
+        usize::try_from(account_id)
+            .ok()
+            .and_then(|i| self.accounts.get_mut(i))
+            .ok_or_else(|| LedgerFault::UnknownAccount {
+                field: field.to_string(),
+                account_id,
+            })
+    }
+
+    /// Adds `amount` to the posted or pending total of the posting's side.
+    fn add(&mut self, posting: &Posting, amount: u128, pending: bool) -> Result<(), LedgerFault> {
+        let account_id = posting.account_id;
+        let account = self.account_mut("account_id", account_id)?;
+        let (total, name) = match (posting.side, pending) {
+            (Side::Debit, false) => (&mut account.debits_posted, "debits posted"),
+            (Side::Credit, false) => (&mut account.credits_posted, "credits posted"),
+            (Side::Debit, true) => (&mut account.debits_pending, "debits pending"),
+            (Side::Credit, true) => (&mut account.credits_pending, "credits pending"),
+        };
+        match total.checked_add(amount) {
+            Some(sum) if sum <= AMOUNT_MINOR_MAX => {
+                *total = sum;
+                Ok(())
+            }
+            _ => Err(LedgerFault::TotalOverflow {
+                account_id,
+                total: name,
+            }),
+        }
+    }
+
+    fn subtract_pending(&mut self, posting: &Posting) -> Result<(), LedgerFault> {
+        let account_id = posting.account_id;
+        let account = self.account_mut("account_id", account_id)?;
+        let (total, name) = match posting.side {
+            Side::Debit => (&mut account.debits_pending, "debits pending"),
+            Side::Credit => (&mut account.credits_pending, "credits pending"),
+        };
+        *total = total
+            .checked_sub(posting.amount_minor)
+            .ok_or(LedgerFault::ReleaseUnderflow {
+                account_id,
+                total: name,
+            })?;
+        Ok(())
+    }
+}
+
+fn add_to_sums<'a>(
+    sums: &mut Vec<(&'a str, u128, u128)>,
+    currency: &'a str,
+    side: Side,
+    amount: u128,
+) {
+    let index = match sums.iter().position(|(c, _, _)| *c == currency) {
+        Some(index) => index,
+        None => {
+            sums.push((currency, 0, 0));
+            sums.len() - 1
+        }
+    };
+    let (_, debits, credits) = &mut sums[index];
+    // Each amount is at most 2^96 − 1 and a transaction has far fewer than 2^32 postings,
+    // so these sums cannot overflow; saturate rather than panic regardless.
+    match side {
+        Side::Debit => *debits = debits.saturating_add(amount),
+        Side::Credit => *credits = credits.saturating_add(amount),
+    }
+}
+
+/// Each posted leg names the reserved leg's account and side, and posts at most its amount.
+fn check_within_reservation(posted: &[Posting], reserved: &[Posting]) -> Result<(), LedgerFault> {
+    if posted.len() != reserved.len() {
+        return Err(LedgerFault::PostingCountMismatch {
+            given: posted.len(),
+            expected: reserved.len(),
+        });
+    }
+    for (index, (p, r)) in posted.iter().zip(reserved).enumerate() {
+        if p.account_id != r.account_id || p.side != r.side {
+            return Err(LedgerFault::PostingLegMismatch { index });
+        }
+        if p.amount_minor > r.amount_minor {
+            return Err(LedgerFault::PostedExceedsReserved {
+                index,
+                posted: p.amount_minor,
+                reserved: r.amount_minor,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_expired(
+    pending_id: &str,
+    expires_at: Option<TimestampNs>,
+    now: TimestampNs,
+) -> Result<(), LedgerFault> {
+    match expires_at {
+        None => Err(LedgerFault::NeverExpires {
+            pending_id: pending_id.into(),
+        }),
+        Some(expires_at) if expires_at > now => Err(LedgerFault::NotYetExpired {
+            pending_id: pending_id.into(),
+            expires_at,
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+fn trial_balance_line(
+    currency: &Currency,
+    accounts: &[AccountBalance],
+) -> Result<TrialBalanceLine, LedgerFault> {
+    let overflow = || LedgerFault::TrialBalanceOverflow {
+        currency: currency.code.clone(),
+    };
+    let mut line = TrialBalanceLine {
+        currency: currency.code.clone(),
+        scale: currency.scale,
+        debits_posted: 0,
+        credits_posted: 0,
+        debits_pending: 0,
+        credits_pending: 0,
+    };
+    for account in accounts.iter().filter(|a| a.currency == currency.code) {
+        let sum = |total: u128, add: u128| total.checked_add(add).ok_or_else(overflow);
+        line.debits_posted = sum(line.debits_posted, account.debits_posted)?;
+        line.credits_posted = sum(line.credits_posted, account.credits_posted)?;
+        line.debits_pending = sum(line.debits_pending, account.debits_pending)?;
+        line.credits_pending = sum(line.credits_pending, account.credits_pending)?;
+    }
+    let unequal = |what, debits, credits| LedgerFault::TrialBalanceUnequal {
+        currency: currency.code.clone(),
+        what,
+        debits,
+        credits,
+    };
+    if line.debits_posted != line.credits_posted {
+        return Err(unequal("posted", line.debits_posted, line.credits_posted));
+    }
+    if line.debits_pending != line.credits_pending {
+        return Err(unequal(
+            "pending",
+            line.debits_pending,
+            line.credits_pending,
+        ));
+    }
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tally_core::entry::{Metadata, PendingVoided};
+
+    fn entry(body: EntryBody) -> Entry {
+        Entry {
+            recorded_at: 0,
+            key_id: String::new(),
+            body,
+        }
+    }
+
+    fn pending(id: &str, amount: u128) -> Entry {
+        entry(EntryBody::TransactionRecorded(TransactionRecorded {
+            id: id.into(),
+            request_digest: [0; 32],
+            mode: TransactionMode::Pending { expires_at: None },
+            postings: vec![
+                Posting {
+                    account_id: 0,
+                    side: Side::Debit,
+                    amount_minor: amount,
+                },
+                Posting {
+                    account_id: 1,
+                    side: Side::Credit,
+                    amount_minor: amount,
+                },
+            ],
+            effective_at: None,
+            description: String::new(),
+            metadata: Metadata::new(),
+        }))
+    }
+
+    fn post(id: &str, pending_id: &str, amounts: [u128; 2]) -> Entry {
+        entry(EntryBody::PendingPosted(PendingPosted {
+            id: id.into(),
+            request_digest: [0; 32],
+            pending_id: pending_id.into(),
+            postings: vec![
+                Posting {
+                    account_id: 0,
+                    side: Side::Debit,
+                    amount_minor: amounts[0],
+                },
+                Posting {
+                    account_id: 1,
+                    side: Side::Credit,
+                    amount_minor: amounts[1],
+                },
+            ],
+            effective_at: None,
+            description: String::new(),
+            metadata: Metadata::new(),
+        }))
+    }
+
+    /// A ledger with USD (scale 2), an asset account 0 and a revenue account 1.
+    fn ledger() -> Rederiver {
+        let mut ledger = Rederiver::new();
+        let opened = |account_id, account_type| {
+            entry(EntryBody::AccountOpened(AccountOpened {
+                account_id,
+                name: format!("a{account_id}"),
+                account_type,
+                currency: "USD".into(),
+                constraint: tally_core::entry::BalanceConstraint::None,
+                metadata: Metadata::new(),
+            }))
+        };
+        for e in [
+            entry(EntryBody::LedgerCreated { ledger_id: [1; 16] }),
+            entry(EntryBody::CurrencyDefined {
+                code: "USD".into(),
+                scale: 2,
+            }),
+            opened(0, AccountType::Asset),
+            opened(1, AccountType::Revenue),
+        ] {
+            ledger.apply(&e).unwrap();
+        }
+        ledger
+    }
+
+    #[test]
+    fn posting_a_pending_transaction_releases_all_of_it() {
+        // Goal: a partial post moves the posted part to posted totals and releases the rest.
+        let mut ledger = ledger();
+        ledger.apply(&pending("p", 1_000)).unwrap();
+        ledger.apply(&post("q", "p", [400, 400])).unwrap();
+        let balances = ledger.finish().unwrap();
+        let a = &balances.accounts[0];
+        assert_eq!(
+            (a.debits_posted, a.debits_pending, a.balance()),
+            (400, 0, 400)
+        );
+        assert_eq!(balances.accounts[1].balance(), 400);
+        assert_eq!(balances.transactions.open_pending(), 0);
+    }
+
+    #[test]
+    fn a_pending_transaction_is_resolved_once_within_its_reservation() {
+        // Goal: posting more than reserved, or resolving twice, is a named fault.
+        let mut ledger = ledger();
+        ledger.apply(&pending("p", 1_000)).unwrap();
+        assert_eq!(
+            ledger.apply(&post("q", "p", [1_001, 1_001])),
+            Err(LedgerFault::PostedExceedsReserved {
+                index: 0,
+                posted: 1_001,
+                reserved: 1_000
+            })
+        );
+        let mut ledger = self::ledger();
+        ledger.apply(&pending("p", 1_000)).unwrap();
+        ledger.apply(&post("q", "p", [1_000, 1_000])).unwrap();
+        let void = entry(EntryBody::PendingVoided(PendingVoided {
+            id: "v".into(),
+            request_digest: [0; 32],
+            pending_id: "p".into(),
+            reason: String::new(),
+        }));
+        assert_eq!(
+            ledger.apply(&void),
+            Err(LedgerFault::PendingAlreadyResolved {
+                pending_id: "p".into()
+            })
+        );
+        assert_eq!(
+            ledger.apply(&pending("q", 5)),
+            Err(LedgerFault::DuplicateTransactionId { id: "q".into() })
+        );
+    }
+
+    #[test]
+    fn structural_faults_are_named() {
+        // Goal: the first entry, account numbering, currencies and postings are checked.
+        let mut empty = Rederiver::new();
+        assert_eq!(
+            empty.apply(&pending("p", 1)),
+            Err(LedgerFault::FirstEntryNotLedgerCreated {
+                kind: "transaction_recorded"
+            })
+        );
+        assert_eq!(Rederiver::new().finish(), Err(LedgerFault::NoLedger));
+        let mut ledger = ledger();
+        let usd_again = entry(EntryBody::CurrencyDefined {
+            code: "USD".into(),
+            scale: 2,
+        });
+        assert_eq!(
+            ledger.apply(&usd_again),
+            Err(LedgerFault::CurrencyRedefined { code: "USD".into() })
+        );
+        assert_eq!(
+            ledger.apply(&pending("z", 0)),
+            Err(LedgerFault::ZeroAmount { index: 0 })
+        );
+        assert_eq!(
+            ledger.apply(&pending("big", AMOUNT_MINOR_MAX + 1)),
+            Err(LedgerFault::AmountTooLarge {
+                index: 0,
+                amount: AMOUNT_MINOR_MAX + 1
+            })
+        );
+        assert_eq!(
+            ledger.apply(&post("q", "missing", [1, 1])),
+            Err(LedgerFault::UnknownPending {
+                pending_id: "missing".into()
+            })
+        );
+        let close_unknown = entry(EntryBody::AccountClosed { account_id: 7 });
+        assert!(matches!(
+            ledger.apply(&close_unknown),
+            Err(LedgerFault::UnknownAccount { account_id: 7, .. })
+        ));
+    }
+}
