@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tally_proto::v1 as pb;
+use tally_proto::v1::audit_client::AuditClient;
 use tally_proto::v1::ledger_client::LedgerClient;
 use tokio_stream::{Stream, StreamExt};
 use tonic::metadata::{Ascii, MetadataValue};
@@ -35,6 +36,8 @@ use crate::types::{
 
 /// The generated gRPC client, with the api key interceptor in front.
 pub type RawClient = LedgerClient<InterceptedService<Channel, ApiKeyInterceptor>>;
+/// The generated Audit service client, on the same connection.
+pub type RawAuditClient = AuditClient<InterceptedService<Channel, ApiKeyInterceptor>>;
 
 /// The entries of the journal, in seq order.
 pub type JournalStream = Pin<Box<dyn Stream<Item = Result<JournalEntry>> + Send>>;
@@ -66,7 +69,7 @@ impl Interceptor for ApiKeyInterceptor {
 
 /// Whether a call may be sent again after the server was unavailable.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Retry {
+pub(crate) enum Retry {
     /// Reads, and writes that are idempotent by id.
     Safe,
     /// Calls whose second attempt would not answer like the first.
@@ -75,7 +78,7 @@ enum Retry {
 
 /// Deadlines and retry policy, shared by every call of a client.
 #[derive(Clone, Copy, Debug)]
-struct Policy {
+pub(crate) struct Policy {
     timeout: Duration,
     retries: u32,
     backoff_initial: Duration,
@@ -170,11 +173,15 @@ impl ClientBuilder {
         } else {
             connect(&endpoint, &self.policy).await?
         };
+        let audit = AuditClient::with_interceptor(channel.clone(), interceptor.clone())
+            .max_decoding_message_size(MESSAGE_SIZE_MAX)
+            .max_encoding_message_size(MESSAGE_SIZE_MAX);
         let raw = LedgerClient::with_interceptor(channel, interceptor)
             .max_decoding_message_size(MESSAGE_SIZE_MAX)
             .max_encoding_message_size(MESSAGE_SIZE_MAX);
         Ok(Client {
             raw,
+            audit,
             policy: self.policy,
         })
     }
@@ -220,7 +227,8 @@ async fn connect(endpoint: &Endpoint, policy: &Policy) -> Result<Channel> {
 #[derive(Clone, Debug)]
 pub struct Client {
     raw: RawClient,
-    policy: Policy,
+    pub(crate) audit: RawAuditClient,
+    pub(crate) policy: Policy,
 }
 
 impl Client {
@@ -239,33 +247,51 @@ impl Client {
         self.raw.clone()
     }
 
-    /// Sends one unary call with the deadline and retry policy.
+    /// Sends one unary Ledger call with the deadline and retry policy.
     async fn call<Req, Resp, F, Fut>(&self, retry: Retry, request: Req, send: F) -> Result<Resp>
     where
         Req: Clone,
         F: Fn(RawClient, Request<Req>) -> Fut,
         Fut: Future<Output = std::result::Result<Response<Resp>, Status>>,
     {
-        let mut attempt = 0;
-        loop {
-            let mut wire_request = Request::new(request.clone());
-            wire_request.set_timeout(self.policy.timeout);
-            let answer =
-                tokio::time::timeout(self.policy.timeout, send(self.raw.clone(), wire_request))
-                    .await;
-            let error = match answer {
-                Ok(Ok(response)) => return Ok(response.into_inner()),
-                Ok(Err(status)) => ClientError::from(status),
-                Err(_elapsed) => ClientError::Timeout,
-            };
-            if retry == Retry::Never || !error.is_retryable() || attempt >= self.policy.retries {
-                return Err(error);
-            }
-            tokio::time::sleep(self.policy.backoff(attempt)).await;
-            attempt += 1;
-        }
+        call_with(&self.raw, &self.policy, retry, request, send).await
     }
+}
 
+/// Sends one unary call on `raw` (a Ledger or Audit client) with the deadline
+/// and retry policy.
+pub(crate) async fn call_with<C, Req, Resp, F, Fut>(
+    raw: &C,
+    policy: &Policy,
+    retry: Retry,
+    request: Req,
+    send: F,
+) -> Result<Resp>
+where
+    C: Clone,
+    Req: Clone,
+    F: Fn(C, Request<Req>) -> Fut,
+    Fut: Future<Output = std::result::Result<Response<Resp>, Status>>,
+{
+    let mut attempt = 0;
+    loop {
+        let mut wire_request = Request::new(request.clone());
+        wire_request.set_timeout(policy.timeout);
+        let answer = tokio::time::timeout(policy.timeout, send(raw.clone(), wire_request)).await;
+        let error = match answer {
+            Ok(Ok(response)) => return Ok(response.into_inner()),
+            Ok(Err(status)) => ClientError::from(status),
+            Err(_elapsed) => ClientError::Timeout,
+        };
+        if retry == Retry::Never || !error.is_retryable() || attempt >= policy.retries {
+            return Err(error);
+        }
+        tokio::time::sleep(policy.backoff(attempt)).await;
+        attempt += 1;
+    }
+}
+
+impl Client {
     /// Identity and size of the ledger.
     pub async fn ledger_info(&self) -> Result<LedgerInfo> {
         let info = self

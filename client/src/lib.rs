@@ -27,17 +27,21 @@
 //! # }
 //! ```
 
+mod audit;
 mod builders;
 mod client;
 mod convert;
 mod error;
 mod types;
 
+pub use audit::{AuditEntry, SignedCheckpoint, SigningKey};
 pub use builders::{
     Batch, PageRequest, PostPendingSpec, ReverseSpec, TransactionBuilder, TransactionFilter,
     TransactionItem, TransactionSpec, TrialBalanceQuery, VoidPendingSpec,
 };
-pub use client::{ApiKeyInterceptor, Client, ClientBuilder, JournalStream, RawClient};
+pub use client::{
+    ApiKeyInterceptor, Client, ClientBuilder, JournalStream, RawAuditClient, RawClient,
+};
 pub use error::{ClientError, ErrorCode, ItemError, Result};
 pub use types::{
     Account, AccountBalance, AccountCreated, AccountHistory, AccountSpec, AccountType, AsOf,
