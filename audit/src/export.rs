@@ -14,7 +14,7 @@
 //! recorded in the journal, the chain of signing keys, the trailer checkpoint, and the
 //! balances re-derived from the entries ([`crate::rederive`]). It streams: memory holds the
 //! Merkle right edge (O(log n) hashes), the key chain, the accounts and one record per
-//! transaction id, never the entries. `docs/audit-proofs.md` §10 specifies the format.
+//! transaction id, never the entries. `docs/audit-proofs.md` §11 specifies the format.
 
 use std::fmt;
 use std::io::{self, BufReader, Read, Write};

@@ -840,3 +840,87 @@ fn full_export() -> &'static [u8] {
     static EXPORT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     EXPORT.get_or_init(|| full_journal().export(&key(2)))
 }
+
+/// `docs/audit-proofs.md` §11.6: the smallest useful export (ledger created, key adopted).
+const DOC_EXPORT_NOTE: &str = "\
+tally.example/ledger/00112233445566778899aabbccddeeff/blake3
+2
+6P504NFFvVidplAwy8t3koNvnudlOPh1jfBWRGZJsqY=
+chain-head ddb13045ac3129cb5069734edd59907acab5ba999d42618d1cddcd71824a2f10
+time 1700000002000000000
+
+\u{2014} tally.example/key-1 TlE1JqoFGrvGFHqZkxL09zdwXXab3kFvADccamZD3BYP34sZaaZjaHJbSAFIkkmQDeP9NnhIRSgQwytjjQkma/zrJgM=
+";
+
+/// `docs/audit-proofs.md` §9.1 (and `docs/journal-format.md` §10.1, seq 13).
+const DOC_ROTATION_NOTE: &str = "\
+tally.example/ledger/00112233445566778899aabbccddeeff/blake3
+key-rotation
+old tally.example/key-1+4e513526+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4
+new tally.example/key-2+6f670186+ASmsuuFBvMrwsi4alNNNC8c2HlJtC/4SyJeUvJMilm3X
+size 13
+
+\u{2014} tally.example/key-1 TlE1JvZXXjlbVecbnDSMWrs667KVBRBNoaT1cTSXt6JjDduAPBZJsEQbNOB6OL06lo2vGNNbj5FDE5S5C7326HQtkAg=
+\u{2014} tally.example/key-2 b2cBhngVG4I9C/rR/marc6AwkWrwfMb7VTJXSv2yg7suujpquvCpJTjCtJ1xczsiiqShUhRud7erjA2HeMBgfE9/GAQ=
+";
+
+#[test]
+fn the_doc_export_vector_is_frozen() {
+    // Goal: the example export of the doc, byte for byte (also recomputed independently
+    // with Python `blake3` and `cryptography` when it was written), and it verifies.
+    let adopted = Entry {
+        recorded_at: T0 + STEP,
+        key_id: String::new(),
+        body: EntryBody::SigningKeyAdopted {
+            vkey: key(1).verifier().to_vkey(),
+        },
+    };
+    let mut journal = Journal::new();
+    journal.push_bytes(encode(&adopted));
+    assert_eq!(journal.trailer(&key(1)), DOC_EXPORT_NOTE);
+    let export = journal.export(&key(1));
+    assert_eq!(export.len(), 502);
+    let framing = [
+        (0, "74616c6c792d6a6f75726e616c2d6578706f72742076310a"),
+        (24, "00000025"),
+        (
+            28,
+            "0117979cfe362a000000000000000000000000000000112233445566778899aabbccddeeff",
+        ),
+        (65, "00000066"),
+        (
+            69,
+            "0117979cfe71c4ca0000000000000000000000000a0000000000000049",
+        ),
+        (171, "00000000"),
+    ];
+    for (at, bytes) in framing {
+        let bytes = hex::decode(bytes).unwrap();
+        assert_eq!(&export[at..at + bytes.len()], bytes.as_slice(), "at {at}");
+    }
+    assert_eq!(&export[175..], DOC_EXPORT_NOTE.as_bytes());
+    assert_eq!(
+        blake3::hash(&export).to_hex().as_str(),
+        "d89af3d120cdb53946775326daec2534568cfdd4a9b78f765e06141be263899c"
+    );
+    let report = verify(&export, &[key(1)]).unwrap();
+    assert_eq!(
+        hex::encode(report.root),
+        "e8fe74e0d145bd589da65030cbcb7792836f9ee76538f8758df056446649b2a6"
+    );
+}
+
+#[test]
+fn the_doc_rotation_vector_is_frozen() {
+    // Goal: the rotation note of the doc is what `sign_rotation` writes and opens to the
+    // rotation it states.
+    let rotation = rotation(13, &key(1), &key(2));
+    assert_eq!(
+        sign_rotation(&rotation, &key(1), &key(2)).unwrap(),
+        DOC_ROTATION_NOTE
+    );
+    assert_eq!(
+        tally_audit::open_rotation(DOC_ROTATION_NOTE.as_bytes()).unwrap(),
+        rotation
+    );
+}
