@@ -152,7 +152,7 @@ impl Engine {
             state,
             store: store.clone(),
             group_items_max: config.group_items_max,
-            checkpointer: Checkpointer::new(signer, config.checkpoints.clone()),
+            checkpointer: Checkpointer::new(signer, config.checkpoints.clone(), now),
         };
         let writer_thread = std::thread::Builder::new()
             .name("tally-writer".into())

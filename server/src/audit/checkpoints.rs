@@ -41,11 +41,18 @@ impl Default for CheckpointPolicy {
 pub struct Checkpointer {
     signer: NoteSigner,
     policy: CheckpointPolicy,
+    /// The interval counts from here when no checkpoint was signed since:
+    /// a ledger just opened waits one interval rather than signing at once.
+    started_at: TimestampNs,
 }
 
 impl Checkpointer {
-    pub fn new(signer: NoteSigner, policy: CheckpointPolicy) -> Self {
-        Checkpointer { signer, policy }
+    pub fn new(signer: NoteSigner, policy: CheckpointPolicy, now: TimestampNs) -> Self {
+        Checkpointer {
+            signer,
+            policy,
+            started_at: now,
+        }
     }
 
     /// Whether a checkpoint should close the group that leaves `state` as it
@@ -53,10 +60,11 @@ impl Checkpointer {
     /// that checkpoint itself): a checkpoint of a checkpoint says nothing new.
     pub fn due(&self, state: &LedgerState, now: TimestampNs, requested: bool) -> bool {
         let length = state.next_seq();
-        let (since_seq, since_at) = state
+        let (since_seq, last_at) = state
             .audit()
             .last_checkpoint
             .unwrap_or((0, TimestampNs::MIN));
+        let since_at = last_at.max(self.started_at);
         let new_entries = length.saturating_sub(since_seq + 1);
         if new_entries == 0 || length == 0 {
             return false;
