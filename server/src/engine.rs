@@ -124,13 +124,16 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Engine> {
         let store = Store::open(&config.data_dir, config.cache_capacity_bytes)?;
         let signer = keys::load_or_generate(&config.data_dir).map_err(key_error)?;
+        let now = writer::now_ns();
+        // Built first: it refuses a log host no note can carry, before anything is written.
+        let checkpointer = Checkpointer::new(signer.clone(), config.checkpoints.clone(), now)
+            .map_err(key_error)?;
         let mut state = recover(&store)?;
         if state.next_seq() == 0 {
             create_ledger(&store, &mut state)?;
         }
         let retired = keys::load_retired(&config.data_dir).map_err(key_error)?;
         let log_host = &config.checkpoints.log_host;
-        let now = writer::now_ns();
         if let Some(entry) =
             checkpoints::key_entry(&state, &signer, &retired, log_host, now).map_err(key_error)?
         {
@@ -152,7 +155,7 @@ impl Engine {
             state,
             store: store.clone(),
             group_items_max: config.group_items_max,
-            checkpointer: Checkpointer::new(signer, config.checkpoints.clone(), now),
+            checkpointer,
         };
         let writer_thread = std::thread::Builder::new()
             .name("tally-writer".into())

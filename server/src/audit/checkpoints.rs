@@ -47,12 +47,28 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub fn new(signer: NoteSigner, policy: CheckpointPolicy, now: TimestampNs) -> Self {
-        Checkpointer {
+    /// Refuses a policy whose log host cannot appear in a note, so that
+    /// signing in the writer never fails.
+    pub fn new(
+        signer: NoteSigner,
+        policy: CheckpointPolicy,
+        now: TimestampNs,
+    ) -> Result<Self, KeyError> {
+        let probe = Checkpoint {
+            log_host: policy.log_host.clone(),
+            ledger_id: [0; 16],
+            tree_size: 0,
+            root: [0; 32],
+            chain_head: [0; 32],
+            time_unix_nanos: 0,
+        };
+        tally_audit::sign_checkpoint(&probe, &signer)
+            .map_err(|e| KeyError::Signing(format!("log host {:?}: {e}", policy.log_host)))?;
+        Ok(Checkpointer {
             signer,
             policy,
             started_at: now,
-        }
+        })
     }
 
     /// Whether a checkpoint should close the group that leaves `state` as it
@@ -87,8 +103,8 @@ impl Checkpointer {
             chain_head: state.head(),
             time_unix_nanos: recorded_at,
         };
-        // The log host was validated with the configuration and the key on
-        // load: signing cannot fail on anything a request carries.
+        // `new` signed a note with this log host and key already: signing
+        // cannot fail on anything a request carries.
         let note = tally_audit::sign_checkpoint(&checkpoint, &self.signer)
             .expect("checkpoint fields were validated at start");
         Entry {
