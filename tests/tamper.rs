@@ -1,0 +1,447 @@
+// Goal: tampering with a stopped ledger's data directory is detected, and the
+// message names what is wrong. Each test writes a small real journal with a real
+// `tallyd`, stops it, then changes it the way an attacker or a bad disk would:
+//
+// - through sled, on the journal rows (`J` ‖ first seq → chunk of
+//   `entry_hash (32) ‖ length (u32 BE) ‖ canonical bytes`, per
+//   server/src/store/journal.rs): a changed byte, a removed entry, two entries
+//   swapped, a changed stored hash, a whole re-hashed chain;
+// - under sled, a raw byte of its files on disk.
+//
+// `tallyd verify` must exit non-zero naming the first bad entry, and `tallyd`
+// must refuse to start. A control test re-chunks an untouched journal with the
+// same helpers and checks that it still verifies, so a detection is never an
+// artefact of the rewriting itself.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tally::Tallyd;
+use tally_client::{
+    AccountSpec, AccountType, Batch, Client, Decimal, Transaction, TransactionSpec,
+};
+use tally_core::entry::{Digest, Entry, EntryBody};
+
+const CASH: &str = "assets:cash";
+const SALES: &str = "revenue:sales";
+/// Entries per chunk when the tests rewrite the journal rows (the server writes
+/// one chunk per group, at most 128 entries).
+const REWRITE_CHUNK: usize = 3;
+/// How long a `tallyd` that should refuse to start may take to exit.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn description(id: &str) -> String {
+    format!("tamper test payment {id}")
+}
+
+fn payment(id: &str, cents: i64) -> TransactionSpec {
+    let amount = Decimal::new(cents, 2);
+    Transaction::builder(id)
+        .debit(CASH, amount)
+        .credit(SALES, amount)
+        .description(description(id))
+}
+
+/// A journal of about twenty entries: the ledger's own entries, a currency, two
+/// accounts, a batch of four payments (one group, so one chunk of several
+/// entries), a checkpoint, four payments one by one, and another checkpoint.
+/// Returns the stopped server's data directory.
+fn populated() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Tallyd::start(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = Client::connect(server.url.clone()).await.unwrap();
+        client.define_currency("USD", 2).await.unwrap();
+        let accounts = [
+            AccountSpec::new(CASH, AccountType::Asset, "USD"),
+            AccountSpec::new(SALES, AccountType::Revenue, "USD"),
+        ];
+        for result in client.create_accounts(accounts).await.unwrap() {
+            result.unwrap();
+        }
+        let mut batch = Batch::new();
+        for index in 1..=4 {
+            batch.push(payment(&format!("t{index}"), 100 * index));
+        }
+        for result in client.submit(batch).await.unwrap() {
+            result.unwrap();
+        }
+        client.create_checkpoint().await.unwrap();
+        for index in 5..=8 {
+            let batch = Batch::new().with(payment(&format!("t{index}"), 100 * index));
+            for result in client.submit(batch).await.unwrap() {
+                result.unwrap();
+            }
+        }
+        client.create_checkpoint().await.unwrap();
+    });
+    drop(runtime);
+    let status = server.terminate();
+    assert!(status.success(), "tallyd exited with {status}");
+    dir
+}
+
+// ---- the journal rows, through sled --------------------------------------
+
+/// One stored journal entry: stored hash and canonical bytes (the seq is its
+/// position).
+#[derive(Clone)]
+struct Row {
+    hash: Digest,
+    canonical: Vec<u8>,
+}
+
+impl Row {
+    fn entry(&self) -> Entry {
+        tally_core::codec::decode(&self.canonical).expect("a stored entry decodes")
+    }
+}
+
+fn journal_key(seq: u64) -> [u8; 9] {
+    let mut key = [b'J'; 9];
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The stopped server's sled database (the server must not be running).
+fn open_db(data_dir: &Path) -> sled::Db {
+    sled::Config::new()
+        .path(data_dir.join("sled"))
+        .open()
+        .expect("open the data directory's sled database")
+}
+
+/// Every journal row, in seq order, checking that the chunks are gapless.
+fn read_journal(db: &sled::Db) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for item in db.scan_prefix([b'J']) {
+        let (key, value) = item.unwrap();
+        let mut first_seq = [0u8; 8];
+        first_seq.copy_from_slice(&key[1..9]);
+        assert_eq!(
+            u64::from_be_bytes(first_seq),
+            rows.len() as u64,
+            "chunk keys are gapless"
+        );
+        let mut rest: &[u8] = &value;
+        while !rest.is_empty() {
+            let hash: Digest = rest[..32].try_into().unwrap();
+            let length = u32::from_be_bytes(rest[32..36].try_into().unwrap()) as usize;
+            rows.push(Row {
+                hash,
+                canonical: rest[36..36 + length].to_vec(),
+            });
+            rest = &rest[36 + length..];
+        }
+    }
+    rows
+}
+
+/// Replaces every journal chunk with `rows`, in chunks of [`REWRITE_CHUNK`]
+/// entries from seq 0, in one batch; leaves every other row (head record,
+/// caches) as it was.
+fn write_journal(db: &sled::Db, rows: &[Row]) {
+    let mut batch = sled::Batch::default();
+    for key in db.scan_prefix([b'J']).keys() {
+        batch.remove(key.unwrap());
+    }
+    for (index, chunk) in rows.chunks(REWRITE_CHUNK).enumerate() {
+        let mut value = Vec::new();
+        for row in chunk {
+            value.extend_from_slice(&row.hash);
+            value.extend_from_slice(&(row.canonical.len() as u32).to_be_bytes());
+            value.extend_from_slice(&row.canonical);
+        }
+        batch.insert(&journal_key((index * REWRITE_CHUNK) as u64), value);
+    }
+    db.apply_batch(batch).unwrap();
+    db.flush().unwrap();
+}
+
+/// Reads the journal of the stopped server in `data_dir`, lets `tamper` change
+/// the rows (and the database, for the head record), and writes them back.
+fn tamper_journal(data_dir: &Path, tamper: impl FnOnce(&sled::Db, &mut Vec<Row>)) {
+    let db = open_db(data_dir);
+    let mut rows = read_journal(&db);
+    tamper(&db, &mut rows);
+    write_journal(&db, &rows);
+    drop(db);
+}
+
+/// The seq of payment `id`'s entry.
+fn seq_of_payment(rows: &[Row], id: &str) -> usize {
+    rows.iter()
+        .position(
+            |row| matches!(row.entry().body, EntryBody::TransactionRecorded(ref t) if t.id == id),
+        )
+        .unwrap_or_else(|| panic!("payment {id} is not in the journal"))
+}
+
+/// The seqs of the checkpoint entries.
+fn checkpoint_seqs(rows: &[Row]) -> Vec<usize> {
+    rows.iter()
+        .enumerate()
+        .filter(|(_, row)| matches!(row.entry().body, EntryBody::CheckpointSigned { .. }))
+        .map(|(seq, _)| seq)
+        .collect()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .expect("needle in haystack")
+}
+
+// ---- running tallyd on the tampered directory ----------------------------
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `tallyd verify` must fail; returns what it said.
+fn verify_fails(data_dir: &Path) -> String {
+    let output = tally::verify_data_dir(data_dir);
+    let said = text(&output);
+    assert!(
+        !output.status.success(),
+        "tallyd verify accepted a tampered journal: {said}"
+    );
+    said
+}
+
+fn verify_passes(data_dir: &Path) -> String {
+    let output = tally::verify_data_dir(data_dir);
+    let said = text(&output);
+    assert!(output.status.success(), "tallyd verify failed: {said}");
+    said
+}
+
+/// `tallyd` must exit non-zero without ever listening; returns what it said.
+fn start_refused(data_dir: &Path) -> String {
+    let mut child = Command::new(tally::tallyd_binary())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tallyd");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > REFUSAL_TIMEOUT {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "tallyd kept running on a tampered journal: {}",
+                text(&output)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let said = text(&output);
+    assert!(
+        !output.status.success(),
+        "tallyd exited 0 on a tampered journal: {said}"
+    );
+    assert!(
+        !said.contains("tallyd listening on"),
+        "tallyd served a tampered journal: {said}"
+    );
+    said
+}
+
+/// Whether `text` names entry `seq` ("entry 7:" or "entry 7 (...)", not
+/// "entry 17" or "entry 70").
+fn names_entry(text: &str, seq: usize) -> bool {
+    let needle = format!("entry {seq}");
+    text.match_indices(&needle).any(|(at, _)| {
+        let before_ok = at == 0 || !text.as_bytes()[at - 1].is_ascii_digit();
+        let after = text.as_bytes().get(at + needle.len());
+        before_ok && !after.is_some_and(u8::is_ascii_digit)
+    })
+}
+
+fn assert_names(said: &str, seq: usize, what: &str) {
+    println!("entry {seq}: {}", said.trim());
+    assert!(
+        names_entry(said, seq),
+        "the message does not name entry {seq}: {said}"
+    );
+    assert!(
+        said.contains(what),
+        "the message does not say {what:?}: {said}"
+    );
+}
+
+/// Both `tallyd verify` and `tallyd` itself refuse the directory, naming entry
+/// `seq` and saying `what`.
+fn assert_detected(data_dir: &Path, seq: usize, what: &str) {
+    assert_names(&verify_fails(data_dir), seq, what);
+    assert_names(&start_refused(data_dir), seq, what);
+}
+
+// ---- the cases -----------------------------------------------------------
+
+#[test]
+fn rewriting_the_rows_unchanged_still_verifies() {
+    // Control: the helpers below re-chunk the journal (3 entries per row instead
+    // of the server's one row per group); with no change that is still a valid
+    // journal, so every failure in the other tests is the tampering's.
+    let dir = populated();
+    tamper_journal(dir.path(), |_, rows| {
+        assert!(rows.len() >= 15, "{} entries", rows.len());
+        assert_eq!(checkpoint_seqs(rows).len(), 2);
+    });
+    let said = verify_passes(dir.path());
+    assert!(said.contains("2 signed checkpoints"), "{said}");
+    let server = Tallyd::start(dir.path());
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn a_changed_byte_in_an_entry_is_named() {
+    // One byte of payment t3's canonical bytes (in its description, so the entry
+    // still decodes): its stored hash no longer matches.
+    let dir = populated();
+    let mut k = 0;
+    tamper_journal(dir.path(), |_, rows| {
+        k = seq_of_payment(rows, "t3");
+        let canonical = &mut rows[k].canonical;
+        let at = find(canonical, description("t3").as_bytes());
+        canonical[at] ^= 0x01;
+        assert!(tally_core::codec::decode(canonical).is_ok());
+    });
+    assert_detected(dir.path(), k, "stored hash does not match its content");
+}
+
+#[test]
+fn a_removed_entry_is_named() {
+    // Payment t6 is gone and the later entries moved down one seq: the entry
+    // now at t6's seq was hashed at the next seq, after t6.
+    let dir = populated();
+    let mut k = 0;
+    tamper_journal(dir.path(), |_, rows| {
+        k = seq_of_payment(rows, "t6");
+        rows.remove(k);
+    });
+    assert_detected(dir.path(), k, "stored hash does not match its content");
+}
+
+#[test]
+fn two_swapped_entries_are_named() {
+    // Payments t2 and t3 (same chunk as written by the server) trade places,
+    // hashes and all: the first of the two positions is named.
+    let dir = populated();
+    let mut k = 0;
+    tamper_journal(dir.path(), |_, rows| {
+        k = seq_of_payment(rows, "t2");
+        assert_eq!(seq_of_payment(rows, "t3"), k + 1);
+        rows.swap(k, k + 1);
+    });
+    assert_detected(dir.path(), k, "stored hash does not match its content");
+}
+
+#[test]
+fn a_changed_stored_hash_is_named() {
+    // Payment t7's stored entry_hash changed, its bytes kept.
+    let dir = populated();
+    let mut k = 0;
+    tamper_journal(dir.path(), |_, rows| {
+        k = seq_of_payment(rows, "t7");
+        rows[k].hash[5] ^= 0x80;
+    });
+    assert_detected(dir.path(), k, "stored hash does not match its content");
+}
+
+#[test]
+fn a_consistently_rehashed_chain_is_caught_by_the_next_checkpoint() {
+    // A better forger: payment t5's description changed, then every entry hash
+    // from t5 on recomputed and the head record rewritten, so the chain is
+    // self-consistent. What gives it away is the signed checkpoint after t5,
+    // whose chain head and root are those of the original journal.
+    let dir = populated();
+    let (mut k, mut checkpoint) = (0, 0);
+    tamper_journal(dir.path(), |db, rows| {
+        k = seq_of_payment(rows, "t5");
+        checkpoint = *checkpoint_seqs(rows)
+            .iter()
+            .find(|seq| **seq > k)
+            .expect("a checkpoint after t5");
+        let canonical = &mut rows[k].canonical;
+        let at = find(canonical, description("t5").as_bytes());
+        canonical[at] = b'T';
+        let mut prev = rows[k - 1].hash;
+        for (seq, row) in rows.iter_mut().enumerate().skip(k) {
+            row.hash = tally_core::chain::entry_hash(seq as u64, &prev, &row.canonical);
+            prev = row.hash;
+        }
+        let mut head = (rows.len() as u64).to_be_bytes().to_vec();
+        head.extend_from_slice(&prev);
+        db.insert(b"Mhead", head).unwrap();
+    });
+    let said = verify_fails(dir.path());
+    assert_names(&said, checkpoint, "chain head");
+    assert!(!names_entry(&said, k), "{said}");
+    assert_names(&start_refused(dir.path()), checkpoint, "chain head");
+}
+
+/// Flips one byte of sled's log file, in the middle of the last copy it holds
+/// of payment t8's row (found by the payment's description), without sled.
+fn flip_a_byte_in_sled_files(data_dir: &Path) {
+    let file = data_dir.join("sled").join("db");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let marker = description("t8");
+    let at = bytes
+        .windows(marker.len())
+        .rposition(|window| window == marker.as_bytes())
+        .expect("the payment's description is in sled's log");
+    bytes[at + 3] ^= 0x20;
+    std::fs::write(&file, bytes).unwrap();
+}
+
+fn assert_storage_corruption(said: &str) {
+    println!("{}", said.trim());
+    assert!(
+        said.contains("storage") && said.contains("corrupt"),
+        "not a storage corruption message: {said}"
+    );
+}
+
+#[test]
+fn a_flipped_byte_in_sleds_files_fails_verify_and_start() {
+    // Under sled: one byte of its log file. Here `tallyd verify` has run once
+    // on the stopped directory, which leaves a sled snapshot file recording how
+    // far the log is valid; sled's recovery then finds the damaged record
+    // inside that range and refuses the database.
+    let dir = populated();
+    verify_passes(dir.path());
+    flip_a_byte_in_sled_files(dir.path());
+    assert_storage_corruption(&verify_fails(dir.path()));
+    assert_storage_corruption(&start_refused(dir.path()));
+}
+
+#[test]
+#[ignore = "known gap: without a sled snapshot (a plain stop of tallyd leaves none) sled \
+            takes a damaged log record for a torn write and drops it and everything after \
+            it; tallyd verify passes on the shorter journal, tallyd serves it (and starts a \
+            new ledger if entry 0 is lost)"]
+fn a_flipped_byte_in_sleds_files_after_a_plain_stop_is_not_silent() {
+    // The same byte flipped right after tallyd stopped (SIGTERM, clean exit).
+    let dir = populated();
+    flip_a_byte_in_sled_files(dir.path());
+    assert_storage_corruption(&verify_fails(dir.path()));
+    assert_storage_corruption(&start_refused(dir.path()));
+}
