@@ -14,6 +14,7 @@
 //! Architecture invariant: this crate does no I/O, reads no clock and draws no randomness of
 //! its own; times and random sources are passed in.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod export;
 pub mod merkle;
