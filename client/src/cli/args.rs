@@ -52,6 +52,9 @@ pub enum Command {
     /// Read the journal.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Signed checkpoints, proofs and exports, and their offline verification.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,6 +271,104 @@ pub enum JournalCommand {
         #[arg(long)]
         follow: bool,
     },
+}
+
+/// `tally audit`: the online commands fetch signed checkpoints and proofs; the
+/// `verify-*` commands check files offline and never connect to a server.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print (or write) a signed checkpoint: the latest, of size N, or a new one.
+    Checkpoint {
+        /// The checkpoint of exactly this many entries.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "create")]
+        size: Option<u64>,
+        /// Sign a checkpoint of the journal as it is now.
+        #[arg(long)]
+        create: bool,
+        /// Write the note to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The ledger's signing keys (vkey, and the seq from which each signs).
+    Keys,
+    /// Write an inclusion proof bundle of one entry.
+    ProveInclusion {
+        /// The entry's seq.
+        #[arg(long)]
+        seq: u64,
+        /// Prove against the checkpoint of this many entries (default: a new one).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        size: Option<u64>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a consistency proof bundle from an older checkpoint to a newer one.
+    ProveConsistency {
+        /// A file holding the older signed checkpoint note.
+        #[arg(long)]
+        old: PathBuf,
+        /// Prove up to the checkpoint of this many entries (default: a new one).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        size: Option<u64>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the journal export file up to a checkpoint.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        /// Export up to the checkpoint of this many entries (default: a new one).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        size: Option<u64>,
+    },
+    /// Verify a signed checkpoint note (offline).
+    VerifyCheckpoint(VerifyArgs),
+    /// Verify an inclusion proof bundle and print the entry (offline).
+    VerifyInclusion(VerifyArgs),
+    /// Verify a consistency proof bundle (offline).
+    VerifyConsistency(VerifyArgs),
+    /// Verify a journal export file and print the re-derived balances (offline).
+    VerifyExport(VerifyArgs),
+    /// Follow the ledger's checkpoints: each must extend the last one verified.
+    Watch(WatchArgs),
+}
+
+impl AuditCommand {
+    /// True for the commands that only read files and must never connect.
+    pub fn is_offline(&self) -> bool {
+        matches!(
+            self,
+            AuditCommand::VerifyCheckpoint(_)
+                | AuditCommand::VerifyInclusion(_)
+                | AuditCommand::VerifyConsistency(_)
+                | AuditCommand::VerifyExport(_)
+        )
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The file to verify.
+    pub file: PathBuf,
+    /// A trusted key: a C2SP vkey, or @PATH of a file with one vkey per line; repeatable.
+    #[arg(long = "key", required = true)]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Holds the last verified signed checkpoint; created on first use.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// A trusted key: a C2SP vkey, or @PATH of a file with one vkey per line; repeatable.
+    #[arg(long = "key", required = true)]
+    pub keys: Vec<String>,
+    /// Time between rounds, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval_ms: u64,
+    /// Check once and exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// `ACCOUNT=AMOUNT`, e.g. `assets:cash=10.00`. Account names never hold `=`.
@@ -592,6 +693,39 @@ mod tests {
             Ok(SystemTime::UNIX_EPOCH)
         );
         assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn audit_commands_parse_keys_and_sizes() {
+        // --key repeats; a size of 0 (the server's "latest") is refused; --size and --create
+        // exclude each other; only the verify-* commands are offline.
+        let cli = parse(&[
+            "audit",
+            "verify-export",
+            "j.export",
+            "--key",
+            "a",
+            "--key",
+            "@k",
+        ])
+        .unwrap();
+        let Command::Audit(command) = cli.command else {
+            panic!("expected audit");
+        };
+        assert!(command.is_offline());
+        let AuditCommand::VerifyExport(args) = command else {
+            panic!("expected verify-export");
+        };
+        assert_eq!(args.keys, ["a", "@k"]);
+        assert!(parse(&["audit", "verify-checkpoint", "f"]).is_err());
+        assert!(parse(&["audit", "export", "--out", "f", "--size", "0"]).is_err());
+        assert!(parse(&["audit", "checkpoint", "--size", "3", "--create"]).is_err());
+        let cli = parse(&["audit", "watch", "--state", "s", "--key", "k", "--once"]).unwrap();
+        let Command::Audit(AuditCommand::Watch(args)) = cli.command else {
+            panic!("expected watch");
+        };
+        assert_eq!(args.interval_ms, 5000);
+        assert!(args.once);
     }
 
     #[test]

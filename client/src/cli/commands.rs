@@ -14,17 +14,17 @@ use super::args::{
     ListTransactionsArgs, OpenAccountArgs, PostArgs, PostPendingArgs, ReverseArgs,
     TrialBalanceArgs, TxCommand, VoidArgs,
 };
-use super::{json, render, txfile, CliError};
+use super::{audit, json, render, txfile, CliError};
 
 /// Where answers go: JSON or text, to one writer.
-struct Printer<'a> {
-    json: bool,
-    out: &'a mut dyn Write,
+pub(super) struct Printer<'a> {
+    pub(super) json: bool,
+    pub(super) out: &'a mut dyn Write,
 }
 
 impl Printer<'_> {
     /// Prints the JSON form or the text form, whichever was asked for.
-    fn show(
+    pub(super) fn show(
         &mut self,
         value: impl FnOnce() -> Value,
         text: impl FnOnce() -> String,
@@ -39,7 +39,7 @@ impl Printer<'_> {
         Ok(())
     }
 
-    fn line(&mut self, text: &str) -> Result<(), CliError> {
+    pub(super) fn line(&mut self, text: &str) -> Result<(), CliError> {
         writeln!(self.out, "{text}")?;
         self.out.flush()?;
         Ok(())
@@ -48,6 +48,12 @@ impl Printer<'_> {
 
 /// Connects to the server named on the command line and runs the command.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    // Offline verification must not depend on (or be seen by) any server.
+    if let Command::Audit(command) = &cli.command {
+        if command.is_offline() {
+            return audit::offline(command, cli.json, out);
+        }
+    }
     let mut builder = Client::builder(cli.server.clone())
         .timeout(cli.timeout)
         .connect_timeout(cli.timeout);
@@ -70,6 +76,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Balance(args) => balance(&client, &mut printer, args).await,
         Command::TrialBalance(args) => trial_balance(&client, &mut printer, args).await,
         Command::Journal(command) => journal(&client, &mut printer, command).await,
+        Command::Audit(command) => audit::online(&client, &mut printer, command).await,
     }
 }
 

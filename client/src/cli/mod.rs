@@ -2,6 +2,7 @@
 //! (`commands`), and output (`render` for text, `json` for `--json`).
 
 pub mod args;
+mod audit;
 mod commands;
 mod json;
 mod render;
@@ -24,13 +25,18 @@ pub enum CliError {
     Rejected { refused: usize, total: usize },
     /// Writing the output failed. Exit 1.
     Output(String),
+    /// A checkpoint, proof, export or the ledger's history did not verify. Exit 1.
+    Verification(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) | CliError::Client(ClientError::InvalidRequest(_)) => 2,
-            CliError::Client(_) | CliError::Rejected { .. } | CliError::Output(_) => 1,
+            CliError::Client(_)
+            | CliError::Rejected { .. }
+            | CliError::Output(_)
+            | CliError::Verification(_) => 1,
         }
     }
 
@@ -49,6 +55,7 @@ impl fmt::Display for CliError {
             CliError::Rejected { refused, total } => {
                 write!(f, "{refused} of {total} items were refused")
             }
+            CliError::Verification(message) => write!(f, "verification failed: {message}"),
         }
     }
 }
