@@ -363,6 +363,25 @@ fn proofs_and_exports_verify_offline_with_the_servers_key() {
     assert!(report.starts_with("journal export verified\n"), "{report}");
     assert_eq!(report_figures(&report), server_said, "{report}");
 
+    // Usage errors (exit 2): a missing file, a malformed key.
+    let missing = files.path("missing.export");
+    let output = tally(
+        &url,
+        &["audit", "verify-export", path_arg(&missing), "--key", &vkey],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let output = tally(
+        &url,
+        &[
+            "audit",
+            "verify-export",
+            path_arg(&export),
+            "--key",
+            "k+1+2",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+
     // A key that did not sign, and proofs with one hash changed, fail precisely.
     let wrong = ["--key", FOREIGN_VKEY];
     let stderr = fails(
@@ -398,6 +417,37 @@ fn proofs_and_exports_verify_offline_with_the_servers_key() {
         stderr.contains("the inclusion proof does not verify"),
         "{stderr}"
     );
+    // A bundle that states another size than its signed checkpoint, or holds bad hex.
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&inclusion).unwrap()).unwrap();
+    let lying = files.path("lying-inclusion.json");
+    for (field, value, expected) in [
+        (
+            "tree_size",
+            serde_json::json!(1_000_000),
+            "field \"tree_size\" is 1000000 but the signed checkpoint has",
+        ),
+        (
+            "prev_hash",
+            serde_json::json!("xyz"),
+            "field \"prev_hash\": must be 64 lowercase hex digits",
+        ),
+    ] {
+        let mut changed = bundle.clone();
+        changed[field] = value;
+        std::fs::write(&lying, serde_json::to_vec(&changed).unwrap()).unwrap();
+        let stderr = fails(
+            &url,
+            &[
+                "audit",
+                "verify-inclusion",
+                path_arg(&lying),
+                "--key",
+                &vkey,
+            ],
+        );
+        assert!(stderr.contains(expected), "{stderr}");
+    }
     let tampered = files.path("tampered-consistency.json");
     tamper_proof(&consistency, &tampered);
     let stderr = fails(
