@@ -12,6 +12,11 @@
 // must refuse to start. A control test re-chunks an untouched journal with the
 // same helpers and checks that it still verifies, so a detection is never an
 // artefact of the rewriting itself.
+//
+// Then what only an auditor outside the server can catch, with the `tally
+// audit` commands: a fork (a copy of the data directory regrown differently)
+// and a rollback (an older copy served again) against the watcher's state
+// file, and a tampered export file against `tally audit verify-export`.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -43,46 +48,104 @@ fn payment(id: &str, cents: i64) -> TransactionSpec {
         .description(description(id))
 }
 
-/// A journal of about twenty entries: the ledger's own entries, a currency, two
-/// accounts, a batch of four payments (one group, so one chunk of several
-/// entries), a checkpoint, four payments one by one, and another checkpoint.
-/// Returns the stopped server's data directory.
-fn populated() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Tallyd::start(dir.path());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = Client::connect(server.url.clone()).await.unwrap();
-        client.define_currency("USD", 2).await.unwrap();
-        let accounts = [
-            AccountSpec::new(CASH, AccountType::Asset, "USD"),
-            AccountSpec::new(SALES, AccountType::Revenue, "USD"),
-        ];
-        for result in client.create_accounts(accounts).await.unwrap() {
-            result.unwrap();
+/// A running `tallyd` and a client of it (on a runtime of its own, so that the
+/// tests stay synchronous).
+struct Running {
+    server: Tallyd,
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl Running {
+    fn start(data_dir: &Path) -> Running {
+        let server = Tallyd::start(data_dir);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = runtime
+            .block_on(Client::connect(server.url.clone()))
+            .unwrap();
+        Running {
+            server,
+            runtime,
+            client,
         }
-        let mut batch = Batch::new();
-        for index in 1..=4 {
-            batch.push(payment(&format!("t{index}"), 100 * index));
-        }
-        for result in client.submit(batch).await.unwrap() {
-            result.unwrap();
-        }
-        client.create_checkpoint().await.unwrap();
-        for index in 5..=8 {
-            let batch = Batch::new().with(payment(&format!("t{index}"), 100 * index));
-            for result in client.submit(batch).await.unwrap() {
+    }
+
+    /// A currency and the two accounts the payments use.
+    fn set_up(&self) {
+        self.runtime.block_on(async {
+            self.client.define_currency("USD", 2).await.unwrap();
+            let accounts = [
+                AccountSpec::new(CASH, AccountType::Asset, "USD"),
+                AccountSpec::new(SALES, AccountType::Revenue, "USD"),
+            ];
+            for result in self.client.create_accounts(accounts).await.unwrap() {
                 result.unwrap();
             }
+        });
+    }
+
+    /// The payments, in one batch (one group, so one journal chunk).
+    fn pay_in_one_batch(&self, ids: &[&str]) {
+        let mut batch = Batch::new();
+        for (index, id) in ids.iter().enumerate() {
+            batch.push(payment(id, 100 * (index as i64 + 1)));
         }
-        client.create_checkpoint().await.unwrap();
-    });
-    drop(runtime);
-    let status = server.terminate();
-    assert!(status.success(), "tallyd exited with {status}");
+        self.runtime.block_on(async {
+            for result in self.client.submit(batch).await.unwrap() {
+                result.unwrap();
+            }
+        });
+    }
+
+    /// The payments, one call each.
+    fn pay_one_by_one(&self, ids: &[&str]) {
+        for id in ids {
+            self.pay_in_one_batch(&[id]);
+        }
+    }
+
+    /// Signs a checkpoint of the journal as it is now; returns its tree size.
+    fn checkpoint(&self) -> u64 {
+        self.runtime
+            .block_on(self.client.create_checkpoint())
+            .unwrap()
+            .tree_size
+    }
+
+    fn url(&self) -> String {
+        self.server.url.clone()
+    }
+
+    /// Closes the client, then stops the server cleanly.
+    fn stop(self) {
+        let Running {
+            server,
+            runtime,
+            client,
+        } = self;
+        drop(client);
+        drop(runtime);
+        let status = server.terminate();
+        assert!(status.success(), "tallyd exited with {status}");
+    }
+}
+
+/// A journal of about fifteen entries: the ledger's own entries, a currency,
+/// two accounts, payments t1-t4 in one batch (one chunk of several entries), a
+/// checkpoint, payments t5-t8 one by one, and another checkpoint. Returns the
+/// stopped server's data directory.
+fn populated() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Running::start(dir.path());
+    ledger.set_up();
+    ledger.pay_in_one_batch(&["t1", "t2", "t3", "t4"]);
+    ledger.checkpoint();
+    ledger.pay_one_by_one(&["t5", "t6", "t7", "t8"]);
+    ledger.checkpoint();
+    ledger.stop();
     dir
 }
 
@@ -444,4 +507,269 @@ fn a_flipped_byte_in_sleds_files_after_a_plain_stop_is_not_silent() {
     flip_a_byte_in_sled_files(dir.path());
     assert_storage_corruption(&verify_fails(dir.path()));
     assert_storage_corruption(&start_refused(dir.path()));
+}
+
+// ---- what only an auditor outside the server catches ----------------------
+//
+// A fork (the journal truncated and regrown differently) and a rollback (an
+// older copy of the data directory put back) are self-consistent journals:
+// `tallyd verify` passes on them. A monitor that remembers the last checkpoint
+// it verified (`tally audit watch --state FILE`) catches both; an export file
+// (`tally audit export`) is checked offline by `tally audit verify-export`.
+
+/// Copies a stopped server's data directory (journal and signing key, modes
+/// kept) to a new temporary directory.
+fn copy_data_dir(data_dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(data_dir.join("."))
+        .arg(copy.path())
+        .status()
+        .expect("run cp");
+    assert!(status.success(), "cp -a failed");
+    copy
+}
+
+/// The ledger's public key, as `tallyd pubkey` prints it.
+fn pubkey(data_dir: &Path) -> String {
+    let output = Command::new(tally::tallyd_binary())
+        .arg("pubkey")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tallyd pubkey");
+    assert!(output.status.success(), "tallyd pubkey: {}", text(&output));
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+/// Runs `tally --server URL ARGS...`.
+fn tally(server: &str, args: &[&str]) -> Output {
+    Command::new(tally::tally_binary())
+        .args(["--server", server, "--timeout", "20s"])
+        .args(args)
+        .env_remove("TALLY_SERVER")
+        .env_remove("TALLY_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tally")
+}
+
+/// One round of the monitor against `server`.
+fn watch_once(server: &str, state: &Path, vkey: &str) -> Output {
+    let state = state.to_str().unwrap();
+    tally(
+        server,
+        &["audit", "watch", "--once", "--state", state, "--key", vkey],
+    )
+}
+
+fn assert_exit(output: &Output, code: i32, what: &str) -> String {
+    let said = text(output);
+    println!("{what}: exit {:?}: {}", output.status.code(), said.trim());
+    assert_eq!(output.status.code(), Some(code), "{what}: {said}");
+    said
+}
+
+/// A verification failure (exit 1) whose stderr says `word`.
+fn assert_refused(output: &Output, word: &str, what: &str) {
+    assert_exit(output, 1, what);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(word),
+        "{what}: stderr does not say {word:?}: {stderr}"
+    );
+}
+
+#[test]
+fn a_fork_is_caught_by_the_watcher_though_tallyd_verify_passes() {
+    // The ledger reaches a checkpoint of n1 entries and is copied; the original
+    // goes on to a checkpoint of n2 > n1 entries, which the watcher verifies.
+    // Then the copy (same signing key) is served instead and grows differently
+    // past n2: its checkpoints are validly signed, but its tree does not extend
+    // the verified one.
+    let original = tempfile::tempdir().unwrap();
+    let watcher = tempfile::tempdir().unwrap();
+    let state = watcher.path().join("state");
+
+    let ledger = Running::start(original.path());
+    ledger.set_up();
+    ledger.pay_in_one_batch(&["t1", "t2", "t3"]);
+    let n1 = ledger.checkpoint();
+    ledger.stop();
+    let copy = copy_data_dir(original.path());
+    let vkey = pubkey(original.path());
+    assert_eq!(pubkey(copy.path()), vkey);
+
+    let ledger = Running::start(original.path());
+    let said = assert_exit(&watch_once(&ledger.url(), &state, &vkey), 0, "first watch");
+    assert!(said.contains("trusted on first use"), "{said}");
+    ledger.pay_one_by_one(&["t4", "t5", "t6", "t7", "t8"]);
+    let n2 = ledger.checkpoint();
+    assert!(n2 > n1);
+    let said = assert_exit(&watch_once(&ledger.url(), &state, &vkey), 0, "second watch");
+    assert!(said.contains("extends"), "{said}");
+    let verified = std::fs::read_to_string(&state).unwrap();
+    ledger.stop();
+
+    let fork = Running::start(copy.path());
+    let ids: Vec<String> = (1..=8).map(|index| format!("fork-{index}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    fork.pay_one_by_one(&ids);
+    let n3 = fork.checkpoint();
+    assert!(
+        n3 > n2,
+        "the fork's checkpoint ({n3}) must pass the verified one ({n2})"
+    );
+    assert_refused(
+        &watch_once(&fork.url(), &state, &vkey),
+        "fork",
+        "watch of the fork",
+    );
+    // The state still holds the verified checkpoint: the next round fails too.
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), verified);
+    assert_refused(
+        &watch_once(&fork.url(), &state, &vkey),
+        "fork",
+        "watch again",
+    );
+    fork.stop();
+
+    // The fork is a perfectly valid journal on its own: only the watcher's
+    // memory of the checkpoint of n2 entries tells it apart.
+    let said = verify_passes(copy.path());
+    assert!(said.contains(&format!("ok: {} entries", n3 + 1)), "{said}");
+}
+
+#[test]
+fn a_rollback_is_caught_by_the_watcher() {
+    // The watcher has verified a checkpoint of n2 entries; the data directory
+    // is then replaced by an older copy whose latest checkpoint is of n1 < n2.
+    let original = tempfile::tempdir().unwrap();
+    let watcher = tempfile::tempdir().unwrap();
+    let state = watcher.path().join("state");
+
+    let ledger = Running::start(original.path());
+    ledger.set_up();
+    ledger.pay_in_one_batch(&["t1", "t2", "t3"]);
+    let n1 = ledger.checkpoint();
+    ledger.stop();
+    let older = copy_data_dir(original.path());
+    let vkey = pubkey(original.path());
+
+    let ledger = Running::start(original.path());
+    ledger.pay_one_by_one(&["t4", "t5"]);
+    let n2 = ledger.checkpoint();
+    assert!(n2 > n1);
+    let said = assert_exit(&watch_once(&ledger.url(), &state, &vkey), 0, "watch");
+    assert!(said.contains(&n2.to_string()), "{said}");
+    let verified = std::fs::read_to_string(&state).unwrap();
+    ledger.stop();
+
+    let rolled_back = Running::start(older.path());
+    assert_refused(
+        &watch_once(&rolled_back.url(), &state, &vkey),
+        "rollback",
+        "watch of the older copy",
+    );
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), verified);
+    rolled_back.stop();
+    verify_passes(older.path());
+}
+
+/// The byte ranges of an export file's frames (the canonical bytes, without
+/// their length prefix), in seq order.
+fn export_frames(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
+    assert_eq!(&bytes[..24], b"tally-journal-export v1\n");
+    let mut frames = Vec::new();
+    let mut at = 24;
+    loop {
+        let length = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if length == 0 {
+            return frames;
+        }
+        frames.push(at + 4..at + 4 + length);
+        at += 4 + length;
+    }
+}
+
+/// The seq of payment `id`'s frame.
+fn frame_of_payment(bytes: &[u8], id: &str) -> usize {
+    export_frames(bytes)
+        .into_iter()
+        .position(|frame| {
+            let entry = tally_core::codec::decode(&bytes[frame]).expect("frame decodes");
+            matches!(entry.body, EntryBody::TransactionRecorded(ref t) if t.id == id)
+        })
+        .unwrap_or_else(|| panic!("payment {id} is not in the export"))
+}
+
+#[test]
+fn a_tampered_export_file_is_named() {
+    // Export of the populated journal: frames 0-13, the checkpoint entry at
+    // seq 9 inside, and the trailer signed at 14 entries.
+    let dir = populated();
+    let vkey = pubkey(dir.path());
+    let files = tempfile::tempdir().unwrap();
+    let export = files.path().join("journal.export");
+    let ledger = Running::start(dir.path());
+    let said = assert_exit(
+        &tally(
+            &ledger.url(),
+            &["audit", "export", "--out", export.to_str().unwrap()],
+        ),
+        0,
+        "export",
+    );
+    assert!(said.contains("exported 14 entries"), "{said}");
+    ledger.stop();
+    let original = std::fs::read(&export).unwrap();
+    let frames = export_frames(&original);
+    assert_eq!(frames.len(), 14);
+    let verify = |bytes: &[u8], what: &str| {
+        let file = files.path().join(format!("{what}.export"));
+        std::fs::write(&file, bytes).unwrap();
+        let file = file.to_str().unwrap().to_string();
+        // verify-export never connects; the address is never used.
+        tally(
+            "http://127.0.0.1:9",
+            &["audit", "verify-export", &file, "--key", &vkey],
+        )
+    };
+    assert_exit(&verify(&original, "untouched"), 0, "untouched export");
+
+    // One byte of payment t3's amount (300 cents becomes 301 in its debit):
+    // the entry no longer balances, and the verifier names it.
+    let k = frame_of_payment(&original, "t3");
+    let mut bytes = original.clone();
+    let frame = frames[k].clone();
+    let amount = find(&bytes[frame.clone()], &300u128.to_be_bytes());
+    bytes[frame.start + amount + 15] ^= 0x01;
+    let output = verify(&bytes, "amount");
+    assert_refused(&output, &format!("entry {k}"), "changed amount");
+    assert!(names_entry(&text(&output), k));
+
+    // Frame of payment t4 dropped: the checkpoint entry right after it moves
+    // down to t4's seq, and states one entry more than precede it there.
+    let k = frame_of_payment(&original, "t4");
+    let mut bytes = original.clone();
+    bytes.drain(frames[k].start - 4..frames[k].end);
+    let output = verify(&bytes, "dropped");
+    assert_refused(&output, "tree size", "dropped frame");
+    assert!(names_entry(&text(&output), k), "{}", text(&output));
+
+    // A description byte of payment t7: the entry is still a valid one, so
+    // only the recomputed chain gives it away, at the trailer checkpoint (no
+    // checkpoint entry follows t7 in the export).
+    let k = frame_of_payment(&original, "t7");
+    let mut bytes = original.clone();
+    let frame = frames[k].clone();
+    let at = find(&bytes[frame.clone()], description("t7").as_bytes());
+    bytes[frame.start + at] ^= 0x01;
+    assert_refused(
+        &verify(&bytes, "description"),
+        "trailer",
+        "changed description",
+    );
 }
