@@ -497,12 +497,12 @@ fn a_flipped_byte_in_sleds_files_fails_verify_and_start() {
 }
 
 #[test]
-#[ignore = "known gap: without a sled snapshot (a plain stop of tallyd leaves none) sled \
-            takes a damaged log record for a torn write and drops it and everything after \
-            it; tallyd verify passes on the shorter journal, tallyd serves it (and starts a \
-            new ledger if entry 0 is lost)"]
 fn a_flipped_byte_in_sleds_files_after_a_plain_stop_is_not_silent() {
     // The same byte flipped right after tallyd stopped (SIGTERM, clean exit).
+    // With no sled snapshot, sled takes the damaged record for a torn write
+    // and drops it and everything after it; the shorter journal still chains.
+    // The checkpoint marked beside the storage (`checkpoint.latest`) is past
+    // its end, so verify and start refuse it rather than serve it.
     let dir = populated();
     flip_a_byte_in_sled_files(dir.path());
     assert_storage_corruption(&verify_fails(dir.path()));

@@ -129,6 +129,7 @@ impl Engine {
         let checkpointer = Checkpointer::new(signer.clone(), config.checkpoints.clone(), now)
             .map_err(key_error)?;
         let mut state = recover(&store)?;
+        check_mark(&store, state.next_seq())?;
         if state.next_seq() == 0 {
             create_ledger(&store, &mut state)?;
         }
@@ -650,6 +651,23 @@ fn create_ledger(store: &Store, state: &mut LedgerState) -> Result<(), StoreErro
         body: tally_core::entry::EntryBody::LedgerCreated { ledger_id },
     };
     write_entry(store, state, entry)
+}
+
+/// Refuses a journal shorter than the latest checkpoint marked beside it
+/// (`audit::mark`): storage that lost its tail must not be served, nor an
+/// empty one taken for a new ledger.
+pub(crate) fn check_mark(store: &Store, length: u64) -> Result<(), StoreError> {
+    let note_at = |seq| match store.entry(seq) {
+        Ok(Some((
+            _,
+            tally_core::entry::Entry {
+                body: EntryBody::CheckpointSigned { note },
+                ..
+            },
+        ))) => Some(note),
+        _ => None,
+    };
+    crate::audit::mark::check(store.data_dir(), length, note_at).map_err(StoreError::Corrupt)
 }
 
 /// Start-up: writes one entry before the writer runs.

@@ -80,6 +80,7 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, StoreError> {
             chain.next_seq()
         )));
     }
+    crate::engine::check_mark(&store, length)?;
     let mut state = crate::ledger::state::LedgerState::new();
     let mut frontier = crate::store::merkle::Frontier::default();
     let mut nodes = Vec::new();

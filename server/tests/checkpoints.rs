@@ -330,3 +330,37 @@ async fn a_key_that_is_not_the_journals_is_refused_without_the_old_key() {
     };
     assert_eq!(store.head().unwrap().0, length, "nothing was written");
 }
+
+#[tokio::test]
+async fn storage_that_lost_its_tail_is_refused_not_served_as_a_new_ledger() {
+    // Goal: the latest checkpoint is marked beside the storage; a journal that
+    // no longer reaches it (here: the storage files gone entirely) stops the
+    // start and `verify` instead of being served or taken for a new ledger.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), on_request());
+    setup(&engine).await;
+    let checkpoint = engine.create_checkpoint().await.unwrap();
+    engine.shutdown().await;
+    drop(engine);
+    let mark = std::fs::read_to_string(dir.path().join("checkpoint.latest")).unwrap();
+    assert_eq!(mark, checkpoint.note);
+
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::remove_dir_all(dir.path().join("sled")).unwrap();
+    let error = match Engine::open(config(dir.path(), on_request())) {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("an emptied storage was opened as a new ledger"),
+    };
+    let expected = format!(
+        "the journal has 0 entries, but a checkpoint of {} entries was signed",
+        checkpoint.tree_size
+    );
+    assert!(error.contains(&expected), "{error}");
+    let verify = tally_server::maintenance::verify(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        verify.contains("storage lost acknowledged entries"),
+        "{verify}"
+    );
+}

@@ -4,3 +4,4 @@
 
 pub mod checkpoints;
 pub mod keys;
+pub mod mark;

@@ -35,6 +35,8 @@ pub type RawRow = (Vec<u8>, Vec<u8>);
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// The data directory (the sled files are in `sled/` below it).
+    data_dir: Arc<std::path::PathBuf>,
     /// Journal length that readers may see (flushed entries only).
     committed: Arc<AtomicU64>,
     read_model: Arc<RwLock<ReadModel>>,
@@ -53,6 +55,7 @@ impl Store {
             .open()?;
         Ok(Store {
             db,
+            data_dir: Arc::new(path.to_path_buf()),
             committed: Arc::new(AtomicU64::new(0)),
             read_model: Arc::new(RwLock::new(ReadModel::default())),
             frontier: Arc::new(Mutex::new(merkle::Frontier::default())),
@@ -78,6 +81,10 @@ impl Store {
             Some(bytes) if bytes.len() == 8 => keys::trailing_seq(&bytes),
             _ => 0,
         })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     pub fn committed(&self) -> u64 {

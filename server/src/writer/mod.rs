@@ -24,7 +24,7 @@ use crate::ledger::state::{Journaled, LedgerState};
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tally_core::entry::{AccountId, Entry, TimestampNs};
+use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// How often the writer wakes up by itself to expire pending transactions.
@@ -295,8 +295,27 @@ fn publish(store: Store, flushed: std::sync::mpsc::Receiver<Flushed>, commits: w
     for Flushed { group, answers } in flushed {
         store.publish(&group);
         commits.send_replace(store.committed());
+        mark_checkpoint(&store, &group);
         for answer in answers {
             answer.send(&group);
+        }
+    }
+}
+
+/// Keeps the latest signed checkpoint beside the storage (`audit::mark`), once
+/// its entry is durable. A failure is logged, not fatal: the mark only adds a
+/// check on start.
+fn mark_checkpoint(store: &Store, group: &[Journaled]) {
+    let latest = group
+        .iter()
+        .rev()
+        .find_map(|journaled| match &journaled.entry.body {
+            EntryBody::CheckpointSigned { note } => Some(note),
+            _ => None,
+        });
+    if let Some(note) = latest {
+        if let Err(error) = crate::audit::mark::write(store.data_dir(), note) {
+            tracing::warn!(%error, "cannot write the checkpoint mark");
         }
     }
 }
