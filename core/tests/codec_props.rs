@@ -162,6 +162,33 @@ fn note() -> impl Strategy<Value = String> {
     ]
 }
 
+fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![
+        Just(Role::Admin),
+        Just(Role::Poster),
+        Just(Role::Finance),
+        Just(Role::Auditor),
+    ]
+}
+
+/// API key ids: mostly well-formed (16 lowercase hex digits), or any short
+/// string (the codec does not check key ids; the ledger does).
+fn api_key_id() -> impl Strategy<Value = String> {
+    prop_oneof![3 => "[0-9a-f]{16}", 1 => text()]
+}
+
+prop_compose! {
+    fn api_key_created()(
+        key_id in api_key_id(),
+        name in text(),
+        role in role(),
+        read_only in any::<bool>(),
+        secret_hash in any::<[u8; 32]>(),
+    ) -> ApiKeyCreated {
+        ApiKeyCreated { key_id, name, role, read_only, secret_hash }
+    }
+}
+
 /// Every `EntryBody` variant (keep in step with `entry.rs`; `spec_encode`'s
 /// exhaustive match fails to compile when a variant is added).
 fn body() -> impl Strategy<Value = EntryBody> {
@@ -179,11 +206,13 @@ fn body() -> impl Strategy<Value = EntryBody> {
         prop_oneof![text(), "[!-~]{1,20}\\+[0-9a-f]{8}\\+A[A-Za-z0-9+/]{43}"]
             .prop_map(|vkey| EntryBody::SigningKeyAdopted { vkey }),
         note().prop_map(|note| EntryBody::SigningKeyRotated { note }),
+        api_key_created().prop_map(EntryBody::ApiKeyCreated),
+        api_key_id().prop_map(|key_id| EntryBody::ApiKeyRevoked { key_id }),
     ]
 }
 
 prop_compose! {
-    fn entry()(recorded_at in timestamp(), key_id in text(), body in body()) -> Entry {
+    fn entry()(recorded_at in timestamp(), key_id in prop_oneof![text(), api_key_id()], body in body()) -> Entry {
         Entry { recorded_at, key_id, body }
     }
 }
@@ -208,13 +237,17 @@ fn journal() -> impl Strategy<Value = Vec<Entry>> {
 // ---------------------------------------------------------------------------
 
 /// Byte writer following the doc's rules: big endian, fixed-width integers,
-/// u64 length prefixes, u32 variant indexes, Option as a 0/1 byte, arrays raw.
+/// u64 length prefixes, u32 variant indexes, Option and bool as a 0/1 byte,
+/// arrays raw.
 #[derive(Default)]
 struct Spec(Vec<u8>);
 
 impl Spec {
     fn u8(&mut self, v: u8) {
         self.0.push(v);
+    }
+    fn bool(&mut self, v: bool) {
+        self.u8(u8::from(v));
     }
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_be_bytes());
@@ -365,6 +398,23 @@ fn spec_encode(e: &Entry) -> Vec<u8> {
         EntryBody::SigningKeyRotated { note } => {
             w.u32(11);
             w.string(note);
+        }
+        EntryBody::ApiKeyCreated(k) => {
+            w.u32(12);
+            w.string(&k.key_id);
+            w.string(&k.name);
+            w.u32(match k.role {
+                Role::Admin => 0,
+                Role::Poster => 1,
+                Role::Finance => 2,
+                Role::Auditor => 3,
+            });
+            w.bool(k.read_only);
+            w.raw(&k.secret_hash);
+        }
+        EntryBody::ApiKeyRevoked { key_id } => {
+            w.u32(13);
+            w.string(key_id);
         }
     }
     w.0

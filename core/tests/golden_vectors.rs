@@ -231,7 +231,58 @@ fn examples() -> Vec<Entry> {
                 note: ROTATION_NOTE.to_string(),
             },
         },
+        Entry {
+            recorded_at: t0 + 14 * sec,
+            key_id: ADMIN_KEY_ID.to_string(),
+            body: EntryBody::ApiKeyCreated(ApiKeyCreated {
+                key_id: POSTER_KEY_ID.to_string(),
+                name: "billing-frontend".to_string(),
+                role: Role::Poster,
+                read_only: false,
+                secret_hash: api_key_secret_hash(POSTER_KEY_ID, &POSTER_SECRET),
+            }),
+        },
+        Entry {
+            recorded_at: t0 + 15 * sec,
+            key_id: ADMIN_KEY_ID.to_string(),
+            body: EntryBody::ApiKeyRevoked {
+                key_id: POSTER_KEY_ID.to_string(),
+            },
+        },
     ]
+}
+
+// The API key entries (seqs 14 and 15): an admin key creates a poster key,
+// then revokes it. The admin key (the test harness's, tests/support) is not
+// created in this journal, as accounts 2 to 4 are never opened: the vectors
+// freeze the format, not a meaningful history.
+
+/// The key id of the admin key that causes seqs 14 and 15 (their `key_id`).
+const ADMIN_KEY_ID: &str = "00000000000000a1";
+
+/// The key id of the poster key created at seq 14 and revoked at seq 15.
+const POSTER_KEY_ID: &str = "3f2a9c0d1e4b5a67";
+
+/// The poster key's 32-byte secret, `00 01 .. 1f`; its token is
+/// `tly_3f2a9c0d1e4b5a67_000102..1f`. Never use it for a real ledger.
+const POSTER_SECRET: [u8; 32] = {
+    let mut s = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        s[i] = i as u8;
+        i += 1;
+    }
+    s
+};
+
+/// `blake3("tally/api-key/v1" || key id || secret)`, as
+/// docs/journal-format.md §4.8 defines `secret_hash`.
+fn api_key_secret_hash(key_id: &str, secret: &[u8; 32]) -> Digest {
+    let mut input = Vec::new();
+    input.extend_from_slice(b"tally/api-key/v1");
+    input.extend_from_slice(key_id.as_bytes());
+    input.extend_from_slice(secret);
+    *blake3::hash(&input).as_bytes()
 }
 
 // The audit entries' contents, made with `tally-audit` (not a dependency of
@@ -282,7 +333,7 @@ struct Vector {
 }
 
 /// The frozen vectors, in chain order: (kind name, canonical bytes, entry hash).
-const VECTORS: [Vector; 14] = [
+const VECTORS: [Vector; 16] = [
     // seq 0
     Vector {
         kind: "ledger_created",
@@ -467,6 +518,26 @@ const VECTORS: [Vector; 14] = [
         ),
         hash: "82a503c091fac2f379c7acec13a617bd0363eb119daa5a64c45934ede3c92cd7",
     },
+    // seq 14
+    Vector {
+        kind: "api_key_created",
+        bytes: concat!(
+            "0117979d0178a10c000000000000000010303030303030303030303030303061",
+            "310000000c000000000000001033663261396330643165346235613637000000",
+            "000000001062696c6c696e672d66726f6e74656e640000000100ea1404ad274e",
+            "792d8ed032ea7a30834329948e15954d50a0c71e857ef1d7df4a",
+        ),
+        hash: "0cae26bf4e4d551d6f381561dfad926210e18dfa7b5d13e66b10bffea999cbf1",
+    },
+    // seq 15
+    Vector {
+        kind: "api_key_revoked",
+        bytes: concat!(
+            "0117979d01b43bd6000000000000000010303030303030303030303030303061",
+            "310000000d000000000000001033663261396330643165346235613637",
+        ),
+        hash: "e698f19d76851fb42d5c1213741864c620ce108b8de3edef06b200b06b68a342",
+    },
 ];
 
 /// Position of each `EntryBody` variant. No wildcard arm: a new variant does not
@@ -485,9 +556,11 @@ fn kind_index(body: &EntryBody) -> usize {
         EntryBody::CheckpointSigned { .. } => 9,
         EntryBody::SigningKeyAdopted { .. } => 10,
         EntryBody::SigningKeyRotated { .. } => 11,
+        EntryBody::ApiKeyCreated(_) => 12,
+        EntryBody::ApiKeyRevoked { .. } => 13,
     }
 }
-const KIND_COUNT: usize = 12;
+const KIND_COUNT: usize = 14;
 
 fn golden_bytes(v: &Vector) -> Vec<u8> {
     hex::decode(v.bytes).expect("golden bytes are hex")
@@ -777,7 +850,7 @@ fn unknown_enum_variants_are_rejected() {
     // Goal: a u32 variant index past the last variant is an error, for the
     // entry body and for the nested enums.
     // seq 9 (pending_expired): body variant at 17..21 (key_id is empty).
-    for bad in [12u32, 13, 0xffff_ffff] {
+    for bad in [14u32, 15, 0xffff_ffff] {
         let b = patched(9, 17, &7u32.to_be_bytes(), &bad.to_be_bytes());
         assert_malformed(&b, "EntryBody variant");
     }
@@ -791,6 +864,29 @@ fn unknown_enum_variants_are_rejected() {
     assert_malformed(&b, "TransactionMode variant 3");
     let b = patched(4, 105, &0u32.to_be_bytes(), &2u32.to_be_bytes());
     assert_malformed(&b, "Side variant 2");
+    // seq 14 (api_key_created): role at 85..89.
+    for bad in [4u32, 0xffff_ffff] {
+        let b = patched(14, 85, &1u32.to_be_bytes(), &bad.to_be_bytes());
+        assert_malformed(&b, "Role variant");
+    }
+}
+
+#[test]
+fn bool_byte_must_be_0_or_1() {
+    // Goal: a bool is one byte, 0 (false) or 1 (true); any other byte is an
+    // error (seq 14: read_only at 89).
+    let b = patched(14, 89, &[0], &[1]);
+    match decode(&b) {
+        Ok(Entry {
+            body: EntryBody::ApiKeyCreated(created),
+            ..
+        }) => assert!(created.read_only),
+        other => panic!("read_only = 1: {other:?}"),
+    }
+    for bad in [2u8, 0x80, 0xff] {
+        let b = patched(14, 89, &[0], &[bad]);
+        assert_malformed(&b, "bool byte");
+    }
 }
 
 #[test]
@@ -1003,4 +1099,157 @@ fn audit_entries_state_their_own_position() {
     // Base64 of the key ids (4e513526, 6f670186) begins each signature.
     assert!(ROTATION_NOTE.contains("key-1 TlE1J"));
     assert!(ROTATION_NOTE.contains("key-2 b2cBh"));
+}
+
+/// The API key entries' layout as `docs/journal-format.md` §10.2 annotates it:
+/// (seq, byte range, field, hex of those bytes).
+const API_KEY_LAYOUT: &[(usize, usize, usize, &str, &str)] = &[
+    (14, 0, 1, "version", "01"),
+    (14, 1, 9, "recorded_at", "17979d0178a10c00"),
+    (14, 9, 17, "key_id length", "0000000000000010"),
+    (14, 17, 33, "key_id", "30303030303030303030303030306131"),
+    (14, 33, 37, "body variant", "0000000c"),
+    (14, 37, 45, "api key_id length", "0000000000000010"),
+    (14, 45, 61, "api key_id", "33663261396330643165346235613637"),
+    (14, 61, 69, "name length", "0000000000000010"),
+    (14, 69, 85, "name", "62696c6c696e672d66726f6e74656e64"),
+    (14, 85, 89, "role", "00000001"),
+    (14, 89, 90, "read_only", "00"),
+    (
+        14,
+        90,
+        122,
+        "secret_hash",
+        "ea1404ad274e792d8ed032ea7a30834329948e15954d50a0c71e857ef1d7df4a",
+    ),
+    (15, 0, 1, "version", "01"),
+    (15, 1, 9, "recorded_at", "17979d01b43bd600"),
+    (15, 9, 17, "key_id length", "0000000000000010"),
+    (15, 17, 33, "key_id", "30303030303030303030303030306131"),
+    (15, 33, 37, "body variant", "0000000d"),
+    (15, 37, 45, "api key_id length", "0000000000000010"),
+    (15, 45, 61, "api key_id", "33663261396330643165346235613637"),
+];
+
+#[test]
+fn api_key_entries_match_the_doc() {
+    // Goal: the byte-by-byte annotation of the two API key entries in
+    // docs/journal-format.md covers their bytes exactly, contiguously and in
+    // order.
+    for (seq, v) in VECTORS.iter().enumerate().skip(14) {
+        let bytes = golden_bytes(v);
+        let mut at = 0;
+        for &(s, start, end, field, hex_bytes) in API_KEY_LAYOUT.iter().filter(|r| r.0 == seq) {
+            assert_eq!((s, start), (seq, at), "gap before {field} of seq {seq}");
+            assert_eq!(hex::encode(&bytes[start..end]), hex_bytes, "{field}");
+            at = end;
+        }
+        assert_eq!(at, bytes.len(), "seq {seq}");
+    }
+    // Values as the doc states them.
+    let t0: i64 = 1_700_000_000_000_000_000;
+    let bytes = golden_bytes(&VECTORS[14]);
+    assert_eq!(bytes[1..9], (t0 + 14_000_000_000).to_be_bytes());
+    assert_eq!(&bytes[17..33], ADMIN_KEY_ID.as_bytes());
+    assert_eq!(&bytes[45..61], POSTER_KEY_ID.as_bytes());
+    assert_eq!(&bytes[69..85], b"billing-frontend");
+    let bytes = golden_bytes(&VECTORS[15]);
+    assert_eq!(bytes[1..9], (t0 + 15_000_000_000).to_be_bytes());
+}
+
+#[test]
+fn api_key_secret_hash_is_the_documented_formula() {
+    // Goal: seq 14's secret_hash is blake3("tally/api-key/v1" || key id ||
+    // secret) of the token tly_3f2a9c0d1e4b5a67_000102..1f (the key id as its
+    // 16 ASCII bytes, the secret as 32 raw bytes, no separators), computed here
+    // by hand from the token; the literal was also computed with Python blake3.
+    let token = format!("tly_{POSTER_KEY_ID}_{}", hex::encode(POSTER_SECRET));
+    assert_eq!(
+        token,
+        "tly_3f2a9c0d1e4b5a67_000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    );
+    let mut parts = token.split('_');
+    assert_eq!(parts.next(), Some("tly"));
+    let key_id = parts.next().unwrap();
+    let secret = hex::decode(parts.next().unwrap()).unwrap();
+    assert_eq!(parts.next(), None);
+    let mut input = b"tally/api-key/v1".to_vec();
+    input.extend_from_slice(key_id.as_bytes());
+    input.extend_from_slice(&secret);
+    assert_eq!(input.len(), 16 + 16 + 32);
+    let by_hand = blake3::hash(&input);
+    assert_eq!(
+        by_hand.to_hex().as_str(),
+        "ea1404ad274e792d8ed032ea7a30834329948e15954d50a0c71e857ef1d7df4a"
+    );
+    let EntryBody::ApiKeyCreated(created) = &examples()[14].body else {
+        panic!("seq 14 is not api_key_created");
+    };
+    assert_eq!(&created.secret_hash, by_hand.as_bytes());
+}
+
+#[test]
+fn api_key_entries_follow_the_rules() {
+    // Goal: the golden API key entries obey docs/journal-format.md §4.8: the
+    // created key id is 16 lowercase hex digits; the revocation names that key,
+    // created earlier and not yet revoked; both are caused by an API key (their
+    // entry key_id, also 16 lowercase hex digits), not by the ledger itself.
+    let examples = examples();
+    let is_key_id = |id: &str| {
+        id.len() == 16
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let EntryBody::ApiKeyCreated(created) = &examples[14].body else {
+        panic!("seq 14 is not api_key_created");
+    };
+    assert!(is_key_id(&created.key_id));
+    assert_eq!(created.role, Role::Poster);
+    assert!(!created.read_only);
+    assert_eq!(
+        examples[15].body,
+        EntryBody::ApiKeyRevoked {
+            key_id: created.key_id.clone()
+        }
+    );
+    for (seq, e) in examples.iter().enumerate().skip(14) {
+        assert!(is_key_id(&e.key_id), "seq {seq}");
+        assert_ne!(e.key_id, created.key_id, "seq {seq}");
+    }
+    // Unique and revoked once: no other entry creates or revokes a key.
+    let api_key_entries = examples
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.body,
+                EntryBody::ApiKeyCreated(_) | EntryBody::ApiKeyRevoked { .. }
+            )
+        })
+        .count();
+    assert_eq!(api_key_entries, 2);
+}
+
+#[test]
+fn role_indexes_are_frozen() {
+    // Goal: Role is a u32 index in the order Admin, Poster, Finance, Auditor
+    // (docs/journal-format.md §4.8): each value re-encodes seq 14 with exactly
+    // that index at 85..89 and nothing else changed.
+    let golden = golden_bytes(&VECTORS[14]);
+    assert_eq!(
+        Role::ALL,
+        [Role::Admin, Role::Poster, Role::Finance, Role::Auditor]
+    );
+    for (index, role) in Role::ALL.into_iter().enumerate() {
+        let mut e = examples()[14].clone();
+        let EntryBody::ApiKeyCreated(created) = &mut e.body else {
+            panic!("seq 14 is not api_key_created");
+        };
+        created.role = role;
+        let bytes = encode(&e);
+        assert_eq!(bytes[85..89], (index as u32).to_be_bytes(), "{role:?}");
+        assert_eq!(bytes[..85], golden[..85]);
+        assert_eq!(bytes[89..], golden[89..]);
+        assert_eq!(decode(&bytes), Ok(e));
+    }
 }
