@@ -1,7 +1,11 @@
 //! Compiles `tally/v1/*.proto` with protox (pure Rust), so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["tally/v1/ledger.proto", "tally/v1/audit.proto"];
+    let files = [
+        "tally/v1/ledger.proto",
+        "tally/v1/audit.proto",
+        "tally/v1/admin.proto",
+    ];
     let file_descriptors = protox::compile(files, ["."])?;
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     // The descriptor set feeds gRPC server reflection.

@@ -264,7 +264,10 @@ impl Rederiver {
             // Audit entries change no balance; `export` checks them.
             EntryBody::CheckpointSigned { .. }
             | EntryBody::SigningKeyAdopted { .. }
-            | EntryBody::SigningKeyRotated { .. } => Ok(()),
+            | EntryBody::SigningKeyRotated { .. }
+            // Access control changes no balance.
+            | EntryBody::ApiKeyCreated(_)
+            | EntryBody::ApiKeyRevoked { .. } => Ok(()),
         }
     }
 

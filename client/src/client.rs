@@ -13,6 +13,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tally_proto::v1 as pb;
+use tally_proto::v1::admin_client::AdminClient;
 use tally_proto::v1::audit_client::AuditClient;
 use tally_proto::v1::ledger_client::LedgerClient;
 use tokio_stream::{Stream, StreamExt};
@@ -36,6 +37,8 @@ use crate::types::{
 
 /// The generated gRPC client, with the api key interceptor in front.
 pub type RawClient = LedgerClient<InterceptedService<Channel, ApiKeyInterceptor>>;
+/// The generated Admin service client, on the same connection.
+pub type RawAdminClient = AdminClient<InterceptedService<Channel, ApiKeyInterceptor>>;
 /// The generated Audit service client, on the same connection.
 pub type RawAuditClient = AuditClient<InterceptedService<Channel, ApiKeyInterceptor>>;
 
@@ -173,6 +176,9 @@ impl ClientBuilder {
         } else {
             connect(&endpoint, &self.policy).await?
         };
+        let admin = AdminClient::with_interceptor(channel.clone(), interceptor.clone())
+            .max_decoding_message_size(MESSAGE_SIZE_MAX)
+            .max_encoding_message_size(MESSAGE_SIZE_MAX);
         let audit = AuditClient::with_interceptor(channel.clone(), interceptor.clone())
             .max_decoding_message_size(MESSAGE_SIZE_MAX)
             .max_encoding_message_size(MESSAGE_SIZE_MAX);
@@ -181,6 +187,7 @@ impl ClientBuilder {
             .max_encoding_message_size(MESSAGE_SIZE_MAX);
         Ok(Client {
             raw,
+            admin,
             audit,
             policy: self.policy,
         })
@@ -227,6 +234,7 @@ async fn connect(endpoint: &Endpoint, policy: &Policy) -> Result<Channel> {
 #[derive(Clone, Debug)]
 pub struct Client {
     raw: RawClient,
+    pub(crate) admin: RawAdminClient,
     pub(crate) audit: RawAuditClient,
     pub(crate) policy: Policy,
 }

@@ -27,6 +27,7 @@
 //! # }
 //! ```
 
+mod admin;
 mod audit;
 mod builders;
 mod client;
@@ -34,13 +35,15 @@ mod convert;
 mod error;
 mod types;
 
+pub use admin::{ApiKey, ApiKeyCreated, Role};
 pub use audit::{AuditEntry, SignedCheckpoint, SigningKey};
 pub use builders::{
     Batch, PageRequest, PostPendingSpec, ReverseSpec, TransactionBuilder, TransactionFilter,
     TransactionItem, TransactionSpec, TrialBalanceQuery, VoidPendingSpec,
 };
 pub use client::{
-    ApiKeyInterceptor, Client, ClientBuilder, JournalStream, RawAuditClient, RawClient,
+    ApiKeyInterceptor, Client, ClientBuilder, JournalStream, RawAdminClient, RawAuditClient,
+    RawClient,
 };
 pub use error::{ClientError, ErrorCode, ItemError, Result};
 pub use types::{

@@ -76,6 +76,13 @@ pub enum EntryBody {
     SigningKeyRotated {
         note: String,
     },
+    /// An API key was created. Only a hash of its secret is kept; the token
+    /// was shown once, to whoever created it (`docs/security.md`).
+    ApiKeyCreated(ApiKeyCreated),
+    /// An API key was revoked: no call with it succeeds from this entry on.
+    ApiKeyRevoked {
+        key_id: String,
+    },
 }
 
 impl EntryBody {
@@ -94,8 +101,56 @@ impl EntryBody {
             EntryBody::CheckpointSigned { .. } => "checkpoint_signed",
             EntryBody::SigningKeyAdopted { .. } => "signing_key_adopted",
             EntryBody::SigningKeyRotated { .. } => "signing_key_rotated",
+            EntryBody::ApiKeyCreated(_) => "api_key_created",
+            EntryBody::ApiKeyRevoked { .. } => "api_key_revoked",
         }
     }
+}
+
+/// What an API key may do (the permission table is in `docs/security.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Keys, currencies, configuration, and everything the others may do.
+    Admin,
+    /// Billing front ends: accounts, transactions, usage events.
+    Poster,
+    /// Plans, customers, billing runs, invoices, payments, reports.
+    Finance,
+    /// Read-only: journal, checkpoints, proofs, exports, reports.
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Poster, Role::Finance, Role::Auditor];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Poster => "poster",
+            Role::Finance => "finance",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.name() == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct ApiKeyCreated {
+    /// Public part of the token, 16 lowercase hex digits; recorded as the
+    /// `key_id` of every entry the key causes.
+    pub key_id: String,
+    /// A label for people (e.g. "billing-frontend").
+    pub name: String,
+    pub role: Role,
+    /// Restricted further to read calls.
+    pub read_only: bool,
+    /// `blake3("tally/api-key/v1" || key id || secret)` of the token's secret.
+    #[serde(with = "hex_bytes")]
+    pub secret_hash: Digest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode, Serialize, Deserialize)]

@@ -63,8 +63,12 @@ error_codes! {
     TimeoutInvalid = 44 => "TIMEOUT_INVALID",
     SeqOutOfRange = 50 => "SEQ_OUT_OF_RANGE",
     CheckpointNotFound = 51 => "CHECKPOINT_NOT_FOUND",
+    ApiKeyNotFound = 52 => "API_KEY_NOT_FOUND",
     Internal = 60 => "INTERNAL",
     Unavailable = 61 => "UNAVAILABLE",
+    Unauthenticated = 70 => "UNAUTHENTICATED",
+    PermissionDenied = 71 => "PERMISSION_DENIED",
+    RateLimited = 72 => "RATE_LIMITED",
 }
 
 impl std::fmt::Display for ErrorCode {

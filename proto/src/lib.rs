@@ -36,7 +36,9 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         | TimeoutInvalid => Code::InvalidArgument,
         // Over a named size limit.
         BatchTooLarge => Code::ResourceExhausted,
-        AccountNotFound | TransactionNotFound | CheckpointNotFound => Code::NotFound,
+        AccountNotFound | TransactionNotFound | CheckpointNotFound | ApiKeyNotFound => {
+            Code::NotFound
+        }
         AccountExists | CurrencyExists | TransactionExists => Code::AlreadyExists,
         // Well-formed, but the ledger's state does not allow it.
         AccountClosed
@@ -54,6 +56,9 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         SeqOutOfRange => Code::OutOfRange,
         Internal => Code::Internal,
         Unavailable => Code::Unavailable,
+        Unauthenticated => Code::Unauthenticated,
+        PermissionDenied => Code::PermissionDenied,
+        RateLimited => Code::ResourceExhausted,
         Unspecified => Code::Unknown,
     }
 }

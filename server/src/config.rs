@@ -18,6 +18,10 @@
 //! log-host = "tally.local"
 //! checkpoint-every-entries = 10000
 //! checkpoint-interval-ms = 10000
+//!
+//! [auth]
+//! requests-per-second-per-key = 1000
+//! # bootstrap-admin-key = "tly_..."   (better: TALLY_BOOTSTRAP_ADMIN_KEY)
 //! ```
 
 use std::net::SocketAddr;
@@ -58,6 +62,29 @@ pub struct Config {
     pub grpc_message_bytes_max: usize,
     pub engine: EngineSection,
     pub audit: AuditSection,
+    pub auth: AuthSection,
+}
+
+/// The `[auth]` group: API keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuthSection {
+    /// The token of the first admin key, used once, when the ledger has no
+    /// key yet. Unset (the default): a random key is made and printed once.
+    /// The environment variable `TALLY_BOOTSTRAP_ADMIN_KEY` overrides it.
+    pub bootstrap_admin_key: Option<String>,
+    /// Requests per second per API key, with a burst of one second's worth;
+    /// 0 means no limit (default 1,000).
+    pub requests_per_second_per_key: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            bootstrap_admin_key: None,
+            requests_per_second_per_key: 1_000,
+        }
+    }
 }
 
 /// The `[audit]` group: signed checkpoints.
@@ -109,6 +136,7 @@ impl Default for Config {
             grpc_message_bytes_max: 64 * 1024 * 1024,
             engine: EngineSection::default(),
             audit: AuditSection::default(),
+            auth: AuthSection::default(),
         }
     }
 }
@@ -189,6 +217,11 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if let Some(token) = &self.auth.bootstrap_admin_key {
+            if let Err(reason) = crate::auth::token::Token::parse(token) {
+                return Err(invalid("auth.bootstrap-admin-key", reason));
+            }
+        }
         if self.audit.checkpoint_interval_ms == 0 {
             return Err(invalid(
                 "audit.checkpoint-interval-ms",
@@ -204,6 +237,7 @@ impl Config {
         engine.queue_depth_max = self.engine.queue_depth_max;
         engine.group_items_max = self.engine.group_items_max;
         engine.cache_capacity_bytes = self.engine.cache_capacity_bytes;
+        engine.bootstrap_admin_key = self.auth.bootstrap_admin_key.clone();
         engine.checkpoints = CheckpointPolicy {
             log_host: self.audit.log_host.clone(),
             every_entries: self.audit.checkpoint_every_entries,

@@ -3,20 +3,23 @@
 
 use crate::audit::checkpoints::{self, CheckpointPolicy, Checkpointer};
 use crate::audit::keys;
+use crate::auth::token::Token;
+use crate::auth::Caller;
 use crate::error::{Error, LedgerError, Result, StoreError};
-use crate::ledger::command::{AccountSpec, CurrencySpec, TransactionItem};
+use crate::ledger::command::{AccountSpec, ApiKeySpec, CurrencySpec, TransactionItem};
 use crate::ledger::execute::Context;
 use crate::ledger::limits::{ACCOUNTS_BATCH_MAX, BATCH_ITEMS_MAX};
 use crate::ledger::state::LedgerState;
 use crate::ledger::view::{
-    AccountBalance, AccountView, AsOf, Balance, BalanceChange, CheckpointView, CurrencyView,
-    JournalRecord, LedgerInfo, Page, Recorded, SigningKeyView, TransactionView, TrialBalance,
+    AccountBalance, AccountView, ApiKeyView, AsOf, Balance, BalanceChange, CheckpointView,
+    CurrencyView, JournalRecord, LedgerInfo, Page, Recorded, SigningKeyView, TransactionView,
+    TrialBalance,
 };
 use crate::store::{transaction_view, Store};
-use crate::writer::{self, Request, Writer};
+use crate::writer::{self, Request, Submitted, Writer};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use tally_core::entry::{EntryBody, TimestampNs};
+use tally_core::entry::{EntryBody, Role, TimestampNs};
 use tally_core::error_code::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -33,6 +36,9 @@ pub struct EngineConfig {
     pub cache_capacity_bytes: u64,
     /// When signed checkpoints are made, and the origin they name.
     pub checkpoints: CheckpointPolicy,
+    /// The token of the first admin key, made when the ledger has no key
+    /// yet; `None` makes a random one (shown once by `take_bootstrap_token`).
+    pub bootstrap_admin_key: Option<String>,
 }
 
 impl EngineConfig {
@@ -43,6 +49,7 @@ impl EngineConfig {
             group_items_max: 65_536,
             cache_capacity_bytes: 256 * 1024 * 1024,
             checkpoints: CheckpointPolicy::default(),
+            bootstrap_admin_key: None,
         }
     }
 }
@@ -65,7 +72,9 @@ const CATCH_UP_CHUNK: usize = 10_000;
 pub struct Engine {
     store: Store,
     ledger_id: [u8; 16],
-    requests: Mutex<Option<mpsc::Sender<Request>>>,
+    requests: Mutex<Option<mpsc::Sender<Submitted>>>,
+    /// The first admin key's token when the ledger made it at random: shown once.
+    bootstrap_token: Mutex<Option<String>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     commits: watch::Receiver<u64>,
 }
@@ -141,6 +150,11 @@ impl Engine {
             tracing::info!(kind = entry.body.kind_name(), vkey = %signer.verifier().to_vkey(), "signing key recorded");
             write_entry(&store, &mut state, entry)?;
         }
+        let bootstrap_token = if state.api_key_count() == 0 {
+            bootstrap_admin_key(&store, &mut state, config.bootstrap_admin_key.as_deref())?
+        } else {
+            None
+        };
         let ledger_id = state
             .ledger_id
             .ok_or_else(|| StoreError::Corrupt("entry 0 is not ledger_created".into()))?;
@@ -167,6 +181,7 @@ impl Engine {
             store,
             ledger_id,
             requests: Mutex::new(Some(requests)),
+            bootstrap_token: Mutex::new(bootstrap_token),
             writer_thread: Mutex::new(Some(writer_thread)),
             commits,
         })
@@ -177,8 +192,12 @@ impl Engine {
         let sender =
             sender.ok_or_else(|| Error::Unavailable("the ledger is shutting down".into()))?;
         let (reply, answer) = oneshot::channel();
+        let submitted = Submitted {
+            key_id: crate::auth::current_key_id(),
+            request: make(reply),
+        };
         sender
-            .send(make(reply))
+            .send(submitted)
             .await
             .map_err(|_| Error::Unavailable("the writer has stopped".into()))?;
         match answer.await {
@@ -550,6 +569,87 @@ impl Engine {
         Ok(keys)
     }
 
+    /// The first admin key's token, once, if the ledger made it at random on
+    /// this start; `None` afterwards.
+    pub fn take_bootstrap_token(&self) -> Option<String> {
+        self.bootstrap_token.lock().expect("bootstrap lock").take()
+    }
+
+    /// The caller a bearer token stands for, if it is a live key.
+    pub fn authenticate(&self, text: &str) -> std::result::Result<Caller, LedgerError> {
+        let unknown =
+            |message: &str| LedgerError::new(ErrorCode::Unauthenticated, "authorization", message);
+        let token = Token::parse(text).map_err(unknown)?;
+        let model = self.store.read_model();
+        let key = model
+            .api_keys
+            .get(token.key_id())
+            .filter(|key| token.matches(&key.secret_hash))
+            .ok_or_else(|| unknown("unknown api key"))?;
+        if key.revoked_seq.is_some() {
+            return Err(unknown("the api key was revoked"));
+        }
+        Ok(Caller {
+            key_id: token.key_id().to_string(),
+            role: key.role,
+            read_only: key.read_only,
+        })
+    }
+
+    /// Creates an API key; returns its token (shown this once) and the key.
+    pub async fn create_api_key(
+        &self,
+        name: String,
+        role: Role,
+        read_only: bool,
+    ) -> Result<(String, ApiKeyView)> {
+        let token = Token::generate();
+        let spec = ApiKeySpec {
+            key_id: token.key_id().to_string(),
+            name,
+            role,
+            read_only,
+            secret_hash: token.secret_hash(),
+        };
+        self.call(|reply| Request::CreateApiKey { spec, reply })
+            .await?
+            .map_err(Error::Ledger)?;
+        Ok((token.reveal(), self.api_key(token.key_id())?))
+    }
+
+    /// Revokes an API key (idempotent); calls with it fail from the answer on.
+    pub async fn revoke_api_key(&self, key_id: String) -> Result<ApiKeyView> {
+        let id = key_id.clone();
+        self.call(|reply| Request::RevokeApiKey { key_id, reply })
+            .await?
+            .map_err(Error::Ledger)?;
+        self.api_key(&id)
+    }
+
+    /// Every API key, in creation order (never their secrets).
+    pub fn api_keys(&self) -> Vec<ApiKeyView> {
+        let model = self.store.read_model();
+        let mut keys: Vec<ApiKeyView> = model
+            .api_keys
+            .iter()
+            .map(|(id, key)| ApiKeyView::new(id, key))
+            .collect();
+        keys.sort_by_key(|key| key.created_seq);
+        keys
+    }
+
+    fn api_key(&self, key_id: &str) -> Result<ApiKeyView> {
+        let model = self.store.read_model();
+        let key = model.api_keys.get(key_id).ok_or_else(|| {
+            Error::Ledger(LedgerError::new(
+                ErrorCode::ApiKeyNotFound,
+                "key_id",
+                format!("no api key {key_id:?}"),
+            ))
+        })?;
+        Ok(ApiKeyView::new(key_id, key))
+    }
+
     /// One committed journal entry with its canonical bytes and hashes.
     pub fn journal_entry(&self, seq: u64) -> Result<JournalRecord> {
         let committed = self.store.committed();
@@ -670,6 +770,38 @@ pub(crate) fn check_mark(store: &Store, length: u64) -> Result<(), StoreError> {
     crate::audit::mark::check(store.data_dir(), length, note_at).map_err(StoreError::Corrupt)
 }
 
+/// Records the first admin key of a ledger that has none. Returns its token
+/// if it was made at random (to be shown once), `None` if it was given.
+fn bootstrap_admin_key(
+    store: &Store,
+    state: &mut LedgerState,
+    given: Option<&str>,
+) -> Result<Option<String>, Error> {
+    let (token, generated) = match given {
+        Some(text) => {
+            let token = Token::parse(text).map_err(|reason| {
+                Error::Unavailable(format!("the bootstrap admin key is malformed: {reason}"))
+            })?;
+            (token, false)
+        }
+        None => (Token::generate(), true),
+    };
+    let entry = tally_core::entry::Entry {
+        recorded_at: state.next_recorded_at(writer::now_ns()),
+        key_id: String::new(),
+        body: EntryBody::ApiKeyCreated(tally_core::entry::ApiKeyCreated {
+            key_id: token.key_id().to_string(),
+            name: "bootstrap-admin".to_string(),
+            role: Role::Admin,
+            read_only: false,
+            secret_hash: token.secret_hash(),
+        }),
+    };
+    write_entry(store, state, entry)?;
+    tracing::info!(key_id = token.key_id(), "first admin key created");
+    Ok(generated.then(|| token.reveal()))
+}
+
 /// Start-up: writes one entry before the writer runs.
 fn write_entry(
     store: &Store,
@@ -688,7 +820,7 @@ fn key_error(error: keys::KeyError) -> Error {
 
 /// Wakes the writer every `TICK_INTERVAL` so pending transactions expire on
 /// time even when no request arrives; ends when the engine shuts down.
-fn spawn_ticker(requests: mpsc::WeakSender<Request>) {
+fn spawn_ticker(requests: mpsc::WeakSender<Submitted>) {
     let spawned = std::thread::Builder::new()
         .name("tally-ticker".into())
         .spawn(move || loop {
@@ -697,7 +829,10 @@ fn spawn_ticker(requests: mpsc::WeakSender<Request>) {
                 return;
             };
             // A full queue means the writer is busy and will expire soon anyway.
-            let _ = sender.try_send(Request::Tick);
+            let _ = sender.try_send(Submitted {
+                key_id: String::new(),
+                request: Request::Tick,
+            });
         });
     if let Err(error) = spawned {
         tracing::warn!(%error, "no ticker thread: pending transactions expire only when requests arrive");

@@ -149,6 +149,10 @@ fn load_config(args: &RunArgs) -> Result<Config, String> {
     if let Some(listen) = &args.listen {
         config.listen = listen.clone();
     }
+    // The environment is the better place for a secret than a config file.
+    if let Ok(token) = std::env::var(BOOTSTRAP_ADMIN_KEY_ENV) {
+        config.auth.bootstrap_admin_key = Some(token);
+    }
     config.validate().map_err(|error| error.to_string())?;
     Ok(config)
 }
@@ -193,12 +197,28 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
+/// The environment variable that gives the first admin key's token.
+const BOOTSTRAP_ADMIN_KEY_ENV: &str = "TALLY_BOOTSTRAP_ADMIN_KEY";
+
 async fn serve(config: Config) -> Result<(), server::ServerError> {
     let running = server::start(config).await?;
+    if let Some(token) = running.engine().take_bootstrap_token() {
+        show_bootstrap_token(&token);
+    }
     announce(running.addr);
     let outcome = running.run_until(termination()).await;
     tracing::info!("stopped");
     outcome
+}
+
+/// Shows the first admin key once, on stdout only (never in the log).
+fn show_bootstrap_token(token: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(
+        stdout,
+        "tallyd created the first admin api key; it is shown only now, store it:\n\n    TALLY_API_KEY={token}\n"
+    );
+    let _ = stdout.flush();
 }
 
 /// The one line scripts and tests wait for.

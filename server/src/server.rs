@@ -11,6 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tally_proto::v1::admin_server::AdminServer;
 use tally_proto::v1::audit_server::AuditServer;
 use tally_proto::v1::ledger_server::LedgerServer;
 use tokio::net::TcpListener;
@@ -18,7 +19,8 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{AuditService, LedgerService};
+use crate::api::{AdminService, AuditService, LedgerService};
+use crate::auth::layer::AuthLayer;
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
 
@@ -45,12 +47,15 @@ pub enum ServerError {
 pub struct ServeOptions {
     /// Largest gRPC message, either way, in bytes.
     pub message_bytes_max: usize,
+    /// Requests per second and API key; 0 means no limit.
+    pub requests_per_second_per_key: u64,
 }
 
 impl ServeOptions {
     pub fn from_config(config: &Config) -> Self {
         ServeOptions {
             message_bytes_max: config.grpc_message_bytes_max,
+            requests_per_second_per_key: config.auth.requests_per_second_per_key,
         }
     }
 }
@@ -77,6 +82,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let (stop_streams, streams_stopped) = watch::channel(false);
+    let auth = AuthLayer::new(Arc::clone(&engine), options.requests_per_second_per_key);
+    let admin = AdminServer::new(AdminService::new(Arc::clone(&engine)))
+        .max_decoding_message_size(options.message_bytes_max)
+        .max_encoding_message_size(options.message_bytes_max);
     let audit = AuditServer::new(AuditService::new(Arc::clone(&engine)))
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
@@ -109,12 +118,15 @@ pub async fn serve(
         let _ = stop_streams.send(true);
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Every call passes the auth layer; it lets health and reflection through.
     tonic::transport::Server::builder()
+        .layer(auth)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ledger)
         .add_service(audit)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     Ok(())

@@ -55,6 +55,34 @@ pub enum Command {
     /// Signed checkpoints, proofs and exports, and their offline verification.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// API keys: create (admin), revoke (admin), list (admin), whoami.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; its token is printed this once.
+    Create {
+        /// A label, e.g. billing-frontend.
+        #[arg(long)]
+        name: String,
+        /// admin, poster, finance or auditor.
+        #[arg(long)]
+        role: tally_client::Role,
+        /// Restrict the key to read calls.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Revoke a key: calls with it fail from now on.
+    Revoke {
+        /// The key id (the 16 hex digits after `tly_`).
+        key_id: String,
+    },
+    /// List every key (never their secrets).
+    List,
+    /// Show the key this command runs with.
+    Whoami,
 }
 
 #[derive(Debug, Subcommand)]

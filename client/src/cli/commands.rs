@@ -10,7 +10,7 @@ use tally_client::{
 use tokio_stream::StreamExt;
 
 use super::args::{
-    AccountCommand, BalanceArgs, Cli, Command, CurrencyCommand, JournalCommand,
+    AccountCommand, BalanceArgs, Cli, Command, CurrencyCommand, JournalCommand, KeyCommand,
     ListTransactionsArgs, OpenAccountArgs, PostArgs, PostPendingArgs, ReverseArgs,
     TrialBalanceArgs, TxCommand, VoidArgs,
 };
@@ -77,6 +77,42 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::TrialBalance(args) => trial_balance(&client, &mut printer, args).await,
         Command::Journal(command) => journal(&client, &mut printer, command).await,
         Command::Audit(command) => audit::online(&client, &mut printer, command).await,
+        Command::Key(command) => key(&client, &mut printer, command).await,
+    }
+}
+
+async fn key(
+    client: &Client,
+    printer: &mut Printer<'_>,
+    command: KeyCommand,
+) -> Result<(), CliError> {
+    match command {
+        KeyCommand::Create {
+            name,
+            role,
+            read_only,
+        } => {
+            let created = client.create_api_key(name, role, read_only).await?;
+            printer.show(
+                || json::api_key_created(&created),
+                || render::api_key_created(&created),
+            )
+        }
+        KeyCommand::Revoke { key_id } => {
+            let key = client.revoke_api_key(key_id).await?;
+            printer.show(|| json::api_key(&key), || render::api_keys(std::slice::from_ref(&key)))
+        }
+        KeyCommand::List => {
+            let keys = client.list_api_keys().await?;
+            printer.show(
+                || serde_json::Value::Array(keys.iter().map(json::api_key).collect()),
+                || render::api_keys(&keys),
+            )
+        }
+        KeyCommand::Whoami => {
+            let key = client.who_am_i().await?;
+            printer.show(|| json::api_key(&key), || render::api_keys(std::slice::from_ref(&key)))
+        }
     }
 }
 

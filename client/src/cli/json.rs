@@ -176,6 +176,21 @@ pub fn journal_entry(entry: &JournalEntry) -> Value {
     })
 }
 
+pub fn api_key(key: &tally_client::ApiKey) -> Value {
+    json!({
+        "key_id": key.key_id,
+        "name": key.name,
+        "role": key.role.name(),
+        "read_only": key.read_only,
+        "created_seq": key.created_seq,
+        "revoked_seq": key.revoked_seq,
+    })
+}
+
+pub fn api_key_created(created: &tally_client::ApiKeyCreated) -> Value {
+    json!({ "api_key": api_key(&created.api_key), "token": created.token })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

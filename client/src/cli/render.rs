@@ -457,6 +457,38 @@ fn compact_json(text: &str) -> String {
     }
 }
 
+pub fn api_keys(keys: &[tally_client::ApiKey]) -> String {
+    let mut table = Table::new(&[
+        ("KEY ID", Align::Left),
+        ("NAME", Align::Left),
+        ("ROLE", Align::Left),
+        ("READ-ONLY", Align::Left),
+        ("CREATED", Align::Right),
+        ("REVOKED", Align::Right),
+    ]);
+    for key in keys {
+        table.row(vec![
+            key.key_id.clone(),
+            key.name.clone(),
+            key.role.name().to_string(),
+            if key.read_only { "yes" } else { "no" }.to_string(),
+            key.created_seq.to_string(),
+            key.revoked_seq
+                .map(|seq| seq.to_string())
+                .unwrap_or_default(),
+        ]);
+    }
+    table.render()
+}
+
+pub fn api_key_created(created: &tally_client::ApiKeyCreated) -> String {
+    format!(
+        "{}\nthe token is shown only now; store it:\n\n    {}\n",
+        api_keys(std::slice::from_ref(&created.api_key)).trim_end(),
+        created.token
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

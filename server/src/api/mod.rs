@@ -1,14 +1,16 @@
-//! The gRPC edge: the `tally.v1.Ledger` and `tally.v1.Audit` services over an [`Engine`](crate::Engine).
+//! The gRPC edge: the `tally.v1.Ledger`, `Audit` and `Admin` services over an [`Engine`](crate::Engine).
 //!
 //! Architecture invariant: only `api/` knows about protobuf. Requests are turned
 //! into the ledger's commands here (`convert`), with every malformed field
 //! reported by its full path; errors become gRPC statuses in one place
 //! (`status`); `ledger_service` only routes calls to the engine.
 
+pub mod admin_service;
 pub mod audit_service;
 pub mod convert;
 pub mod ledger_service;
 pub mod status;
 
+pub use admin_service::AdminService;
 pub use audit_service::AuditService;
 pub use ledger_service::LedgerService;

@@ -108,3 +108,14 @@ pub struct TransactionItem {
     pub command: TransactionCommand,
     pub linked: bool,
 }
+
+/// A new API key: the id and secret hash come from a token made by the caller
+/// (the engine), so that the writer needs no randomness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeySpec {
+    pub key_id: String,
+    pub name: String,
+    pub role: tally_core::entry::Role,
+    pub read_only: bool,
+    pub secret_hash: tally_core::entry::Digest,
+}

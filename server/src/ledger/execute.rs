@@ -7,8 +7,8 @@
 //! of its id gets the same failure and never a later success.
 
 use super::command::{
-    AccountSpec, CurrencySpec, PostPendingSpec, ReverseSpec, TransactionCommand, TransactionItem,
-    TransactionSpec, VoidPendingSpec,
+    AccountSpec, ApiKeySpec, CurrencySpec, PostPendingSpec, ReverseSpec, TransactionCommand,
+    TransactionItem, TransactionSpec, VoidPendingSpec,
 };
 use super::digest::request_digest;
 use super::state::{Journaled, LedgerState, TxOutcome};
@@ -17,8 +17,8 @@ use super::view::{Balance, PendingState, TransactionKind};
 use crate::error::LedgerError;
 use rust_decimal::Decimal;
 use tally_core::entry::{
-    AccountId, AccountOpened, BalanceConstraint, Digest, Entry, EntryBody, PendingPosted,
-    PendingVoided, Posting, Side, TimestampNs, TransactionMode, TransactionRecorded,
+    AccountId, AccountOpened, ApiKeyCreated, BalanceConstraint, Digest, Entry, EntryBody,
+    PendingPosted, PendingVoided, Posting, Side, TimestampNs, TransactionMode, TransactionRecorded,
     TransactionRejected,
 };
 use tally_core::error_code::ErrorCode;
@@ -177,6 +177,58 @@ pub fn close_account(
     }
     append(state, ctx, EntryBody::AccountClosed { account_id: id }, out);
     Ok(id)
+}
+
+// ---- api keys ---------------------------------------------------------------
+
+/// Records a new API key; answers the seq of its entry.
+pub fn create_api_key(
+    state: &mut LedgerState,
+    spec: &ApiKeySpec,
+    ctx: &Context,
+    out: &mut Vec<Journaled>,
+) -> Result<u64, LedgerError> {
+    validate::id("name", &spec.name)?;
+    if state.api_key(&spec.key_id).is_some() {
+        // A random 64-bit id collided: the caller makes a new token.
+        return Err(LedgerError::new(
+            ErrorCode::Internal,
+            "",
+            "api key id collision; try again",
+        ));
+    }
+    let created = ApiKeyCreated {
+        key_id: spec.key_id.clone(),
+        name: spec.name.clone(),
+        role: spec.role,
+        read_only: spec.read_only,
+        secret_hash: spec.secret_hash,
+    };
+    Ok(append(state, ctx, EntryBody::ApiKeyCreated(created), out))
+}
+
+/// Revokes an API key; answers the seq of the revocation (the earlier one if
+/// it was revoked already: revoking is idempotent).
+pub fn revoke_api_key(
+    state: &mut LedgerState,
+    key_id: &str,
+    ctx: &Context,
+    out: &mut Vec<Journaled>,
+) -> Result<u64, LedgerError> {
+    let key = state.api_key(key_id).ok_or_else(|| {
+        LedgerError::new(
+            ErrorCode::ApiKeyNotFound,
+            "key_id",
+            format!("no api key {key_id:?}"),
+        )
+    })?;
+    if let Some(seq) = key.revoked_seq {
+        return Ok(seq);
+    }
+    let body = EntryBody::ApiKeyRevoked {
+        key_id: key_id.to_string(),
+    };
+    Ok(append(state, ctx, body, out))
 }
 
 /// Appends a `PendingExpired` entry for every pending transaction whose

@@ -8,6 +8,7 @@
 use super::view::{Balance, PendingState, TransactionKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_audit::NoteVerifier;
+use tally_core::entry::Role;
 
 /// A fast hasher for the maps looked up on every transaction.
 pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -96,6 +97,20 @@ pub struct LedgerState {
     last_recorded_at: TimestampNs,
     undo: Option<UndoLog>,
     audit: AuditState,
+    api_keys: FastMap<String, ApiKeyState>,
+}
+
+/// An API key as the journal describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyState {
+    pub name: String,
+    pub role: Role,
+    pub read_only: bool,
+    pub secret_hash: Digest,
+    /// The seq of its `api_key_created` entry.
+    pub created_seq: u64,
+    /// The seq of its `api_key_revoked` entry.
+    pub revoked_seq: Option<u64>,
 }
 
 /// What the journal says about signing: the keys in order (the last one signs
@@ -139,6 +154,14 @@ impl LedgerState {
 
     pub fn audit(&self) -> &AuditState {
         &self.audit
+    }
+
+    pub fn api_key(&self, key_id: &str) -> Option<&ApiKeyState> {
+        self.api_keys.get(key_id)
+    }
+
+    pub fn api_key_count(&self) -> usize {
+        self.api_keys.len()
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -475,6 +498,43 @@ impl LedgerState {
                 }
                 let key = NoteVerifier::from_vkey(vkey).map_err(|e| e.to_string())?;
                 self.audit.keys.push(key);
+            }
+            EntryBody::ApiKeyCreated(created) => {
+                let valid_id = created.key_id.len() == 16
+                    && created
+                        .key_id
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+                if !valid_id {
+                    return Err(format!(
+                        "api key id {:?} is not 16 lowercase hex digits",
+                        created.key_id
+                    ));
+                }
+                if self.api_keys.contains_key(&created.key_id) {
+                    return Err(format!("api key {} created twice", created.key_id));
+                }
+                self.api_keys.insert(
+                    created.key_id.clone(),
+                    ApiKeyState {
+                        name: created.name.clone(),
+                        role: created.role,
+                        read_only: created.read_only,
+                        secret_hash: created.secret_hash,
+                        created_seq: seq,
+                        revoked_seq: None,
+                    },
+                );
+            }
+            EntryBody::ApiKeyRevoked { key_id } => {
+                let key = self
+                    .api_keys
+                    .get_mut(key_id)
+                    .ok_or_else(|| format!("revocation of unknown api key {key_id}"))?;
+                if key.revoked_seq.is_some() {
+                    return Err(format!("api key {key_id} revoked twice"));
+                }
+                key.revoked_seq = Some(seq);
             }
             EntryBody::SigningKeyRotated { note } => {
                 let rotation = tally_audit::open_rotation(note.as_bytes())

@@ -216,3 +216,27 @@ pub struct SigningKeyView {
     /// The seq of the entry that adopted the key or rotated to it.
     pub since_seq: u64,
 }
+
+/// An API key as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyView {
+    pub key_id: String,
+    pub name: String,
+    pub role: tally_core::entry::Role,
+    pub read_only: bool,
+    pub created_seq: u64,
+    pub revoked_seq: Option<u64>,
+}
+
+impl ApiKeyView {
+    pub fn new(key_id: &str, key: &crate::ledger::state::ApiKeyState) -> Self {
+        ApiKeyView {
+            key_id: key_id.to_string(),
+            name: key.name.clone(),
+            role: key.role,
+            read_only: key.read_only,
+            created_seq: key.created_seq,
+            revoked_seq: key.revoked_seq,
+        }
+    }
+}

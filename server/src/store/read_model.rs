@@ -10,7 +10,7 @@
 //! critical section, so a reader never sees a row of an unflushed entry.
 
 use super::records::{self, kind_code, pending_state_code, HistoryRow, TxRef};
-use crate::ledger::state::{FastMap, Journaled};
+use crate::ledger::state::{ApiKeyState, FastMap, Journaled};
 use crate::ledger::view::{Balance, PendingState, TransactionKind};
 use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs, TransactionMode};
 
@@ -50,6 +50,8 @@ pub struct ReadModel {
     pub checkpoints: Vec<u64>,
     /// Seqs of the signing-key entries (adopted, rotated), ascending.
     pub key_entries: Vec<u64>,
+    /// API keys by key id, as published: what authentication checks.
+    pub api_keys: FastMap<String, ApiKeyState>,
 }
 
 impl ReadModel {
@@ -137,6 +139,26 @@ impl ReadModel {
             ),
             EntryBody::CheckpointSigned { .. } => {
                 self.checkpoints.push(seq);
+                return;
+            }
+            EntryBody::ApiKeyCreated(created) => {
+                self.api_keys.insert(
+                    created.key_id.clone(),
+                    ApiKeyState {
+                        name: created.name.clone(),
+                        role: created.role,
+                        read_only: created.read_only,
+                        secret_hash: created.secret_hash,
+                        created_seq: seq,
+                        revoked_seq: None,
+                    },
+                );
+                return;
+            }
+            EntryBody::ApiKeyRevoked { key_id } => {
+                if let Some(key) = self.api_keys.get_mut(key_id) {
+                    key.revoked_seq = Some(seq);
+                }
                 return;
             }
             EntryBody::SigningKeyAdopted { .. } | EntryBody::SigningKeyRotated { .. } => {

@@ -18,7 +18,7 @@
 
 use crate::audit::checkpoints::Checkpointer;
 use crate::error::{LedgerError, StoreError};
-use crate::ledger::command::{AccountSpec, CurrencySpec, TransactionItem};
+use crate::ledger::command::{AccountSpec, ApiKeySpec, CurrencySpec, TransactionItem};
 use crate::ledger::execute::{self, Context, EntryLookup, ItemOutcome};
 use crate::ledger::state::{Journaled, LedgerState};
 use crate::store::Store;
@@ -42,6 +42,12 @@ pub struct TransactionsDone {
     pub group: Arc<Vec<Journaled>>,
 }
 
+/// A request and the API key it comes from (empty: the ledger itself).
+pub struct Submitted {
+    pub key_id: String,
+    pub request: Request,
+}
+
 pub enum Request {
     Currencies {
         specs: Vec<CurrencySpec>,
@@ -54,6 +60,14 @@ pub enum Request {
     CloseAccount {
         name: String,
         reply: Reply<Result<AccountId, LedgerError>>,
+    },
+    CreateApiKey {
+        spec: ApiKeySpec,
+        reply: Reply<Result<u64, LedgerError>>,
+    },
+    RevokeApiKey {
+        key_id: String,
+        reply: Reply<Result<u64, LedgerError>>,
     },
     Transactions {
         items: Vec<TransactionItem>,
@@ -71,7 +85,11 @@ impl Request {
         match self {
             Request::Currencies { specs, .. } => specs.len(),
             Request::Accounts { specs, .. } => specs.len(),
-            Request::CloseAccount { .. } | Request::Checkpoint { .. } | Request::Tick => 1,
+            Request::CloseAccount { .. }
+            | Request::CreateApiKey { .. }
+            | Request::RevokeApiKey { .. }
+            | Request::Checkpoint { .. }
+            | Request::Tick => 1,
             Request::Transactions { items, .. } => items.len(),
         }
     }
@@ -111,6 +129,7 @@ enum Answer {
         Vec<Result<ItemOutcome, LedgerError>>,
     ),
     Checkpoint(Reply<u64>, u64),
+    ApiKey(Reply<Result<u64, LedgerError>>, Result<u64, LedgerError>),
 }
 
 impl Answer {
@@ -126,6 +145,7 @@ impl Answer {
                 group: Arc::clone(group),
             }))),
             Answer::Checkpoint(reply, size) => drop(reply.send(Ok(size))),
+            Answer::ApiKey(reply, result) => drop(reply.send(Ok(result))),
         }
     }
 
@@ -137,6 +157,7 @@ impl Answer {
             Answer::Close(reply, _) => drop(reply.send(Err(message))),
             Answer::Transactions(reply, _) => drop(reply.send(Err(message))),
             Answer::Checkpoint(reply, _) => drop(reply.send(Err(message))),
+            Answer::ApiKey(reply, _) => drop(reply.send(Err(message))),
         }
     }
 }
@@ -157,7 +178,7 @@ pub struct Writer {
 impl Writer {
     /// Runs until every sender is gone (shutdown) or storage fails; the
     /// publisher thread runs beside it and ends after it.
-    pub fn run(mut self, mut requests: mpsc::Receiver<Request>, commits: watch::Sender<u64>) {
+    pub fn run(mut self, mut requests: mpsc::Receiver<Submitted>, commits: watch::Sender<u64>) {
         let (to_publisher, flushed) = std::sync::mpsc::sync_channel::<Flushed>(PUBLISH_QUEUE_MAX);
         let store = self.store.clone();
         let publisher = std::thread::Builder::new()
@@ -171,13 +192,13 @@ impl Writer {
             }
         };
         while let Some(first) = requests.blocking_recv() {
+            let mut items = first.request.items();
             let mut group = vec![first];
-            let mut items = group[0].items();
             while items < self.group_items_max {
                 match requests.try_recv() {
-                    Ok(request) => {
-                        items += request.items();
-                        group.push(request);
+                    Ok(submitted) => {
+                        items += submitted.request.items();
+                        group.push(submitted);
                     }
                     Err(_) => break,
                 }
@@ -200,8 +221,9 @@ impl Writer {
         tracing::info!("writer stopped");
     }
 
-    fn commit_group(&mut self, group: Vec<Request>, items: usize) -> Result<Flushed, StoreError> {
+    fn commit_group(&mut self, group: Vec<Submitted>, items: usize) -> Result<Flushed, StoreError> {
         let started = std::time::Instant::now();
+        // The ledger's own entries (expiries, checkpoints) carry no key id.
         let ctx = Context {
             now: now_ns(),
             key_id: String::new(),
@@ -210,10 +232,16 @@ impl Writer {
         execute::expire_pending(&mut self.state, &ctx, &mut out);
         let mut answers = Vec::with_capacity(group.len());
         let mut checkpoint_replies = Vec::new();
-        for request in group {
+        for Submitted { key_id, request } in group {
             match request {
                 Request::Checkpoint { reply } => checkpoint_replies.push(reply),
-                request => answers.extend(self.execute(request, &ctx, &mut out)),
+                request => {
+                    let caller = Context {
+                        now: ctx.now,
+                        key_id,
+                    };
+                    answers.extend(self.execute(request, &caller, &mut out));
+                }
             }
         }
         self.close_with_checkpoint(&ctx, !checkpoint_replies.is_empty(), &mut out);
@@ -278,6 +306,12 @@ impl Writer {
             }
             Request::CloseAccount { name, reply } => {
                 Answer::Close(reply, execute::close_account(state, &name, ctx, out))
+            }
+            Request::CreateApiKey { spec, reply } => {
+                Answer::ApiKey(reply, execute::create_api_key(state, &spec, ctx, out))
+            }
+            Request::RevokeApiKey { key_id, reply } => {
+                Answer::ApiKey(reply, execute::revoke_api_key(state, &key_id, ctx, out))
             }
             Request::Transactions { items, reply } => {
                 let lookup = StoreLookup(&self.store);
