@@ -20,7 +20,7 @@
 //! checkpoint-interval-ms = 10000
 //!
 //! [auth]
-//! requests-per-second-per-key = 1000
+//! requests-per-second-per-key = 10000
 //! # bootstrap-admin-key = "tly_..."   (better: TALLY_BOOTSTRAP_ADMIN_KEY)
 //! ```
 
@@ -74,7 +74,7 @@ pub struct AuthSection {
     /// The environment variable `TALLY_BOOTSTRAP_ADMIN_KEY` overrides it.
     pub bootstrap_admin_key: Option<String>,
     /// Requests per second per API key, with a burst of one second's worth;
-    /// 0 means no limit (default 1,000).
+    /// 0 means no limit (default 10,000).
     pub requests_per_second_per_key: u64,
 }
 
@@ -82,7 +82,7 @@ impl Default for AuthSection {
     fn default() -> Self {
         AuthSection {
             bootstrap_admin_key: None,
-            requests_per_second_per_key: 1_000,
+            requests_per_second_per_key: 10_000,
         }
     }
 }
