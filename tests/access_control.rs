@@ -256,3 +256,44 @@ async fn a_revoked_key_stops_at_once_and_refused_calls_leave_nothing() {
     assert_eq!(auditor.who_am_i().await.unwrap().role, Role::Auditor);
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_over_its_rate_limit_is_told_so_and_others_are_not() {
+    // Goal: with 5 requests per second and key, a burst of 20 calls gets
+    // RATE_LIMITED (ResourceExhausted) naming the limit; another key still
+    // gets through.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tallyd.toml");
+    std::fs::write(&config, "[auth]\nrequests-per-second-per-key = 5\n").unwrap();
+    let server = Tallyd::start_with_args(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let admin = client_with(&server.url, ADMIN_TOKEN).await;
+    let mut limited = None;
+    for _ in 0..20 {
+        if let Err(error) = admin.ledger_info().await {
+            limited = Some(error);
+            break;
+        }
+    }
+    let limited = limited.expect("20 calls at once stayed under 5 per second");
+    assert_eq!(
+        code_of(&limited),
+        Some(Code::ResourceExhausted),
+        "{limited}"
+    );
+    assert!(
+        limited.to_string().contains("5 requests per second"),
+        "{limited}"
+    );
+    // Wait for a refill, then make a second key and use it at once.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let other = admin
+        .create_api_key("other", Role::Auditor, false)
+        .await
+        .unwrap();
+    let other = client_with(&server.url, &other.token).await;
+    other.ledger_info().await.unwrap();
+    drop(server);
+}
