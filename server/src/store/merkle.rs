@@ -93,6 +93,13 @@ pub(super) fn insert_nodes(batch: &mut sled::Batch, nodes: &[(u32, u64, Hash)]) 
     }
 }
 
+/// The leaf hashes of one block of 128 entries, kept for one proof.
+#[derive(Default)]
+struct LeafBlock {
+    first: u64,
+    leaves: Vec<Hash>,
+}
+
 impl Store {
     /// A stored subtree hash, if present.
     pub fn merkle_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
@@ -112,7 +119,7 @@ impl Store {
         if size == 0 {
             return Ok(merkle::empty_root(&Blake3));
         }
-        self.subtree_root(0, size)
+        self.subtree_root(0, size, &mut LeafBlock::default())
     }
 
     /// The inclusion proof of entry `index` in the tree of `size` entries.
@@ -146,8 +153,14 @@ impl Store {
         ) -> Result<Vec<Hash>, merkle::ProofError>,
     ) -> Result<Vec<Hash>, StoreError> {
         let mut failure = None;
-        let mut roots = |start: usize, len: usize| match self.subtree_root(start as u64, len as u64)
-        {
+        // The small subtrees of one proof lie in one or two blocks of 128
+        // leaves: each block is read once, not once per level.
+        let mut block = LeafBlock::default();
+        let mut roots = |start: usize, len: usize| match self.subtree_root(
+            start as u64,
+            len as u64,
+            &mut block,
+        ) {
             Ok(hash) => hash,
             Err(error) => {
                 failure.get_or_insert(error);
@@ -162,7 +175,12 @@ impl Store {
     }
 
     /// `MTH(D[start : start + len])`, `len >= 1`.
-    fn subtree_root(&self, start: u64, len: u64) -> Result<Hash, StoreError> {
+    fn subtree_root(
+        &self,
+        start: u64,
+        len: u64,
+        block: &mut LeafBlock,
+    ) -> Result<Hash, StoreError> {
         debug_assert!(len >= 1);
         if len.is_power_of_two() && start.is_multiple_of(len) {
             let level = len.trailing_zeros();
@@ -177,13 +195,37 @@ impl Store {
                     StoreError::Corrupt(format!("malformed Merkle node at level {level}"))
                 });
             }
-            let leaves = self.leaf_hashes(start, len)?;
-            return Ok(merkle::root(&Blake3, &leaves));
+            let leaves = self.block_leaves(start, len, block)?;
+            return Ok(merkle::root(&Blake3, leaves));
         }
         let k = merkle::split(len);
-        let left = self.subtree_root(start, k)?;
-        let right = self.subtree_root(start + k, len - k)?;
+        let left = self.subtree_root(start, k, block)?;
+        let right = self.subtree_root(start + k, len - k, block)?;
         Ok(merkle::node_hash(&Blake3, &left, &right))
+    }
+
+    /// Leaves `start .. start + len` (within one block of 128), read through
+    /// the block cache.
+    fn block_leaves<'a>(
+        &self,
+        start: u64,
+        len: u64,
+        block: &'a mut LeafBlock,
+    ) -> Result<&'a [Hash], StoreError> {
+        let block_size = 1u64 << STORED_LEVEL_MIN;
+        let first = start - start % block_size;
+        debug_assert!(
+            start + len <= first + block_size,
+            "a small subtree stays in its block"
+        );
+        let wanted = start + len - first;
+        if block.first != first || (block.leaves.len() as u64) < wanted {
+            let available = self.committed().max(start + len).min(first + block_size) - first;
+            block.leaves = self.leaf_hashes(first, available)?;
+            block.first = first;
+        }
+        let from = (start - first) as usize;
+        Ok(&block.leaves[from..from + len as usize])
     }
 
     fn leaf_hashes(&self, start: u64, len: u64) -> Result<Vec<Hash>, StoreError> {
