@@ -1,6 +1,11 @@
 //! Test harness shared by the end-to-end tests and the benchmarks: starts a
 //! real `tallyd` process on an ephemeral port over a real data directory, and
 //! can stop it gracefully (SIGTERM) or kill it (SIGKILL).
+//!
+//! Every server it starts is given [`ADMIN_TOKEN`] as its first admin key, and
+//! every client or `tally` command made here ([`connect`], [`client_builder`],
+//! [`tally_command`]) sends it, so tests work whether or not the server
+//! checks API keys.
 
 pub mod workload;
 
@@ -8,6 +13,40 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The admin API key of every `tallyd` the harness starts. **Test-only**: a
+/// fixed, public value (key id `00000000000000a1`), never to be used by a real
+/// ledger.
+pub const ADMIN_TOKEN: &str = concat!(
+    "tly_00000000000000a1_",
+    "7e57000000000000000000000000000000000000000000000000000000000a1a",
+);
+
+/// The environment variable from which a `tallyd` on a fresh data directory
+/// takes its first admin key (a full token).
+pub const BOOTSTRAP_ADMIN_KEY_VAR: &str = "TALLY_BOOTSTRAP_ADMIN_KEY";
+
+/// The environment variable from which the `tally` CLI takes its API key.
+pub const API_KEY_VAR: &str = "TALLY_API_KEY";
+
+/// A client builder for the server at `url` that sends [`ADMIN_TOKEN`]; add
+/// timeouts, retries etc. as with `Client::builder`.
+pub fn client_builder(url: impl Into<String>) -> tally_client::ClientBuilder {
+    tally_client::Client::builder(url).api_key(ADMIN_TOKEN)
+}
+
+/// `Client::connect(url)` with [`ADMIN_TOKEN`] (default settings otherwise).
+pub async fn connect(url: impl Into<String>) -> tally_client::Result<tally_client::Client> {
+    client_builder(url).build().await
+}
+
+/// A `Command` for the `tally` binary ([`tally_binary`]) with `TALLY_API_KEY`
+/// set to [`ADMIN_TOKEN`]; the caller adds the server and arguments.
+pub fn tally_command() -> Command {
+    let mut command = Command::new(tally_binary());
+    command.env(API_KEY_VAR, ADMIN_TOKEN);
+    command
+}
 
 /// How long a `tallyd` may take to say it is listening (it replays the journal
 /// first).
@@ -90,6 +129,7 @@ impl Tallyd {
             .args(["--listen", "127.0.0.1:0"])
             .args(extra_args)
             .env("RUST_LOG", "warn")
+            .env(BOOTSTRAP_ADMIN_KEY_VAR, ADMIN_TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -122,6 +162,11 @@ impl Tallyd {
             url: format!("http://{addr}"),
             data_dir: data_dir.to_path_buf(),
         }
+    }
+
+    /// A client of this server with [`ADMIN_TOKEN`] (see [`connect`]).
+    pub async fn client(&self) -> tally_client::Result<tally_client::Client> {
+        connect(self.url.clone()).await
     }
 
     pub fn pid(&self) -> u32 {
@@ -164,5 +209,21 @@ impl Drop for Tallyd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ADMIN_TOKEN;
+
+    #[test]
+    fn admin_token_has_the_token_shape() {
+        // tly_<16 lowercase hex key id>_<64 lowercase hex secret>
+        let rest = ADMIN_TOKEN.strip_prefix("tly_").expect("tly_ prefix");
+        let (id, secret) = rest.split_once('_').expect("id_secret");
+        let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        assert_eq!(id.len(), 16);
+        assert_eq!(secret.len(), 64);
+        assert!(lower_hex(id) && lower_hex(secret), "{ADMIN_TOKEN}");
     }
 }
