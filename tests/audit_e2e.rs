@@ -18,12 +18,12 @@ use tally_client::{
 const FOREIGN_VKEY: &str =
     "tally.example/key-1+4e513526+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4";
 
-/// Runs `tally ARGS` against `url` (an address nothing listens on for offline commands).
+/// Runs `tally ARGS` against `url` (an address nothing listens on for offline
+/// commands), with the admin key.
 fn tally(url: &str, args: &[&str]) -> Output {
-    Command::new(tally::tally_binary())
+    tally::tally_command()
         .args(args)
         .env("TALLY_SERVER", url)
-        .env_remove("TALLY_API_KEY")
         .output()
         .expect("run tally")
 }
@@ -259,7 +259,7 @@ fn proofs_and_exports_verify_offline_with_the_servers_key() {
     let server = Tallyd::start(data.path());
     let url = server.url.clone();
     let rt = runtime();
-    let client = rt.block_on(Client::connect(url.clone())).unwrap();
+    let client = rt.block_on(tally::connect(url.clone())).unwrap();
     let sale = rt.block_on(shop(&client));
 
     // Online: a checkpoint now, more entries, then proofs against a newer checkpoint.
@@ -488,7 +488,7 @@ fn watch_follows_the_ledger_across_a_key_rotation() {
     };
     let server = Tallyd::start(data.path());
     let rt = runtime();
-    let client = rt.block_on(Client::connect(server.url.clone())).unwrap();
+    let client = rt.block_on(tally::connect(server.url.clone())).unwrap();
     rt.block_on(shop(&client));
     let old_vkey = pubkey(data.path());
     let state = files.path("watch.state");
@@ -515,7 +515,7 @@ fn watch_follows_the_ledger_across_a_key_rotation() {
     assert_ne!(new_vkey, old_vkey);
     let server = Tallyd::start(data.path());
     let rt = runtime();
-    let client = rt.block_on(Client::connect(server.url.clone())).unwrap();
+    let client = rt.block_on(tally::connect(server.url.clone())).unwrap();
     rt.block_on(more_sales(&client, "b", 3));
     ok(&server.url, &["audit", "checkpoint", "--create"]);
     // Pinning only the old key, watch learns the new one through the rotation note.

@@ -24,7 +24,7 @@ struct Ledger {
 async fn start() -> Ledger {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Tallyd::start(dir.path());
-    let client = Client::connect(server.url.clone()).await.expect("connect");
+    let client = tally::connect(server.url.clone()).await.expect("connect");
     for (code, scale) in [("USD", 2), ("JPY", 0), ("BTC", 8)] {
         client.define_currency(code, scale).await.unwrap();
     }

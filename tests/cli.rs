@@ -4,16 +4,15 @@
 // servers (1, `error: CODE` on stderr).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use tally::Tallyd;
 
-/// Runs `tally ARGS` against the server at `url`.
+/// Runs `tally ARGS` against the server at `url`, with the admin key.
 fn tally(url: &str, args: &[&str]) -> Output {
-    Command::new(tally::tally_binary())
+    tally::tally_command()
         .args(args)
         .env("TALLY_SERVER", url)
-        .env_remove("TALLY_API_KEY")
         .output()
         .expect("run tally")
 }

@@ -336,7 +336,7 @@ async fn start_server(dir: &std::path::Path) -> (Tallyd, Client) {
     let server = tokio::task::spawn_blocking(move || Tallyd::start(&dir))
         .await
         .unwrap();
-    let client = Client::connect(server.url.clone()).await.unwrap();
+    let client = tally::connect(server.url.clone()).await.unwrap();
     (server, client)
 }
 
@@ -375,7 +375,7 @@ async fn run_until_killed(
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for _ in 0..WRITER_COUNT {
-        let client = Client::builder(server.url.clone())
+        let client = tally::client_builder(server.url.clone())
             .retries(0)
             .timeout(Duration::from_secs(20))
             .build()
@@ -491,7 +491,7 @@ async fn kills_under_load_lose_nothing_acknowledged() {
 
     // Every id sent is in the journal exactly once (verify_journal refuses
     // repeats), and the transactions the ledger lists are the recorded ones.
-    let client = Client::connect(server.url.clone()).await.unwrap();
+    let client = tally::connect(server.url.clone()).await.unwrap();
     let sent_ids: HashSet<&str> = answered
         .iter()
         .flat_map(|b| b.items.iter().map(|i| i.id.as_str()))

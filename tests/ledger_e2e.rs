@@ -23,7 +23,7 @@ struct Ledger {
 async fn start() -> Ledger {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Tallyd::start(dir.path());
-    let client = Client::connect(server.url.clone()).await.expect("connect");
+    let client = tally::connect(server.url.clone()).await.expect("connect");
     Ledger {
         server,
         client,
@@ -955,6 +955,7 @@ async fn health_and_reflection_are_served() {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let ledger = start().await;
+    // Deliberately without an API key: health and reflection need none.
     let channel = tonic::transport::Channel::from_shared(ledger.server.url.clone())
         .unwrap()
         .connect()
@@ -1044,7 +1045,7 @@ async fn restart_keeps_every_balance_and_the_chain() {
     assert!(status.success(), "tallyd exited with {status}");
 
     let server = Tallyd::start(dir.path());
-    let client = Client::connect(server.url.clone()).await.unwrap();
+    let client = tally::connect(server.url.clone()).await.unwrap();
     let after = snapshot(client.clone()).await;
     assert_eq!(after.0, before.0);
     assert_eq!(after.1, before.1);

@@ -64,7 +64,7 @@ impl Running {
             .build()
             .unwrap();
         let client = runtime
-            .block_on(Client::connect(server.url.clone()))
+            .block_on(tally::connect(server.url.clone()))
             .unwrap();
         Running {
             server,
@@ -296,6 +296,7 @@ fn start_refused(data_dir: &Path) -> String {
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
+        .env(tally::BOOTSTRAP_ADMIN_KEY_VAR, tally::ADMIN_TOKEN)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -544,13 +545,12 @@ fn pubkey(data_dir: &Path) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_string()
 }
 
-/// Runs `tally --server URL ARGS...`.
+/// Runs `tally --server URL ARGS...` with the admin key.
 fn tally(server: &str, args: &[&str]) -> Output {
-    Command::new(tally::tally_binary())
+    tally::tally_command()
         .args(["--server", server, "--timeout", "20s"])
         .args(args)
         .env_remove("TALLY_SERVER")
-        .env_remove("TALLY_API_KEY")
         .stdin(Stdio::null())
         .output()
         .expect("run tally")
