@@ -707,8 +707,9 @@ fn frame_of_payment(bytes: &[u8], id: &str) -> usize {
 
 #[test]
 fn a_tampered_export_file_is_named() {
-    // Export of the populated journal: frames 0-13, the checkpoint entry at
-    // seq 9 inside, and the trailer signed at 14 entries.
+    // Export of the populated journal: every entry (14, plus any the server
+    // records itself, such as its bootstrap admin key), a checkpoint entry
+    // inside, and the trailer signed at the full size.
     let dir = populated();
     let vkey = pubkey(dir.path());
     let files = tempfile::tempdir().unwrap();
@@ -722,11 +723,14 @@ fn a_tampered_export_file_is_named() {
         0,
         "export",
     );
-    assert!(said.contains("exported 14 entries"), "{said}");
     ledger.stop();
     let original = std::fs::read(&export).unwrap();
     let frames = export_frames(&original);
-    assert_eq!(frames.len(), 14);
+    assert!(frames.len() >= 14, "{} frames", frames.len());
+    assert!(
+        said.contains(&format!("exported {} entries", frames.len())),
+        "{said}"
+    );
     let verify = |bytes: &[u8], what: &str| {
         let file = files.path().join(format!("{what}.export"));
         std::fs::write(&file, bytes).unwrap();
