@@ -8,14 +8,26 @@
 //!
 //! Options: `--accounts N` (10,000), `--transfers M` (1,000,000), `--batch B`
 //! (8,189), `--clients C` (1), `--server URL` (use a running server instead of
-//! starting one on a temporary data directory). Every acknowledged batch is on
+//! starting one on a temporary data directory), `--api-key TOKEN` (the key sent
+//! to `--server`; default: the environment variable `TALLY_API_KEY`, else none).
+//! A server the bench starts itself is given the harness's test-only admin key
+//! (`tally::ADMIN_TOKEN`) and is always sent that. Every acknowledged batch is on
 //! disk: tallyd acknowledges only after its group commit is flushed. The
 //! workload is shared with the PostgreSQL baseline (`tally::workload`).
 
 use rust_decimal::Decimal;
 use std::time::{Duration, Instant};
-use tally::workload::{account_name, peak_memory_kib, print_report, Rng, Workload};
-use tally_client::{AccountSpec, AccountType, Batch, Client, Transaction};
+use tally::workload::{account_name, peak_memory_kib, print_report, take_option, Rng, Workload};
+use tally_client::{AccountSpec, AccountType, Batch, Client, ClientBuilder, Transaction};
+
+/// A client builder for `url` that sends `api_key`, if any.
+fn builder(url: &str, api_key: Option<&str>) -> ClientBuilder {
+    let builder = Client::builder(url);
+    match api_key {
+        Some(key) => builder.api_key(key),
+        None => builder,
+    }
+}
 
 async fn open_accounts(client: &Client, accounts: usize) {
     client.define_currency("USD", 2).await.expect("define USD");
@@ -35,11 +47,12 @@ async fn open_accounts(client: &Client, accounts: usize) {
 
 async fn client_loop(
     url: String,
+    api_key: Option<String>,
     client_index: usize,
     batches: Vec<(usize, usize)>,
     accounts: usize,
 ) -> Vec<Duration> {
-    let client = Client::builder(url)
+    let client = builder(&url, api_key.as_deref())
         .timeout(Duration::from_secs(120))
         .build()
         .await
@@ -74,17 +87,31 @@ async fn client_loop(
 
 #[tokio::main]
 async fn main() {
-    let workload = Workload::from_args("--server", None);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let api_key_flag = take_option(&mut args, "--api-key");
+    let workload = Workload::from_arg_list(args, "--server", None);
     let data_dir = tempfile::tempdir().expect("temporary data directory");
     let server = match &workload.target {
         Some(_) => None,
-        None => Some(tally::Tallyd::start(data_dir.path())),
+        None => {
+            assert!(
+                api_key_flag.is_none(),
+                "--api-key is for --server: the bench's own tallyd uses the test admin key"
+            );
+            Some(tally::Tallyd::start(data_dir.path()))
+        }
     };
-    let url = workload
-        .target
-        .clone()
-        .unwrap_or_else(|| server.as_ref().expect("server").url.clone());
-    let client = Client::connect(url.clone()).await.expect("connect");
+    let (url, api_key) = match &server {
+        None => (
+            workload.target.clone().expect("--server"),
+            api_key_flag.or_else(|| std::env::var(tally::API_KEY_VAR).ok()),
+        ),
+        Some(server) => (server.url.clone(), Some(tally::ADMIN_TOKEN.to_string())),
+    };
+    let client = builder(&url, api_key.as_deref())
+        .build()
+        .await
+        .expect("connect");
     open_accounts(&client, workload.accounts).await;
 
     let started = Instant::now();
@@ -92,7 +119,10 @@ async fn main() {
         .batches_per_client()
         .into_iter()
         .enumerate()
-        .map(|(i, batches)| tokio::spawn(client_loop(url.clone(), i, batches, workload.accounts)))
+        .map(|(i, batches)| {
+            let task = client_loop(url.clone(), api_key.clone(), i, batches, workload.accounts);
+            tokio::spawn(task)
+        })
         .collect();
     let mut latencies = Vec::new();
     for task in tasks {

@@ -25,6 +25,16 @@ impl Workload {
     /// Parses the process arguments; `target_flag` (e.g. `--server`) takes a
     /// value, `target_env` is read when the flag is absent.
     pub fn from_args(target_flag: &str, target_env: Option<&str>) -> Workload {
+        Self::from_arg_list(std::env::args().skip(1).collect(), target_flag, target_env)
+    }
+
+    /// [`Workload::from_args`] over `args` (without the program name), for a
+    /// bench that first takes out its own options with [`take_option`].
+    pub fn from_arg_list(
+        args: Vec<String>,
+        target_flag: &str,
+        target_env: Option<&str>,
+    ) -> Workload {
         let mut workload = Workload {
             accounts: 10_000,
             transfers: 1_000_000,
@@ -32,7 +42,6 @@ impl Workload {
             clients: 1,
             target: target_env.and_then(|name| std::env::var(name).ok()),
         };
-        let args: Vec<String> = std::env::args().skip(1).collect();
         let mut iter = args.iter();
         while let Some(flag) = iter.next() {
             let mut value = || {
@@ -77,6 +86,18 @@ impl Workload {
             self.accounts, self.transfers, self.batch, self.clients
         )
     }
+}
+
+/// Removes `flag VALUE` from `args` and returns the value (the last one if
+/// given twice), so that one bench can take an option the others do not know.
+pub fn take_option(args: &mut Vec<String>, flag: &str) -> Option<String> {
+    let mut value = None;
+    while let Some(at) = args.iter().position(|arg| arg == flag) {
+        assert!(at + 1 < args.len(), "{flag} needs a value");
+        value = Some(args.remove(at + 1));
+        args.remove(at);
+    }
+    value
 }
 
 /// A small deterministic generator (xorshift64*), so runs are reproducible.
