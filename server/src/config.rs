@@ -22,12 +22,19 @@
 //! [auth]
 //! requests-per-second-per-key = 10000
 //! # bootstrap-admin-key = "tly_..."   (better: TALLY_BOOTSTRAP_ADMIN_KEY)
+//!
+//! [tls]
+//! cert-file = "/etc/tally/server.pem"   # the certificate chain, PEM
+//! key-file = "/etc/tally/server.key"    # its private key, PEM
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
+use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::audit::checkpoints::CheckpointPolicy;
 use crate::engine::EngineConfig;
@@ -63,6 +70,96 @@ pub struct Config {
     pub engine: EngineSection,
     pub audit: AuditSection,
     pub auth: AuthSection,
+    pub tls: TlsSection,
+}
+
+/// The `[tls]` group: serve gRPC over TLS. Both keys or neither; without
+/// them the listener speaks plain HTTP/2.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSection {
+    /// The server's certificate chain, PEM, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsSection {
+    /// Reads and checks both files: `None` when TLS is not configured. Names
+    /// the key at fault: a missing file, no certificate or key in it, or a
+    /// key that does not go with the certificate.
+    pub fn server_tls_config(&self) -> Result<Option<ServerTlsConfig>, ConfigError> {
+        let (cert_file, key_file) = match (&self.cert_file, &self.key_file) {
+            (None, None) => return Ok(None),
+            (Some(cert_file), Some(key_file)) => (cert_file, key_file),
+            (Some(_), None) => return Err(invalid("tls.key-file", "is needed with tls.cert-file")),
+            (None, Some(_)) => return Err(invalid("tls.cert-file", "is needed with tls.key-file")),
+        };
+        let cert = read_pem_file("tls.cert-file", cert_file)?;
+        let certs = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| {
+                invalid(
+                    "tls.cert-file",
+                    format!("{}: not a PEM certificate: {error}", cert_file.display()),
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(invalid(
+                "tls.cert-file",
+                format!(
+                    "{}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    cert_file.display()
+                ),
+            ));
+        }
+        let key = read_pem_file("tls.key-file", key_file)?;
+        if let Err(error) = PrivateKeyDer::from_pem_slice(&key) {
+            return Err(invalid(
+                "tls.key-file",
+                format!(
+                    "{}: holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {error}",
+                    key_file.display()
+                ),
+            ));
+        }
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(cert, key))
+            .timeout(TLS_HANDSHAKE_TIMEOUT);
+        // Building the acceptor checks that the key is the certificate's.
+        if let Err(error) = tonic::transport::Server::builder().tls_config(tls.clone()) {
+            return Err(invalid(
+                "tls.key-file",
+                format!(
+                    "{} does not go with the certificate in {}: {}",
+                    key_file.display(),
+                    cert_file.display(),
+                    error_chain(&error)
+                ),
+            ));
+        }
+        Ok(Some(tls))
+    }
+}
+
+/// How long a client may take over the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn read_pem_file(key: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path)
+        .map_err(|error| invalid(key, format!("cannot read {}: {error}", path.display())))
+}
+
+/// An error and its sources, `: `-separated.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The `[auth]` group: API keys.
@@ -137,6 +234,7 @@ impl Default for Config {
             engine: EngineSection::default(),
             audit: AuditSection::default(),
             auth: AuthSection::default(),
+            tls: TlsSection::default(),
         }
     }
 }
@@ -228,6 +326,7 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        self.tls.server_tls_config()?;
         Ok(())
     }
 
@@ -322,6 +421,96 @@ mod tests {
         assert!(error.contains("data_dir"), "{error}");
         let error = Config::parse("[engine]\nqueue-depth = 1").unwrap_err();
         assert!(error.contains("queue-depth"), "{error}");
+    }
+
+    /// A self-signed certificate for `localhost` and its key, as PEM files in
+    /// `dir`: (cert path, key path).
+    fn write_self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let cert_file = dir.join(format!("{name}.pem"));
+        let key_file = dir.join(format!("{name}.key"));
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, signing_key.serialize_pem()).unwrap();
+        (cert_file, key_file)
+    }
+
+    fn tls_error_key(cert_file: Option<&Path>, key_file: Option<&Path>) -> &'static str {
+        let mut config = Config::default();
+        config.tls.cert_file = cert_file.map(Path::to_path_buf);
+        config.tls.key_file = key_file.map(Path::to_path_buf);
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_reads_both_pem_files() {
+        // Goal: `[tls]` takes a certificate and its key; both are read at
+        // validation, and the server config comes out of them.
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_file, key_file) = write_self_signed(dir.path(), "server");
+        let config = Config::parse(&format!(
+            "[tls]\ncert-file = {:?}\nkey-file = {:?}\n",
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        ))
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.tls.cert_file.as_deref(), Some(cert_file.as_path()));
+        assert!(config.tls.server_tls_config().unwrap().is_some());
+        assert!(Config::default().tls.server_tls_config().unwrap().is_none());
+        let error = Config::parse("[tls]\ncert = \"x\"").unwrap_err();
+        assert!(error.contains("cert"), "{error}");
+    }
+
+    #[test]
+    fn tls_errors_name_the_bad_key() {
+        // Goal: one file without the other, a missing file, a file without PEM,
+        // and a key of another certificate are each refused by key name.
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_file, key_file) = write_self_signed(dir.path(), "server");
+        let (_, other_key) = write_self_signed(dir.path(), "other");
+        let missing = dir.path().join("missing.pem");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not pem at all").unwrap();
+        assert_eq!(tls_error_key(Some(&cert_file), None), "tls.key-file");
+        assert_eq!(tls_error_key(None, Some(&key_file)), "tls.cert-file");
+        assert_eq!(
+            tls_error_key(Some(&missing), Some(&key_file)),
+            "tls.cert-file"
+        );
+        assert_eq!(
+            tls_error_key(Some(&cert_file), Some(&missing)),
+            "tls.key-file"
+        );
+        assert_eq!(
+            tls_error_key(Some(&garbage), Some(&key_file)),
+            "tls.cert-file"
+        );
+        assert_eq!(
+            tls_error_key(Some(&cert_file), Some(&garbage)),
+            "tls.key-file"
+        );
+        // Swapped files: a key is no certificate, a certificate is no key.
+        assert_eq!(
+            tls_error_key(Some(&key_file), Some(&cert_file)),
+            "tls.cert-file"
+        );
+        assert_eq!(
+            tls_error_key(Some(&cert_file), Some(&cert_file)),
+            "tls.key-file"
+        );
+        assert_eq!(
+            tls_error_key(Some(&cert_file), Some(&other_key)),
+            "tls.key-file"
+        );
+        let mut config = Config::default();
+        config.tls.cert_file = Some(missing.clone());
+        config.tls.key_file = Some(key_file);
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("missing.pem"), "{message}");
     }
 
     #[test]

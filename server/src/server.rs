@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::ServerTlsConfig;
 
 use crate::api::{AdminService, AuditService, LedgerService};
 use crate::auth::layer::AuthLayer;
@@ -43,26 +44,35 @@ pub enum ServerError {
 }
 
 /// Settings of the gRPC layer itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Largest gRPC message, either way, in bytes.
     pub message_bytes_max: usize,
     /// Requests per second and API key; 0 means no limit.
     pub requests_per_second_per_key: u64,
+    /// Serve over TLS with this certificate and key; `None`: plain HTTP/2.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl ServeOptions {
-    pub fn from_config(config: &Config) -> Self {
-        ServeOptions {
+    /// The options of `config`; reads the `[tls]` files, if any.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Ok(ServeOptions {
             message_bytes_max: config.grpc_message_bytes_max,
             requests_per_second_per_key: config.auth.requests_per_second_per_key,
-        }
+            tls: config.tls.server_tls_config()?,
+        })
     }
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions::from_config(&Config::default())
+        let config = Config::default();
+        ServeOptions {
+            message_bytes_max: config.grpc_message_bytes_max,
+            requests_per_second_per_key: config.auth.requests_per_second_per_key,
+            tls: None,
+        }
     }
 }
 
@@ -118,8 +128,12 @@ pub async fn serve(
         let _ = stop_streams.send(true);
     };
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = options.tls {
+        builder = builder.tls_config(tls)?;
+    }
     // Every call passes the auth layer; it lets health and reflection through.
-    tonic::transport::Server::builder()
+    builder
         .layer(auth)
         .add_service(health)
         .add_service(reflection_v1)
@@ -136,6 +150,8 @@ pub async fn serve(
 pub struct RunningServer {
     /// The address it listens on (with the real port when 0 was asked for).
     pub addr: SocketAddr,
+    /// Whether it serves over TLS (`[tls]` in the config).
+    pub tls: bool,
     engine: Arc<Engine>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), ServerError>>,
@@ -145,6 +161,8 @@ pub struct RunningServer {
 /// a background task.
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     config.validate()?;
+    let options = ServeOptions::from_config(&config)?;
+    let tls = options.tls.is_some();
     let listener = TcpListener::bind(config.listen.as_str())
         .await
         .map_err(|source| ServerError::Bind {
@@ -162,18 +180,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         .map_err(|error| ServerError::Task(format!("opening the ledger: {error}")))??;
     let engine = Arc::new(engine);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(
-        Arc::clone(&engine),
-        listener,
-        ServeOptions::from_config(&config),
-        async move {
-            // A dropped sender stops the server too.
-            let _ = stopped.await;
-        },
-    ));
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "serving");
+    let task = tokio::spawn(serve(Arc::clone(&engine), listener, options, async move {
+        // A dropped sender stops the server too.
+        let _ = stopped.await;
+    }));
+    tracing::info!(%addr, tls, data_dir = %config.data_dir.display(), "serving");
     Ok(RunningServer {
         addr,
+        tls,
         engine,
         stop: Some(stop),
         task,
@@ -185,9 +199,10 @@ impl RunningServer {
         self.addr
     }
 
-    /// `http://ADDR`, for clients.
+    /// `http://ADDR`, or `https://ADDR` over TLS, for clients.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The engine being served (tests inspect it directly).
