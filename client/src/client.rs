@@ -20,7 +20,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::builders::{
@@ -99,10 +99,20 @@ impl Policy {
 }
 
 /// Configures a [`Client`]: `Client::builder(url).timeout(..).retries(..).build().await`.
+///
+/// An `https://` address is reached over TLS (rustls). The server's
+/// certificate must chain to a CA given with [`ca_certificate`]
+/// (or [`tls_config`]): no other root is trusted. `host:port` and `http://`
+/// mean plain HTTP/2, and refuse a CA, so that TLS is never silently off.
+///
+/// [`ca_certificate`]: ClientBuilder::ca_certificate
+/// [`tls_config`]: ClientBuilder::tls_config
 #[derive(Clone, Debug)]
 pub struct ClientBuilder {
     url: String,
     api_key: Option<String>,
+    tls: Option<ClientTlsConfig>,
+    ca_certificates: Vec<Vec<u8>>,
     connect_timeout: Duration,
     lazy: bool,
     policy: Policy,
@@ -113,6 +123,8 @@ impl ClientBuilder {
         ClientBuilder {
             url: url.into(),
             api_key: None,
+            tls: None,
+            ca_certificates: Vec::new(),
             connect_timeout: Duration::from_secs(5),
             lazy: false,
             policy: Policy {
@@ -157,6 +169,21 @@ impl ClientBuilder {
         self
     }
 
+    /// Trusts the CA certificate(s) of this PEM text (`-----BEGIN CERTIFICATE-----`)
+    /// for an `https://` server; may be called again to trust more.
+    pub fn ca_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.ca_certificates.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// The TLS settings of an `https://` server in full (e.g. a domain name
+    /// other than the address's host, or a client certificate). CAs given with
+    /// [`ca_certificate`](ClientBuilder::ca_certificate) are added to it.
+    pub fn tls_config(mut self, tls: ClientTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Connects on first use instead of in `build`, so that a client can be made
     /// before the server is up.
     pub fn lazy(mut self, lazy: bool) -> Self {
@@ -167,10 +194,17 @@ impl ClientBuilder {
     /// Connects (unless lazy), retrying an unavailable server like any call.
     pub async fn build(self) -> Result<Client> {
         let interceptor = self.interceptor()?;
-        let endpoint = Endpoint::from_shared(with_scheme(&self.url))
+        let url = with_scheme(&self.url);
+        let endpoint = Endpoint::from_shared(url.clone())
             .map_err(|_| ClientError::InvalidRequest(format!("bad server address {:?}", self.url)))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true);
+        let endpoint = match self.client_tls_config(&url)? {
+            Some(tls) => endpoint.tls_config(tls).map_err(|error| {
+                ClientError::InvalidRequest(format!("bad TLS configuration: {}", sources(&error)))
+            })?,
+            None => endpoint,
+        };
         let channel = if self.lazy {
             endpoint.connect_lazy()
         } else {
@@ -193,6 +227,34 @@ impl ClientBuilder {
         })
     }
 
+    /// The TLS settings for `url` (with its scheme): `Some` for `https://`.
+    fn client_tls_config(&self, url: &str) -> Result<Option<ClientTlsConfig>> {
+        let https = url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        let configured = self.tls.is_some() || !self.ca_certificates.is_empty();
+        if !https {
+            return if configured {
+                Err(ClientError::InvalidRequest(format!(
+                    "a CA certificate or TLS configuration was given but {:?} is not an https:// address",
+                    self.url
+                )))
+            } else {
+                Ok(None)
+            };
+        }
+        let mut tls = self.tls.clone().unwrap_or_default();
+        for pem in &self.ca_certificates {
+            if !contains(pem, b"-----BEGIN CERTIFICATE-----") {
+                return Err(ClientError::InvalidRequest(
+                    "the CA certificate is not PEM (no -----BEGIN CERTIFICATE----- line)".into(),
+                ));
+            }
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        Ok(Some(tls))
+    }
+
     fn interceptor(&self) -> Result<ApiKeyInterceptor> {
         let Some(key) = &self.api_key else {
             return Ok(ApiKeyInterceptor::default());
@@ -204,6 +266,24 @@ impl ClientBuilder {
             header: Some(header),
         })
     }
+}
+
+/// An error's message and its sources', `: `-separated.
+fn sources(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// `host:port` means `http://host:port`: the scheme is the part people forget.
@@ -754,6 +834,38 @@ mod tests {
         // `127.0.0.1:50051` is what people type.
         assert_eq!(with_scheme("127.0.0.1:50051"), "http://127.0.0.1:50051");
         assert_eq!(with_scheme("https://ledger:443"), "https://ledger:443");
+    }
+
+    #[test]
+    fn only_https_addresses_use_tls() {
+        // https:// always gets a TLS config; host:port and http:// never do, and
+        // refuse a CA rather than silently going without TLS.
+        let pem = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        let plain = ClientBuilder::new("127.0.0.1:1");
+        assert!(plain
+            .client_tls_config("http://127.0.0.1:1")
+            .unwrap()
+            .is_none());
+        let tls = ClientBuilder::new("https://localhost:1").ca_certificate(pem);
+        assert!(tls
+            .client_tls_config("https://localhost:1")
+            .unwrap()
+            .is_some());
+        let no_ca = ClientBuilder::new("https://localhost:1");
+        assert!(no_ca
+            .client_tls_config("HTTPS://localhost:1")
+            .unwrap()
+            .is_some());
+        let mixed = ClientBuilder::new("127.0.0.1:1").ca_certificate(pem);
+        assert!(matches!(
+            mixed.client_tls_config("http://127.0.0.1:1"),
+            Err(ClientError::InvalidRequest(message)) if message.contains("https://")
+        ));
+        let not_pem = ClientBuilder::new("https://localhost:1").ca_certificate("not a cert");
+        assert!(matches!(
+            not_pem.client_tls_config("https://localhost:1"),
+            Err(ClientError::InvalidRequest(message)) if message.contains("PEM")
+        ));
     }
 
     #[test]

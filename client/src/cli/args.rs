@@ -16,12 +16,16 @@ pub const SERVER_DEFAULT: &str = "http://127.0.0.1:50051";
 #[derive(Debug, Parser)]
 #[command(name = "tally", version)]
 pub struct Cli {
-    /// Address of the tallyd gRPC endpoint.
+    /// Address of the tallyd gRPC endpoint: host:port or http://host:port, or
+    /// https://host:port for TLS (with --ca-cert).
     #[arg(long, global = true, env = "TALLY_SERVER", default_value = SERVER_DEFAULT)]
     pub server: String,
     /// Api key, sent as `authorization: Bearer <key>`.
     #[arg(long, global = true, env = "TALLY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// CA certificate (PEM) that an https:// server's certificate must chain to.
+    #[arg(long, global = true, env = "TALLY_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Deadline of each call: `30s`, `500ms`, `2m` or plain seconds.
     #[arg(long, global = true, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -474,6 +478,15 @@ mod tests {
         assert_eq!(cli.timeout, Duration::from_secs(30));
         assert!(!cli.json);
         assert!(matches!(cli.command, Command::Info));
+    }
+
+    #[test]
+    fn ca_cert_is_a_global_file_flag() {
+        // `--ca-cert FILE` may come before or after the subcommand.
+        let cli = parse(&["--ca-cert", "ca.pem", "info"]).unwrap();
+        assert_eq!(cli.ca_cert, Some(PathBuf::from("ca.pem")));
+        let cli = parse(&["key", "whoami", "--ca-cert", "/etc/tally/ca.pem"]).unwrap();
+        assert_eq!(cli.ca_cert, Some(PathBuf::from("/etc/tally/ca.pem")));
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     if let Some(key) = &cli.api_key {
         builder = builder.api_key(key.clone());
     }
+    if let Some(path) = &cli.ca_cert {
+        let pem = std::fs::read(path).map_err(|error| {
+            CliError::Usage(format!(
+                "cannot read the CA certificate {}: {error}",
+                path.display()
+            ))
+        })?;
+        builder = builder.ca_certificate(pem);
+    }
     let client = builder.build().await?;
     let mut printer = Printer {
         json: cli.json,
@@ -100,7 +109,10 @@ async fn key(
         }
         KeyCommand::Revoke { key_id } => {
             let key = client.revoke_api_key(key_id).await?;
-            printer.show(|| json::api_key(&key), || render::api_keys(std::slice::from_ref(&key)))
+            printer.show(
+                || json::api_key(&key),
+                || render::api_keys(std::slice::from_ref(&key)),
+            )
         }
         KeyCommand::List => {
             let keys = client.list_api_keys().await?;
@@ -111,7 +123,10 @@ async fn key(
         }
         KeyCommand::Whoami => {
             let key = client.who_am_i().await?;
-            printer.show(|| json::api_key(&key), || render::api_keys(std::slice::from_ref(&key)))
+            printer.show(
+                || json::api_key(&key),
+                || render::api_keys(std::slice::from_ref(&key)),
+            )
         }
     }
 }
