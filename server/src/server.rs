@@ -260,12 +260,42 @@ mod tests {
     use tokio_stream::StreamExt;
     use tonic_types::StatusExt;
 
+    /// The first admin key of the test ledger (test-only, public).
+    const TEST_TOKEN: &str = concat!(
+        "tly_00000000000000b2_",
+        "7e57000000000000000000000000000000000000000000000000000000000b2b",
+    );
+
+    type KeyedClient = LedgerClient<
+        tonic::service::interceptor::InterceptedService<
+            tonic::transport::Channel,
+            fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+        >,
+    >;
+
+    fn with_key(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let header = format!("Bearer {TEST_TOKEN}").parse().unwrap();
+        request.metadata_mut().insert("authorization", header);
+        Ok(request)
+    }
+
+    async fn keyed_client(url: String) -> KeyedClient {
+        let channel = tonic::transport::Channel::from_shared(url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        LedgerClient::with_interceptor(channel, with_key as _)
+    }
+
     fn test_config(dir: &std::path::Path) -> Config {
-        Config {
+        let mut config = Config {
             data_dir: dir.to_path_buf(),
             listen: "127.0.0.1:0".to_string(),
             ..Config::default()
-        }
+        };
+        config.auth.bootstrap_admin_key = Some(TEST_TOKEN.to_string());
+        config
     }
 
     fn posting(account: &str, direction: pb::Direction, amount: &str) -> pb::Posting {
@@ -293,7 +323,7 @@ mod tests {
         }
     }
 
-    async fn set_up(client: &mut LedgerClient<tonic::transport::Channel>) {
+    async fn set_up(client: &mut KeyedClient) {
         client
             .create_currencies(pb::CreateCurrenciesRequest {
                 currencies: vec![pb::Currency {
@@ -334,7 +364,7 @@ mod tests {
         // shutdown instead of holding it up.
         let dir = tempfile::tempdir().unwrap();
         let running = start(test_config(dir.path())).await.unwrap();
-        let mut client = LedgerClient::connect(running.url()).await.unwrap();
+        let mut client = keyed_client(running.url()).await;
         let mut health = tonic_health::pb::health_client::HealthClient::new(
             tonic::transport::Channel::from_shared(running.url())
                 .unwrap()
