@@ -91,7 +91,9 @@ mod tests {
         // Goal: the mapping is total and each family lands where the design says.
         for &code in ErrorCode::ALL {
             let expected = match code.name() {
-                "BATCH_TOO_LARGE" => Code::ResourceExhausted,
+                "BATCH_TOO_LARGE" | "RATE_LIMITED" => Code::ResourceExhausted,
+                "UNAUTHENTICATED" => Code::Unauthenticated,
+                "PERMISSION_DENIED" => Code::PermissionDenied,
                 "SEQ_OUT_OF_RANGE" => Code::OutOfRange,
                 "INTERNAL" => Code::Internal,
                 "UNAVAILABLE" => Code::Unavailable,
