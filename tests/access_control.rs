@@ -297,3 +297,44 @@ async fn a_key_over_its_rate_limit_is_told_so_and_others_are_not() {
     other.ledger_info().await.unwrap();
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_is_replaced_atomically() {
+    // Goal: rotation gives a new token for the same name and role, the old
+    // token stops at once, and the journal holds both changes (two entries).
+    let dir = tempfile::tempdir().unwrap();
+    let server = Tallyd::start(dir.path());
+    let admin = server.client().await.unwrap();
+    let old = admin
+        .create_api_key("frontend", Role::Poster, true)
+        .await
+        .unwrap();
+    let before = admin.ledger_info().await.unwrap().journal_length;
+    let new = admin.rotate_api_key(&old.api_key.key_id).await.unwrap();
+    assert_eq!(
+        admin.ledger_info().await.unwrap().journal_length,
+        before + 2
+    );
+    assert_ne!(new.api_key.key_id, old.api_key.key_id);
+    assert_eq!(
+        (
+            new.api_key.name.as_str(),
+            new.api_key.role,
+            new.api_key.read_only
+        ),
+        ("frontend", Role::Poster, true)
+    );
+    let stale = client_with(&server.url, &old.token).await;
+    let refused = stale.ledger_info().await.unwrap_err();
+    assert_eq!(code_of(&refused), Some(Code::Unauthenticated), "{refused}");
+    let fresh = client_with(&server.url, &new.token).await;
+    assert_eq!(fresh.who_am_i().await.unwrap().key_id, new.api_key.key_id);
+    // A revoked key cannot be rotated again; nothing is written.
+    let again = admin.rotate_api_key(&old.api_key.key_id).await.unwrap_err();
+    assert_eq!(code_of(&again), Some(Code::InvalidArgument), "{again}");
+    assert_eq!(
+        admin.ledger_info().await.unwrap().journal_length,
+        before + 2
+    );
+    drop(server);
+}

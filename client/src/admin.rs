@@ -145,6 +145,32 @@ impl Client {
         api_key(answer)
     }
 
+    /// Rotates an API key (admin keys only): a new key with the old one's name,
+    /// role and restriction, and the old key revoked, atomically. The new token
+    /// is in the answer only.
+    pub async fn rotate_api_key(&self, key_id: impl Into<String>) -> Result<ApiKeyCreated> {
+        let request = pb::RotateApiKeyRequest {
+            key_id: key_id.into(),
+        };
+        // Never retried: a second attempt after a lost answer would be refused
+        // (the old key is revoked) and the new token would be lost with it.
+        let answer = call_with(
+            &self.admin,
+            &self.policy,
+            Retry::Never,
+            request,
+            |mut raw, request| async move { raw.rotate_api_key(request).await },
+        )
+        .await?;
+        let key = answer
+            .api_key
+            .ok_or_else(|| ClientError::InvalidResponse("no api key in the answer".into()))?;
+        Ok(ApiKeyCreated {
+            api_key: api_key(key)?,
+            token: answer.token,
+        })
+    }
+
     /// Every API key (admin keys only).
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
         let answer = call_with(

@@ -626,6 +626,28 @@ impl Engine {
         self.api_key(&id)
     }
 
+    /// Rotates an API key: a new key with the same name, role and
+    /// restriction, and the old one revoked, atomically. Returns the new
+    /// token (shown this once) and the new key.
+    pub async fn rotate_api_key(&self, key_id: String) -> Result<(String, ApiKeyView)> {
+        let token = Token::generate();
+        let successor = ApiKeySpec {
+            key_id: token.key_id().to_string(),
+            name: String::new(),
+            role: Role::Auditor,
+            read_only: true,
+            secret_hash: token.secret_hash(),
+        };
+        self.call(|reply| Request::RotateApiKey {
+            key_id,
+            successor,
+            reply,
+        })
+        .await?
+        .map_err(Error::Ledger)?;
+        Ok((token.reveal(), self.api_key(token.key_id())?))
+    }
+
     /// Every API key, in creation order (never their secrets).
     pub fn api_keys(&self) -> Vec<ApiKeyView> {
         let model = self.store.read_model();

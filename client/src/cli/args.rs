@@ -59,7 +59,7 @@ pub enum Command {
     /// Signed checkpoints, proofs and exports, and their offline verification.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// API keys: create (admin), revoke (admin), list (admin), whoami.
+    /// API keys: create, rotate, revoke, list (admin keys), whoami.
     #[command(subcommand)]
     Key(KeyCommand),
 }
@@ -81,6 +81,12 @@ pub enum KeyCommand {
     /// Revoke a key: calls with it fail from now on.
     Revoke {
         /// The key id (the 16 hex digits after `tly_`).
+        key_id: String,
+    },
+    /// Rotate a key: a new key with the same name and role (its token is
+    /// printed this once), and the old key revoked.
+    Rotate {
+        /// The key id of the key to replace.
         key_id: String,
     },
     /// List every key (never their secrets).

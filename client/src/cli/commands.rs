@@ -107,6 +107,13 @@ async fn key(
                 || render::api_key_created(&created),
             )
         }
+        KeyCommand::Rotate { key_id } => {
+            let created = client.rotate_api_key(key_id).await?;
+            printer.show(
+                || json::api_key_created(&created),
+                || render::api_key_created(&created),
+            )
+        }
         KeyCommand::Revoke { key_id } => {
             let key = client.revoke_api_key(key_id).await?;
             printer.show(

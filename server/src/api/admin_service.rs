@@ -96,6 +96,18 @@ impl Admin for AdminService {
         Ok(Response::new(api_key(view)))
     }
 
+    async fn rotate_api_key(
+        &self,
+        request: Request<pb::RotateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let key_id = request.into_inner().key_id;
+        let (token, view) = self.engine.rotate_api_key(key_id).await.map_err(status)?;
+        Ok(Response::new(pb::CreateApiKeyResponse {
+            api_key: Some(api_key(view)),
+            token,
+        }))
+    }
+
     async fn list_api_keys(
         &self,
         _request: Request<pb::ListApiKeysRequest>,

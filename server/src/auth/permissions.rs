@@ -75,6 +75,7 @@ pub const RULES: &[Rule] = &[
     // Admin: keys.
     rule("/tally.v1.Admin/CreateApiKey", Write, ADMINS),
     rule("/tally.v1.Admin/RevokeApiKey", Write, ADMINS),
+    rule("/tally.v1.Admin/RotateApiKey", Write, ADMINS),
     rule("/tally.v1.Admin/ListApiKeys", Read, ADMINS),
     rule("/tally.v1.Admin/WhoAmI", Read, EVERYONE),
 ];

@@ -231,6 +231,40 @@ pub fn revoke_api_key(
     Ok(append(state, ctx, body, out))
 }
 
+/// Rotates a live API key: records `successor` (which takes the old key's
+/// name, role and restriction) and revokes the old key, both or neither.
+/// Answers the seq of the new key's entry.
+pub fn rotate_api_key(
+    state: &mut LedgerState,
+    key_id: &str,
+    mut successor: ApiKeySpec,
+    ctx: &Context,
+    out: &mut Vec<Journaled>,
+) -> Result<u64, LedgerError> {
+    let old = state.api_key(key_id).ok_or_else(|| {
+        LedgerError::new(
+            ErrorCode::ApiKeyNotFound,
+            "key_id",
+            format!("no api key {key_id:?}"),
+        )
+    })?;
+    if old.revoked_seq.is_some() {
+        return Err(LedgerError::new(
+            ErrorCode::FieldInvalid,
+            "key_id",
+            format!("api key {key_id} is revoked; create a new key instead"),
+        ));
+    }
+    successor.name = old.name.clone();
+    successor.role = old.role;
+    successor.read_only = old.read_only;
+    // Both checks above passed and the new id is checked first, so the two
+    // appends below cannot be refused half-way.
+    let seq = create_api_key(state, &successor, ctx, out)?;
+    revoke_api_key(state, key_id, ctx, out)?;
+    Ok(seq)
+}
+
 /// Appends a `PendingExpired` entry for every pending transaction whose
 /// timeout has passed.
 pub fn expire_pending(state: &mut LedgerState, ctx: &Context, out: &mut Vec<Journaled>) {

@@ -69,6 +69,12 @@ pub enum Request {
         key_id: String,
         reply: Reply<Result<u64, LedgerError>>,
     },
+    /// Creates `successor` and revokes `key_id`, in one group.
+    RotateApiKey {
+        key_id: String,
+        successor: ApiKeySpec,
+        reply: Reply<Result<u64, LedgerError>>,
+    },
     Transactions {
         items: Vec<TransactionItem>,
         reply: Reply<TransactionsDone>,
@@ -88,6 +94,7 @@ impl Request {
             Request::CloseAccount { .. }
             | Request::CreateApiKey { .. }
             | Request::RevokeApiKey { .. }
+            | Request::RotateApiKey { .. }
             | Request::Checkpoint { .. }
             | Request::Tick => 1,
             Request::Transactions { items, .. } => items.len(),
@@ -313,6 +320,14 @@ impl Writer {
             Request::RevokeApiKey { key_id, reply } => {
                 Answer::ApiKey(reply, execute::revoke_api_key(state, &key_id, ctx, out))
             }
+            Request::RotateApiKey {
+                key_id,
+                successor,
+                reply,
+            } => Answer::ApiKey(
+                reply,
+                execute::rotate_api_key(state, &key_id, successor, ctx, out),
+            ),
             Request::Transactions { items, reply } => {
                 let lookup = StoreLookup(&self.store);
                 Answer::Transactions(
