@@ -92,14 +92,19 @@ pub struct Checkpoint {
     pub time_unix_nanos: i64,
 }
 
+/// `<log_host>/ledger/<ledger id, 32 lowercase hex digits>/blake3`: the first line of every
+/// note a ledger signs (checkpoints and key rotations).
+pub fn origin(log_host: &str, ledger_id: &[u8; LEDGER_ID_BYTES]) -> String {
+    format!(
+        "{log_host}/ledger/{}/{ORIGIN_HASH_NAME}",
+        hex::encode(ledger_id)
+    )
+}
+
 impl Checkpoint {
-    /// `<log_host>/ledger/<ledger id, 32 lowercase hex digits>/blake3`.
+    /// See [`origin`].
     pub fn origin(&self) -> String {
-        format!(
-            "{}/ledger/{}/{ORIGIN_HASH_NAME}",
-            self.log_host,
-            hex::encode(self.ledger_id)
-        )
+        origin(&self.log_host, &self.ledger_id)
     }
 
     /// The note text: five lines, each ended by `\n`.

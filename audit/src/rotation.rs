@@ -21,7 +21,7 @@
 
 use crate::checkpoint::{
     malformed, parse_canonical, parse_origin, validate_log_host, CheckpointError, NoteSigner,
-    NoteVerifier, SignedNote, ORIGIN_HASH_NAME,
+    NoteVerifier, SignedNote,
 };
 
 const KIND_LINE: &str = "key-rotation";
@@ -41,12 +41,9 @@ pub struct KeyRotation {
 }
 
 impl KeyRotation {
+    /// See [`crate::checkpoint::origin`].
     pub fn origin(&self) -> String {
-        format!(
-            "{}/ledger/{}/{ORIGIN_HASH_NAME}",
-            self.log_host,
-            hex::encode(self.ledger_id)
-        )
+        crate::checkpoint::origin(&self.log_host, &self.ledger_id)
     }
 
     /// The note text: five lines, each ended by `\n`.

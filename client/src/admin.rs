@@ -98,6 +98,17 @@ fn api_key(key: pb::ApiKey) -> Result<ApiKey> {
     })
 }
 
+/// A new key's answer (creation or rotation): the key and its one-time token.
+fn created(answer: pb::CreateApiKeyResponse) -> Result<ApiKeyCreated> {
+    let key = answer
+        .api_key
+        .ok_or_else(|| ClientError::InvalidResponse("no api key in the answer".into()))?;
+    Ok(ApiKeyCreated {
+        api_key: api_key(key)?,
+        token: answer.token,
+    })
+}
+
 impl Client {
     /// Creates an API key (admin keys only).
     pub async fn create_api_key(
@@ -120,13 +131,7 @@ impl Client {
             |mut raw, request| async move { raw.create_api_key(request).await },
         )
         .await?;
-        let key = answer
-            .api_key
-            .ok_or_else(|| ClientError::InvalidResponse("no api key in the answer".into()))?;
-        Ok(ApiKeyCreated {
-            api_key: api_key(key)?,
-            token: answer.token,
-        })
+        created(answer)
     }
 
     /// Revokes an API key (admin keys only); idempotent.
@@ -162,13 +167,7 @@ impl Client {
             |mut raw, request| async move { raw.rotate_api_key(request).await },
         )
         .await?;
-        let key = answer
-            .api_key
-            .ok_or_else(|| ClientError::InvalidResponse("no api key in the answer".into()))?;
-        Ok(ApiKeyCreated {
-            api_key: api_key(key)?,
-            token: answer.token,
-        })
+        created(answer)
     }
 
     /// Every API key (admin keys only).
