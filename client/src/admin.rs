@@ -1,71 +1,33 @@
 //! The Admin service: API keys. Every call needs a key (`ClientBuilder::api_key`);
 //! these need an admin key, except `who_am_i`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use tally_proto::v1 as pb;
 
 use crate::client::{call_with, Client, Retry};
 use crate::error::{ClientError, Result};
 
-/// What a key may do (the role table is in `docs/security.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Admin,
-    Poster,
-    Finance,
-    Auditor,
-}
+/// What a key may do (the role table is in `docs/security.md`): the journal's
+/// own role type, so that names and parsing are one definition.
+pub use tally_core::entry::Role;
 
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Poster, Role::Finance, Role::Auditor];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Poster => "poster",
-            Role::Finance => "finance",
-            Role::Auditor => "auditor",
-        }
-    }
-
-    fn to_proto(self) -> pb::Role {
-        match self {
-            Role::Admin => pb::Role::Admin,
-            Role::Poster => pb::Role::Poster,
-            Role::Finance => pb::Role::Finance,
-            Role::Auditor => pb::Role::Auditor,
-        }
-    }
-
-    fn from_proto(number: i32) -> Result<Role> {
-        match pb::Role::try_from(number) {
-            Ok(pb::Role::Admin) => Ok(Role::Admin),
-            Ok(pb::Role::Poster) => Ok(Role::Poster),
-            Ok(pb::Role::Finance) => Ok(Role::Finance),
-            Ok(pb::Role::Auditor) => Ok(Role::Auditor),
-            _ => Err(ClientError::InvalidResponse(format!(
-                "unknown role {number}"
-            ))),
-        }
+fn role_to_proto(role: Role) -> pb::Role {
+    match role {
+        Role::Admin => pb::Role::Admin,
+        Role::Poster => pb::Role::Poster,
+        Role::Finance => pb::Role::Finance,
+        Role::Auditor => pb::Role::Auditor,
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(text: &str) -> std::result::Result<Role, String> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.name() == text)
-            .ok_or_else(|| format!("unknown role {text:?}: admin, poster, finance or auditor"))
+fn role_from_proto(number: i32) -> Result<Role> {
+    match pb::Role::try_from(number) {
+        Ok(pb::Role::Admin) => Ok(Role::Admin),
+        Ok(pb::Role::Poster) => Ok(Role::Poster),
+        Ok(pb::Role::Finance) => Ok(Role::Finance),
+        Ok(pb::Role::Auditor) => Ok(Role::Auditor),
+        _ => Err(ClientError::InvalidResponse(format!(
+            "unknown role {number}"
+        ))),
     }
 }
 
@@ -89,7 +51,7 @@ pub struct ApiKeyCreated {
 
 fn api_key(key: pb::ApiKey) -> Result<ApiKey> {
     Ok(ApiKey {
-        role: Role::from_proto(key.role)?,
+        role: role_from_proto(key.role)?,
         key_id: key.key_id,
         name: key.name,
         read_only: key.read_only,
@@ -119,7 +81,7 @@ impl Client {
     ) -> Result<ApiKeyCreated> {
         let request = pb::CreateApiKeyRequest {
             name: name.into(),
-            role: role.to_proto() as i32,
+            role: role_to_proto(role) as i32,
             read_only,
         };
         // Never retried: a second attempt would make a second key.

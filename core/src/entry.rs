@@ -138,6 +138,21 @@ impl Role {
     }
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Role, String> {
+        Role::from_name(text)
+            .ok_or_else(|| format!("unknown role {text:?}: admin, poster, finance or auditor"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct ApiKeyCreated {
     /// Public part of the token, 16 lowercase hex digits; recorded as the

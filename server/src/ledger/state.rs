@@ -113,6 +113,21 @@ pub struct ApiKeyState {
     pub revoked_seq: Option<u64>,
 }
 
+impl ApiKeyState {
+    /// The key as its `api_key_created` entry at `seq` makes it (the writer's
+    /// state and the read model both fold it so).
+    pub fn created(created: &tally_core::entry::ApiKeyCreated, seq: u64) -> Self {
+        ApiKeyState {
+            name: created.name.clone(),
+            role: created.role,
+            read_only: created.read_only,
+            secret_hash: created.secret_hash,
+            created_seq: seq,
+            revoked_seq: None,
+        }
+    }
+}
+
 /// What the journal says about signing: the keys in order (the last one signs
 /// now) and the latest checkpoint.
 #[derive(Debug, Default, Clone)]
@@ -514,17 +529,8 @@ impl LedgerState {
                 if self.api_keys.contains_key(&created.key_id) {
                     return Err(format!("api key {} created twice", created.key_id));
                 }
-                self.api_keys.insert(
-                    created.key_id.clone(),
-                    ApiKeyState {
-                        name: created.name.clone(),
-                        role: created.role,
-                        read_only: created.read_only,
-                        secret_hash: created.secret_hash,
-                        created_seq: seq,
-                        revoked_seq: None,
-                    },
-                );
+                self.api_keys
+                    .insert(created.key_id.clone(), ApiKeyState::created(created, seq));
             }
             EntryBody::ApiKeyRevoked { key_id } => {
                 let key = self

@@ -142,17 +142,8 @@ impl ReadModel {
                 return;
             }
             EntryBody::ApiKeyCreated(created) => {
-                self.api_keys.insert(
-                    created.key_id.clone(),
-                    ApiKeyState {
-                        name: created.name.clone(),
-                        role: created.role,
-                        read_only: created.read_only,
-                        secret_hash: created.secret_hash,
-                        created_seq: seq,
-                        revoked_seq: None,
-                    },
-                );
+                self.api_keys
+                    .insert(created.key_id.clone(), ApiKeyState::created(created, seq));
                 return;
             }
             EntryBody::ApiKeyRevoked { key_id } => {
