@@ -49,7 +49,8 @@ pub enum DecodeError {
 /// The ledger's input limits (postings, metadata, string sizes) keep every
 /// entry far below `ENTRY_BYTES_MAX`; the debug assertion checks it.
 pub fn encode(entry: &Entry) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(128);
+    // A two-posting transfer takes about 170 bytes: one allocation, no regrowth.
+    let mut bytes = Vec::with_capacity(256);
     bytes.push(FORMAT_VERSION);
     bincode::encode_into_std_write(entry, &mut bytes, CONFIG)
         .expect("encoding into a Vec cannot fail");

@@ -6,7 +6,9 @@ use crate::audit::keys;
 use crate::auth::token::Token;
 use crate::auth::Caller;
 use crate::error::{Error, LedgerError, Result, StoreError};
-use crate::ledger::command::{AccountSpec, ApiKeySpec, CurrencySpec, TransactionItem};
+use crate::ledger::command::{
+    AccountSpec, ApiKeySpec, CurrencySpec, PreparedItem, TransactionItem,
+};
 use crate::ledger::execute::Context;
 use crate::ledger::limits::{ACCOUNTS_BATCH_MAX, BATCH_ITEMS_MAX};
 use crate::ledger::state::LedgerState;
@@ -318,9 +320,17 @@ impl Engine {
         answer: Answer,
     ) -> Result<ItemResults<TransactionView>> {
         check_batch(items.len(), BATCH_ITEMS_MAX, "items")?;
+        let started = std::time::Instant::now();
+        let items: Vec<PreparedItem> = items.into_iter().map(PreparedItem::new).collect();
+        let prepared = started.elapsed();
         let done = self
             .call(|reply| Request::Transactions { items, reply })
             .await?;
+        tracing::debug!(
+            prepare_us = prepared.as_micros() as u64,
+            writer_us = (started.elapsed() - prepared).as_micros() as u64,
+            "transaction batch through the writer"
+        );
         let first_seq = done.group.first().map_or(u64::MAX, |j| j.seq);
         let mut results = Vec::with_capacity(done.outcomes.len());
         for outcome in done.outcomes {

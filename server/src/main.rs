@@ -10,6 +10,9 @@
 //! stderr) and serves until SIGTERM or Ctrl-C, then shuts down gracefully.
 //! Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

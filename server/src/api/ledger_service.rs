@@ -580,7 +580,9 @@ impl Ledger for LedgerService {
     ) -> Result<Response<pb::CreateTransactionsResponse>, Status> {
         let pb::CreateTransactionsRequest { items, brief } = request.into_inner();
         check_batch_size(items.len(), BATCH_ITEMS_MAX, "items")?;
+        let started = std::time::Instant::now();
         let mut plan = plan_transactions(items);
+        let planned = started.elapsed();
         let engine_items = std::mem::take(&mut plan.engine_items);
         let answer = if brief { Answer::Brief } else { Answer::Full };
         let engine_results = if engine_items.is_empty() {
@@ -591,7 +593,14 @@ impl Ledger for LedgerService {
                 .await
                 .map_err(status)?
         };
+        let engine_done = started.elapsed();
         let results = merge_transaction_results(plan, engine_results)?;
+        tracing::debug!(
+            plan_us = planned.as_micros() as u64,
+            engine_us = (engine_done - planned).as_micros() as u64,
+            merge_us = (started.elapsed() - engine_done).as_micros() as u64,
+            "transaction batch answered"
+        );
         Ok(Response::new(pb::CreateTransactionsResponse { results }))
     }
 

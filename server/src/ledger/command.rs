@@ -5,8 +5,9 @@
 //! currency, which is ledger state. The request digest (idempotency) is taken
 //! over these types' canonical encoding.
 
+use crate::error::LedgerError;
 use rust_decimal::Decimal;
-use tally_core::entry::{AccountType, BalanceConstraint, Metadata, Side, TimestampNs};
+use tally_core::entry::{AccountType, BalanceConstraint, Digest, Metadata, Side, TimestampNs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrencySpec {
@@ -107,6 +108,25 @@ impl TransactionCommand {
 pub struct TransactionItem {
     pub command: TransactionCommand,
     pub linked: bool,
+}
+
+/// A transaction item as the writer takes it: checked on its own and digested
+/// on the caller's task, before it queues. The writer thread is the ledger's
+/// one serial resource, so it spends its time only on what needs the ledger's
+/// state; checks that need only the item run beside it, one task per request.
+#[derive(Debug, Clone)]
+pub struct PreparedItem {
+    pub item: TransactionItem,
+    /// The request digest, or why the item is malformed on its own.
+    pub checked: Result<Digest, LedgerError>,
+}
+
+impl PreparedItem {
+    pub fn new(item: TransactionItem) -> PreparedItem {
+        let checked = super::validate::command(&item.command)
+            .map(|()| super::digest::request_digest(&item.command));
+        PreparedItem { item, checked }
+    }
 }
 
 /// A new API key: the id and secret hash come from a token made by the caller

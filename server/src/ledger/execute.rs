@@ -7,10 +7,9 @@
 //! of its id gets the same failure and never a later success.
 
 use super::command::{
-    AccountSpec, ApiKeySpec, CurrencySpec, PostPendingSpec, ReverseSpec, TransactionCommand,
-    TransactionItem, TransactionSpec, VoidPendingSpec,
+    AccountSpec, ApiKeySpec, CurrencySpec, PostPendingSpec, PreparedItem, ReverseSpec,
+    TransactionCommand, TransactionSpec, VoidPendingSpec,
 };
-use super::digest::request_digest;
 use super::state::{Journaled, LedgerState, TxOutcome};
 use super::validate;
 use super::view::{Balance, PendingState, TransactionKind};
@@ -279,7 +278,7 @@ pub fn expire_pending(state: &mut LedgerState, ctx: &Context, out: &mut Vec<Jour
 /// including the first item without it) succeed or fail as a whole.
 pub fn execute_transactions(
     state: &mut LedgerState,
-    items: &[TransactionItem],
+    items: &[PreparedItem],
     ctx: &Context,
     lookup: &dyn EntryLookup,
     out: &mut Vec<Journaled>,
@@ -288,7 +287,7 @@ pub fn execute_transactions(
     let mut start = 0;
     while start < items.len() {
         let mut end = start;
-        while end < items.len() && items[end].linked {
+        while end < items.len() && items[end].item.linked {
             end += 1;
         }
         if end == items.len() {
@@ -302,15 +301,8 @@ pub fn execute_transactions(
             break;
         }
         if start == end {
-            let result = execute_item(state, &items[start].command, ctx, lookup, out);
-            results.push(settle(
-                state,
-                &items[start].command,
-                start,
-                result,
-                ctx,
-                out,
-            ));
+            let result = execute_item(state, &items[start], ctx, lookup, out);
+            results.push(settle(state, &items[start], start, result, ctx, out));
         } else {
             execute_chain(
                 state,
@@ -330,7 +322,7 @@ pub fn execute_transactions(
 
 fn execute_chain(
     state: &mut LedgerState,
-    chain: &[TransactionItem],
+    chain: &[PreparedItem],
     first_index: usize,
     ctx: &Context,
     lookup: &dyn EntryLookup,
@@ -341,7 +333,7 @@ fn execute_chain(
     state.begin_chain();
     let mut outcomes = Vec::with_capacity(chain.len());
     for item in chain {
-        match execute_item(state, &item.command, ctx, lookup, out) {
+        match execute_item(state, item, ctx, lookup, out) {
             Ok(outcome) => outcomes.push(outcome),
             Err(refusal) => {
                 // Undo the chain, then answer: the culprit its own error (recorded
@@ -354,7 +346,7 @@ fn execute_chain(
                     let index = first_index + offset;
                     let result = if offset == culprit {
                         let refusal = refusal.take().expect("one culprit per chain");
-                        settle(state, &item.command, index, Err(refusal), ctx, out)
+                        settle(state, item, index, Err(refusal), ctx, out)
                     } else {
                         Err(linked_failed(index, first_index + culprit))
                     };
@@ -379,20 +371,24 @@ fn linked_failed(index: usize, culprit_index: usize) -> LedgerError {
 /// Turns a refusal into the item's error, recording state refusals.
 fn settle(
     state: &mut LedgerState,
-    command: &TransactionCommand,
+    prepared: &PreparedItem,
     index: usize,
     result: Result<ItemOutcome, Refusal>,
     ctx: &Context,
     out: &mut Vec<Journaled>,
 ) -> Result<ItemOutcome, LedgerError> {
+    let command = &prepared.item.command;
     let prefix = command.field_prefix(index);
     match result {
         Ok(outcome) => Ok(outcome),
         Err(Refusal::Input(error)) => Err(error.within(&prefix)),
         Err(Refusal::State(error)) => {
+            let Ok(request_digest) = prepared.checked else {
+                unreachable!("a state refusal comes only after the item's own checks passed")
+            };
             let rejected = TransactionRejected {
                 id: command.id().to_string(),
-                request_digest: request_digest(command),
+                request_digest,
                 error_code: error.code.number(),
                 field: error.field.clone(),
                 message: error.message.clone(),
@@ -405,13 +401,16 @@ fn settle(
 
 fn execute_item(
     state: &mut LedgerState,
-    command: &TransactionCommand,
+    prepared: &PreparedItem,
     ctx: &Context,
     lookup: &dyn EntryLookup,
     out: &mut Vec<Journaled>,
 ) -> Result<ItemOutcome, Refusal> {
-    validate::command(command).map_err(Refusal::Input)?;
-    let digest = request_digest(command);
+    let command = &prepared.item.command;
+    let digest = match &prepared.checked {
+        Ok(digest) => *digest,
+        Err(error) => return Err(Refusal::Input(error.clone())),
+    };
     if let Some(record) = state.transaction(command.id()) {
         return replay(command.id(), digest, record.request_digest, &record.outcome);
     }
@@ -458,14 +457,13 @@ fn replay(
             seq: *seq,
             replayed: true,
         }),
-        TxOutcome::Failed {
-            code,
-            field,
-            message,
-        } => Err(Refusal::Input(LedgerError::new(
+        TxOutcome::Failed(failure) => Err(Refusal::Input(LedgerError::new(
             ErrorCode::TransactionAlreadyFailed,
-            field.clone(),
-            format!("transaction {id} failed before with {code}: {message}"),
+            failure.field.clone(),
+            format!(
+                "transaction {id} failed before with {}: {}",
+                failure.code, failure.message
+            ),
         ))),
     }
 }

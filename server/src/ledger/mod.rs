@@ -7,6 +7,7 @@
 pub mod command;
 pub mod digest;
 pub mod execute;
+pub mod id_map;
 pub mod limits;
 pub mod state;
 pub mod validate;

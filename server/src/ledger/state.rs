@@ -5,6 +5,7 @@
 //! disk and checks it against its stored hash. Both go through one `apply`, so
 //! the state after a restart is the state before it.
 
+use super::id_map::IdMap;
 use super::view::{Balance, PendingState, TransactionKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_audit::NoteVerifier;
@@ -36,11 +37,16 @@ pub enum TxOutcome {
         seq: u64,
         kind: TransactionKind,
     },
-    Failed {
-        code: ErrorCode,
-        field: String,
-        message: String,
-    },
+    /// Boxed: failures are rare, and every id of the ledger has an outcome.
+    Failed(Box<TxFailure>),
+}
+
+/// Why a transaction id failed, as its `TransactionRejected` entry says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxFailure {
+    pub code: ErrorCode,
+    pub field: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,15 +56,16 @@ pub struct PendingRecord {
     pub expires_at: Option<TimestampNs>,
 }
 
-/// What the ledger remembers of every transaction id it has answered.
+/// What the ledger remembers of every transaction id it has answered. The
+/// ledger keeps one per id for ever, so the rare parts are boxed: 72 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxRecord {
     pub request_digest: Digest,
     pub outcome: TxOutcome,
     /// Pending transactions only.
-    pub pending: Option<PendingRecord>,
+    pub pending: Option<Box<PendingRecord>>,
     /// The reversal of this transaction, once reversed.
-    pub reversed_by: Option<String>,
+    pub reversed_by: Option<Box<str>>,
 }
 
 /// An entry as appended: its position, bytes and hashes.
@@ -90,7 +97,7 @@ pub struct LedgerState {
     currencies: BTreeMap<String, u8>,
     accounts: Vec<AccountState>,
     names: FastMap<String, AccountId>,
-    transactions: FastMap<String, TxRecord>,
+    transactions: IdMap<TxRecord>,
     expiries: BTreeSet<(TimestampNs, String)>,
     next_seq: u64,
     head: Digest,
@@ -281,12 +288,14 @@ impl LedgerState {
             EntryBody::PendingExpired { pending_id } => reserved(pending_id),
             _ => &[],
         };
-        let mut ids: Vec<AccountId> = postings.iter().map(|p| p.account_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.into_iter()
-            .map(|id| (id, self.accounts[id as usize].balance))
-            .collect()
+        let mut touched: Vec<(AccountId, Balance)> = Vec::with_capacity(postings.len());
+        for posting in postings {
+            let id = posting.account_id;
+            touched.push((id, self.accounts[id as usize].balance));
+        }
+        touched.sort_unstable_by_key(|(id, _)| *id);
+        touched.dedup_by_key(|(id, _)| *id);
+        touched
     }
 
     /// Replays an entry read from disk: checks seq and hash, then applies it.
@@ -345,7 +354,7 @@ impl LedgerState {
         }
         for (id, record) in undo.transactions.into_iter().rev() {
             match record {
-                Some(record) => self.transactions.insert(id, record),
+                Some(record) => self.transactions.insert(&id, record),
                 None => self.transactions.remove(&id),
             };
         }
@@ -441,11 +450,11 @@ impl LedgerState {
                 match &recorded.mode {
                     TransactionMode::Standard => {}
                     TransactionMode::Pending { expires_at } => {
-                        record.pending = Some(PendingRecord {
+                        record.pending = Some(Box::new(PendingRecord {
                             postings: recorded.postings.clone(),
                             state: PendingState::Open,
                             expires_at: *expires_at,
-                        });
+                        }));
                         if let Some(at) = expires_at {
                             self.add_expiry((*at, recorded.id.clone()));
                         }
@@ -456,7 +465,7 @@ impl LedgerState {
                             .transactions
                             .get_mut(reverses)
                             .ok_or_else(|| format!("reversal of unknown transaction {reverses}"))?;
-                        original.reversed_by = Some(recorded.id.clone());
+                        original.reversed_by = Some(recorded.id.as_str().into());
                     }
                 }
                 self.insert_transaction(&recorded.id, record);
@@ -494,11 +503,11 @@ impl LedgerState {
                     .ok_or_else(|| format!("unknown error code {}", rejected.error_code))?;
                 let record = TxRecord {
                     request_digest: rejected.request_digest,
-                    outcome: TxOutcome::Failed {
+                    outcome: TxOutcome::Failed(Box::new(TxFailure {
                         code,
                         field: rejected.field.clone(),
                         message: rejected.message.clone(),
-                    },
+                    })),
                     pending: None,
                     reversed_by: None,
                 };
@@ -638,7 +647,7 @@ impl LedgerState {
 
     fn insert_transaction(&mut self, id: &str, record: TxRecord) {
         self.save_transaction(id);
-        self.transactions.insert(id.to_string(), record);
+        self.transactions.insert(id, record);
     }
 
     fn insert_recorded(

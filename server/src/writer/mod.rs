@@ -18,7 +18,7 @@
 
 use crate::audit::checkpoints::Checkpointer;
 use crate::error::{LedgerError, StoreError};
-use crate::ledger::command::{AccountSpec, ApiKeySpec, CurrencySpec, TransactionItem};
+use crate::ledger::command::{AccountSpec, ApiKeySpec, CurrencySpec, PreparedItem};
 use crate::ledger::execute::{self, Context, EntryLookup, ItemOutcome};
 use crate::ledger::state::{Journaled, LedgerState};
 use crate::store::Store;
@@ -76,7 +76,7 @@ pub enum Request {
         reply: Reply<Result<u64, LedgerError>>,
     },
     Transactions {
-        items: Vec<TransactionItem>,
+        items: Vec<PreparedItem>,
         reply: Reply<TransactionsDone>,
     },
     /// Sign a checkpoint now, unless the latest one is of the journal as it
@@ -342,7 +342,13 @@ impl Writer {
 /// The publisher loop: fold, publish, answer, in group order.
 fn publish(store: Store, flushed: std::sync::mpsc::Receiver<Flushed>, commits: watch::Sender<u64>) {
     for Flushed { group, answers } in flushed {
+        let started = std::time::Instant::now();
         store.publish(&group);
+        tracing::debug!(
+            entries = group.len(),
+            fold_us = started.elapsed().as_micros() as u64,
+            "group published"
+        );
         commits.send_replace(store.committed());
         for answer in answers {
             answer.send(&group);
