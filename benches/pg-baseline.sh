@@ -4,6 +4,10 @@
 # stops the cluster and removes its directory (also on failure or Ctrl-C).
 #
 #   bash benches/pg-baseline.sh --accounts 10000 --transfers 1000000 --batch 8189 --clients 1
+#   bash benches/pg-baseline.sh --clients 4 --hot-accounts 10 --hot-share 0.5 --two-phase-share 0.2 --json
+#
+# The arguments are those of `cargo bench --bench load` (benches/README.md):
+# both benches submit the same transfers.
 #
 # Settings: durability as shipped — fsync=on, synchronous_commit=on,
 # full_page_writes=on (PostgreSQL's defaults, stated explicitly below) — and

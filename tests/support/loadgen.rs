@@ -1,0 +1,346 @@
+//! The load generator (`benches/load.rs`, `benches/scaling.rs` and
+//! `tests/load_smoke.rs` run it): opens the workload's accounts in a running
+//! `tallyd` through the real client, then sends the workload's batches from
+//! C clients, each with one batch in flight, and reports what was sent,
+//! throughput and batch latency.
+//!
+//! Each client's batches are built on a thread of their own, one batch ahead
+//! ([`crate::workload::prepare_ahead`]): while a batch waits for its durable
+//! answer the next one is made ready, as a bulk writer does, so the
+//! generator's own CPU stays out of the measured path. A batch's latency runs
+//! from handing it to the client (`submit_brief`, which also converts it to
+//! protobuf) to its answer.
+//!
+//! The crate has no async runtime of its own: [`run`] is given a `spawn`
+//! function that starts each client's task at once (with tokio:
+//! `|task| { let handle = tokio::spawn(task); async move { handle.await.expect("client task") } }`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use tally_client::{
+    AccountSpec, AccountType, AsOf, Batch, Client, ClientBuilder, Decimal, PostPendingSpec,
+    Transaction,
+};
+
+use crate::workload::{
+    account_name, prepare_ahead, Counts, Generator, Latency, PlannedBatch, Prepared, Report, Step,
+    Tally, Workload,
+};
+
+/// The server to drive.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://HOST:PORT`
+    pub url: String,
+    /// The API key sent with every call, if any.
+    pub api_key: Option<String>,
+}
+
+impl Target {
+    /// A client builder for this target (API key included).
+    pub fn builder(&self) -> ClientBuilder {
+        let builder = Client::builder(self.url.clone());
+        match &self.api_key {
+            Some(key) => builder.api_key(key.clone()),
+            None => builder,
+        }
+    }
+
+    pub async fn connect(&self) -> Result<Client, String> {
+        self.builder()
+            .build()
+            .await
+            .map_err(|error| format!("connect to {}: {error}", self.url))
+    }
+}
+
+/// Accounts per `create_accounts` call (the server takes up to 8,190).
+pub const ACCOUNTS_PER_CALL: usize = 8_000;
+
+/// The amount of every transfer: 0.01 USD.
+pub fn amount() -> Decimal {
+    Decimal::new(1, 2)
+}
+
+/// Defines USD and opens accounts `0..accounts` (asset accounts, no balance
+/// constraint), [`ACCOUNTS_PER_CALL`] per call.
+pub async fn open_accounts(client: &Client, accounts: usize) -> Result<(), String> {
+    client
+        .define_currency("USD", 2)
+        .await
+        .map_err(|error| format!("define USD: {error}"))?;
+    let mut start = 0;
+    while start < accounts {
+        let end = (start + ACCOUNTS_PER_CALL).min(accounts);
+        let specs: Vec<AccountSpec> = (start..end)
+            .map(|i| AccountSpec::new(account_name(i), AccountType::Asset, "USD"))
+            .collect();
+        let results = client
+            .create_accounts(specs)
+            .await
+            .map_err(|error| format!("create accounts {start}..{end}: {error}"))?;
+        if let Some(failed) = results.iter().find(|r| r.is_err()) {
+            return Err(format!("create accounts {start}..{end}: {failed:?}"));
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// The batch a client sends for a planned batch.
+pub fn to_batch(planned: &PlannedBatch) -> Batch {
+    let amount = amount();
+    let mut batch = Batch::new();
+    for item in &planned.items {
+        match item.step {
+            Step::Posted => batch.push(
+                Transaction::builder(item.id())
+                    .debit(account_name(item.debit), amount)
+                    .credit(account_name(item.credit), amount),
+            ),
+            Step::Pending => batch.push(
+                Transaction::builder(item.id())
+                    .debit(account_name(item.debit), amount)
+                    .credit(account_name(item.credit), amount)
+                    .pending(),
+            ),
+            Step::Post => batch.push(PostPendingSpec::new(item.id(), item.pending_id())),
+        }
+    }
+    batch
+}
+
+/// What one client did.
+#[derive(Debug, Clone)]
+pub struct ClientResult {
+    pub counts: Counts,
+    pub latencies: Vec<Duration>,
+    /// Items the server answered as already recorded (a retried batch).
+    pub replayed: usize,
+    pub tally: Tally,
+}
+
+/// A client's task, for the `spawn` function of [`run`].
+pub type ClientTask = Pin<Box<dyn Future<Output = Result<ClientResult, String>> + Send>>;
+
+/// The outcome of [`run`].
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `peak_memory_kib` is left `None`: only the caller knows the server's
+    /// process.
+    pub report: Report,
+    /// Items acknowledged, replays included.
+    pub acknowledged: usize,
+    pub replayed: usize,
+    /// What every client sent, added up.
+    pub tally: Tally,
+    /// The journal length before and after the transfer phase.
+    pub journal_before: u64,
+    pub journal_after: u64,
+}
+
+/// Options of [`run`] that are not part of the workload.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Tally every account's debits and credits, not only the hot ones (memory:
+    /// 16 bytes per account per client).
+    pub track_all_accounts: bool,
+    /// Deadline of each call.
+    pub call_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            track_all_accounts: false,
+            call_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Opens the workload's accounts, then runs its transfer phase: one client
+/// task per client (started with `spawn`, which must start it at once), each
+/// sending its batches one at a time. Fails on the first error or refused item.
+pub async fn run<S, H>(
+    workload: &Workload,
+    target: &Target,
+    options: RunOptions,
+    spawn: S,
+) -> Result<Outcome, String>
+where
+    S: Fn(ClientTask) -> H,
+    H: Future<Output = Result<ClientResult, String>>,
+{
+    workload.check()?;
+    if workload.batch > Batch::ITEMS_MAX {
+        return Err(format!(
+            "--batch {} is over the server's {} items per call",
+            workload.batch,
+            Batch::ITEMS_MAX
+        ));
+    }
+    let client = target.connect().await?;
+    let opening = Instant::now();
+    open_accounts(&client, workload.accounts).await?;
+    let open_elapsed = opening.elapsed();
+    let journal_before = journal_length(&client).await?;
+
+    let started = Instant::now();
+    let handles: Vec<H> = workload
+        .generators(options.track_all_accounts)
+        .into_iter()
+        .map(|generator| spawn(Box::pin(client_loop(target.clone(), options, generator))))
+        .collect();
+    let mut counts = Counts::default();
+    let mut latencies = Vec::new();
+    let mut replayed = 0;
+    let mut tally = Tally::new(workload, options.track_all_accounts);
+    let mut first_error = None;
+    for handle in handles {
+        match handle.await {
+            Ok(result) => {
+                counts += result.counts;
+                latencies.extend(result.latencies);
+                replayed += result.replayed;
+                tally.merge(&result.tally);
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    if let Some(error) = first_error {
+        return Err(error);
+    }
+    let journal_after = journal_length(&client).await?;
+    Ok(Outcome {
+        report: Report {
+            bench: "load".into(),
+            workload: workload.clone(),
+            open_elapsed,
+            elapsed,
+            counts,
+            latency: Latency::of(latencies),
+            peak_memory_kib: None,
+            memory_of: "server".into(),
+        },
+        acknowledged: counts.transactions,
+        replayed,
+        tally,
+        journal_before,
+        journal_after,
+    })
+}
+
+async fn journal_length(client: &Client) -> Result<u64, String> {
+    client
+        .ledger_info()
+        .await
+        .map(|info| info.journal_length)
+        .map_err(|error| format!("ledger info: {error}"))
+}
+
+async fn client_loop(
+    target: Target,
+    options: RunOptions,
+    generator: Generator,
+) -> Result<ClientResult, String> {
+    let client = target
+        .builder()
+        .timeout(options.call_timeout)
+        .build()
+        .await
+        .map_err(|error| format!("connect to {}: {error}", target.url))?;
+    let mut batches = prepare_ahead(generator, to_batch);
+    let mut counts = Counts::default();
+    let mut latencies = Vec::new();
+    let mut replayed = 0;
+    while let Some(prepared) = batches.recv().await {
+        let (batch, batch_counts) = match prepared {
+            Prepared::Batch(batch, batch_counts) => (batch, batch_counts),
+            Prepared::Done(tally) => {
+                return Ok(ClientResult {
+                    counts,
+                    latencies,
+                    replayed,
+                    tally,
+                })
+            }
+        };
+        let first_id = batch
+            .entries()
+            .next()
+            .map(|(item, _)| item.id().to_string());
+        let sent = Instant::now();
+        // Brief answers: the generator knows what it sent, like any bulk writer.
+        let results = client
+            .submit_brief(batch)
+            .await
+            .map_err(|error| format!("batch from {first_id:?}: {error}"))?;
+        latencies.push(sent.elapsed());
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        if failed > 0 {
+            let example = results.iter().find(|r| r.is_err());
+            return Err(format!(
+                "{failed} items refused in the batch from {first_id:?}: {example:?}"
+            ));
+        }
+        replayed += results
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|recorded| recorded.replayed))
+            .count();
+        counts += batch_counts;
+    }
+    Err("the batch builder stopped before the end of the plan".into())
+}
+
+/// Checks the hot accounts' balances against the generator's tally: posted
+/// debits and credits equal what was sent, nothing pending. Returns the units
+/// moved through hot accounts.
+pub async fn check_hot_balances(
+    client: &Client,
+    workload: &Workload,
+    tally: &Tally,
+) -> Result<u64, String> {
+    let cent = amount();
+    let names: Vec<String> = (0..workload.hot_accounts).map(account_name).collect();
+    for (chunk_index, chunk) in names.chunks(1_000).enumerate() {
+        let chunk_start = chunk_index * 1_000;
+        let balances = client
+            .balances(chunk.iter().cloned(), AsOf::Now)
+            .await
+            .map_err(|error| format!("balances of hot accounts: {error}"))?;
+        if balances.balances.len() != chunk.len() {
+            return Err(format!(
+                "{} balances for {} hot accounts",
+                balances.balances.len(),
+                chunk.len()
+            ));
+        }
+        let mut seen = vec![false; chunk.len()];
+        for line in &balances.balances {
+            let index = chunk
+                .iter()
+                .position(|name| *name == line.account)
+                .filter(|&at| !std::mem::replace(&mut seen[at], true))
+                .map(|at| chunk_start + at)
+                .ok_or_else(|| format!("unexpected balance line {}", line.account))?;
+            let (debits, credits) = tally.hot[index];
+            let expected = (cent * Decimal::from(debits), cent * Decimal::from(credits));
+            let balance = &line.balance;
+            if (balance.debits_posted, balance.credits_posted) != expected
+                || !balance.debits_pending.is_zero()
+                || !balance.credits_pending.is_zero()
+            {
+                return Err(format!(
+                    "hot account {}: ledger has {balance:?}, the generator sent debits {} credits {}",
+                    line.account, expected.0, expected.1
+                ));
+            }
+        }
+    }
+    Ok(tally.hot_units())
+}
