@@ -321,7 +321,8 @@ impl Engine {
     ) -> Result<ItemResults<TransactionView>> {
         check_batch(items.len(), BATCH_ITEMS_MAX, "items")?;
         let started = std::time::Instant::now();
-        let items: Vec<PreparedItem> = items.into_iter().map(PreparedItem::new).collect();
+        let items: Vec<PreparedItem> =
+            crate::parallel::map_indexed(items, |_, item| PreparedItem::new(item));
         let prepared = started.elapsed();
         let done = self
             .call(|reply| Request::Transactions { items, reply })

@@ -181,13 +181,10 @@ struct TransactionPlan {
 
 fn plan_transactions(items: Vec<pb::TransactionItem>) -> TransactionPlan {
     let linked: Vec<bool> = items.iter().map(|item| item.linked).collect();
-    let mut converted: Vec<Option<Result<TransactionItem, LedgerError>>> = items
-        .into_iter()
-        .enumerate()
-        .map(|(index, item)| {
+    let mut converted: Vec<Option<Result<TransactionItem, LedgerError>>> =
+        crate::parallel::map_indexed(items, |index, item| {
             Some(convert::transaction_item(item).map_err(|e| e.within(&format!("items[{index}]"))))
-        })
-        .collect();
+        });
     let mut plan = TransactionPlan {
         answered: vec![None; linked.len()],
         engine_indexes: Vec::new(),
@@ -258,16 +255,13 @@ fn merge_transaction_results(
             );
         outcomes[index] = Some(result);
     }
-    outcomes
-        .into_iter()
-        .enumerate()
-        .map(|(index, outcome)| {
-            let outcome = outcome.ok_or_else(|| {
-                internal("transaction batch", format!("item {index} got no result"))
-            })?;
-            Ok(transaction_result(index, outcome))
-        })
-        .collect()
+    crate::parallel::map_indexed(outcomes, |index, outcome| {
+        let outcome = outcome
+            .ok_or_else(|| internal("transaction batch", format!("item {index} got no result")))?;
+        Ok(transaction_result(index, outcome))
+    })
+    .into_iter()
+    .collect()
 }
 
 /// For each engine item, the request index of the item that failed its chain

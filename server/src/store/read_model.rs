@@ -9,7 +9,8 @@
 //! under a short write lock, and publishes the new journal length in the same
 //! critical section, so a reader never sees a row of an unflushed entry.
 
-use super::records::{self, kind_code, pending_state_code, HistoryRow, TxRef};
+use super::records::{self, kind_code, pending_state_code, HistoryRow, TxLinks, TxRef};
+use crate::ledger::id_map::IdMap;
 use crate::ledger::state::{ApiKeyState, FastMap, Journaled};
 use crate::ledger::view::{Balance, PendingState, TransactionKind};
 use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs, TransactionMode};
@@ -40,7 +41,7 @@ pub struct AccountNaming {
 #[derive(Debug, Default)]
 pub struct ReadModel {
     /// Recorded transaction ids (refused ids have no row).
-    pub transactions: FastMap<String, TxRef>,
+    pub transactions: IdMap<TxRef>,
     /// Per account id, in seq order.
     pub history: Vec<Vec<HistoryPoint>>,
     /// Per account id.
@@ -94,8 +95,9 @@ impl ReadModel {
                     ),
                     TransactionMode::Reversal { reverses } => {
                         if let Some(original) = self.transactions.get_mut(reverses) {
-                            original.reversed_by = Some(recorded.id.clone());
-                            original.reversed_seq = Some(seq);
+                            let links = original.links_mut();
+                            links.reversed_by = Some(recorded.id.clone());
+                            links.reversed_seq = Some(seq);
                         }
                         (kind_code(TransactionKind::Reversal), 0, None)
                     }
@@ -164,8 +166,9 @@ impl ReadModel {
         if let Some((pending_id, state, resolved_by)) = resolved {
             if let Some(pending) = self.transactions.get_mut(pending_id) {
                 pending.pending_state = pending_state_code(state);
-                pending.resolved_by = resolved_by.cloned();
-                pending.resolved_seq = Some(seq);
+                let links = pending.links_mut();
+                links.resolved_by = resolved_by.cloned();
+                links.resolved_seq = Some(seq);
                 pending_effective_at = effective_at.max(pending.effective_at);
             }
         }
@@ -181,18 +184,20 @@ impl ReadModel {
         pending_state: u8,
         expires_at: Option<TimestampNs>,
     ) {
+        let links = expires_at.map(|at| {
+            Box::new(TxLinks {
+                expires_at: Some(at),
+                ..TxLinks::default()
+            })
+        });
         let tx_ref = TxRef {
             seq,
+            effective_at,
             kind,
             pending_state,
-            expires_at,
-            effective_at,
-            resolved_by: None,
-            resolved_seq: None,
-            reversed_by: None,
-            reversed_seq: None,
+            links,
         };
-        self.transactions.insert(id.to_string(), tx_ref);
+        self.transactions.insert(id, tx_ref);
     }
 
     fn push_history(
@@ -254,7 +259,7 @@ impl ReadModel {
     /// equals the live state.
     pub fn rows(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut rows = Vec::new();
-        for (id, tx_ref) in &self.transactions {
+        for (id, tx_ref) in self.transactions.iter() {
             rows.push((format!("T{id}").into_bytes(), records::encode(tx_ref)));
         }
         for (account_id, points) in self.history.iter().enumerate() {

@@ -105,20 +105,47 @@ pub fn state_from_code(code: u8) -> Option<PendingState> {
     })
 }
 
-/// A recorded transaction id: where its entry is and how it stands.
+/// A recorded transaction id: where its entry is and how it stands. The read
+/// model keeps one per id for ever, so what only pending and reversed
+/// transactions have is boxed: 32 bytes in all.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct TxRef {
     pub seq: u64,
+    /// When the transaction took effect.
+    pub effective_at: TimestampNs,
     pub kind: u8,
     /// `state_code` of a pending transaction's state; 0 for the others.
     pub pending_state: u8,
+    pub links: Option<Box<TxLinks>>,
+}
+
+/// What a pending transaction's timeout and later entries (its post, void or
+/// expiry, a reversal) add to a transaction id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]
+pub struct TxLinks {
     pub expires_at: Option<TimestampNs>,
-    /// When the transaction took effect.
-    pub effective_at: TimestampNs,
     pub resolved_by: Option<String>,
     pub resolved_seq: Option<u64>,
     pub reversed_by: Option<String>,
     pub reversed_seq: Option<u64>,
+}
+
+impl TxRef {
+    pub fn links_mut(&mut self) -> &mut TxLinks {
+        self.links.get_or_insert_with(Box::default)
+    }
+
+    pub fn resolved_by(&self) -> Option<&String> {
+        self.links
+            .as_ref()
+            .and_then(|links| links.resolved_by.as_ref())
+    }
+
+    pub fn reversed_by(&self) -> Option<&String> {
+        self.links
+            .as_ref()
+            .and_then(|links| links.reversed_by.as_ref())
+    }
 }
 
 pub fn pending_state_code(state: PendingState) -> u8 {

@@ -88,8 +88,8 @@ pub fn build(
     if let Some(tx_ref) = tx_ref {
         debug_assert_eq!(kind_from_code(tx_ref.kind), Some(view.kind));
         view.pending_state = state_from_code(tx_ref.pending_state);
-        view.resolved_by = tx_ref.resolved_by.clone();
-        view.reversed_by = tx_ref.reversed_by.clone();
+        view.resolved_by = tx_ref.resolved_by().cloned();
+        view.reversed_by = tx_ref.reversed_by().cloned();
     }
     Some(view)
 }

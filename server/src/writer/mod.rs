@@ -131,9 +131,12 @@ enum Answer {
         Reply<Result<AccountId, LedgerError>>,
         Result<AccountId, LedgerError>,
     ),
+    /// The items ride along so that their many small allocations are freed
+    /// by the publisher after it answers, not by the writer.
     Transactions(
         Reply<TransactionsDone>,
         Vec<Result<ItemOutcome, LedgerError>>,
+        Vec<PreparedItem>,
     ),
     Checkpoint(Reply<u64>, u64),
     ApiKey(Reply<Result<u64, LedgerError>>, Result<u64, LedgerError>),
@@ -147,10 +150,13 @@ impl Answer {
             Answer::Currencies(reply, results) => drop(reply.send(Ok(results))),
             Answer::Accounts(reply, results) => drop(reply.send(Ok(results))),
             Answer::Close(reply, result) => drop(reply.send(Ok(result))),
-            Answer::Transactions(reply, outcomes) => drop(reply.send(Ok(TransactionsDone {
-                outcomes,
-                group: Arc::clone(group),
-            }))),
+            Answer::Transactions(reply, outcomes, items) => {
+                drop(reply.send(Ok(TransactionsDone {
+                    outcomes,
+                    group: Arc::clone(group),
+                })));
+                drop(items);
+            }
             Answer::Checkpoint(reply, size) => drop(reply.send(Ok(size))),
             Answer::ApiKey(reply, result) => drop(reply.send(Ok(result))),
         }
@@ -162,7 +168,7 @@ impl Answer {
             Answer::Currencies(reply, _) => drop(reply.send(Err(message))),
             Answer::Accounts(reply, _) => drop(reply.send(Err(message))),
             Answer::Close(reply, _) => drop(reply.send(Err(message))),
-            Answer::Transactions(reply, _) => drop(reply.send(Err(message))),
+            Answer::Transactions(reply, _, _) => drop(reply.send(Err(message))),
             Answer::Checkpoint(reply, _) => drop(reply.send(Err(message))),
             Answer::ApiKey(reply, _) => drop(reply.send(Err(message))),
         }
@@ -330,10 +336,8 @@ impl Writer {
             ),
             Request::Transactions { items, reply } => {
                 let lookup = StoreLookup(&self.store);
-                Answer::Transactions(
-                    reply,
-                    execute::execute_transactions(state, &items, ctx, &lookup, out),
-                )
+                let outcomes = execute::execute_transactions(state, &items, ctx, &lookup, out);
+                Answer::Transactions(reply, outcomes, items)
             }
         })
     }
