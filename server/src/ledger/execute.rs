@@ -378,10 +378,11 @@ fn settle(
     out: &mut Vec<Journaled>,
 ) -> Result<ItemOutcome, LedgerError> {
     let command = &prepared.item.command;
-    let prefix = command.field_prefix(index);
+    // Field paths are built only on failure: this runs for every item.
+    let prefix = || command.field_prefix(index);
     match result {
         Ok(outcome) => Ok(outcome),
-        Err(Refusal::Input(error)) => Err(error.within(&prefix)),
+        Err(Refusal::Input(error)) => Err(error.within(&prefix())),
         Err(Refusal::State(error)) => {
             let Ok(request_digest) = prepared.checked else {
                 unreachable!("a state refusal comes only after the item's own checks passed")
@@ -394,7 +395,7 @@ fn settle(
                 message: error.message.clone(),
             };
             append(state, ctx, EntryBody::TransactionRejected(rejected), out);
-            Err(error.within(&prefix))
+            Err(error.within(&prefix()))
         }
     }
 }
