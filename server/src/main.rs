@@ -208,8 +208,9 @@ async fn serve(config: Config) -> Result<(), server::ServerError> {
     if let Some(token) = running.engine().take_bootstrap_token() {
         show_bootstrap_token(&token);
     }
+    let termination = termination();
     announce(running.addr);
-    let outcome = running.run_until(termination()).await;
+    let outcome = running.run_until(termination).await;
     tracing::info!("stopped");
     outcome
 }
@@ -232,31 +233,40 @@ fn announce(addr: std::net::SocketAddr) {
     let _ = stdout.flush();
 }
 
-/// Resolves on Ctrl-C, or SIGTERM on Unix.
-async fn termination() {
-    let ctrl_c = async {
+/// Listens for Ctrl-C and, on Unix, SIGTERM from the moment it is called (it
+/// must run before `announce`: a script may send SIGTERM as soon as it reads
+/// the line); the future resolves on the first of them.
+fn termination() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let received = |listener: std::io::Result<tokio::signal::unix::Signal>, name| async move {
+                match listener {
+                    Ok(mut listener) => {
+                        listener.recv().await;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot listen for {name}");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = received(interrupt, "Ctrl-C") => tracing::info!("Ctrl-C received"),
+                () = received(terminate, "SIGTERM") => tracing::info!("SIGTERM received"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received"),
-        () = terminate => tracing::info!("SIGTERM received"),
+        tracing::info!("Ctrl-C received");
     }
 }
 
