@@ -68,6 +68,9 @@ pub struct TxRecord {
     pub reversed_by: Option<Box<str>>,
 }
 
+// One per transaction id, for ever: keep it this small (see `IdMap`).
+const _: () = assert!(std::mem::size_of::<TxRecord>() <= 72);
+
 /// An entry as appended: its position, bytes and hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Journaled {

@@ -119,6 +119,9 @@ pub struct TxRef {
     pub links: Option<Box<TxLinks>>,
 }
 
+// One per transaction id, for ever: keep it this small.
+const _: () = assert!(std::mem::size_of::<TxRef>() <= 32);
+
 /// What a pending transaction's timeout and later entries (its post, void or
 /// expiry, a reversal) add to a transaction id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Encode, Decode)]

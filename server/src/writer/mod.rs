@@ -345,6 +345,7 @@ impl Writer {
 
 /// The publisher loop: fold, publish, answer, in group order.
 fn publish(store: Store, flushed: std::sync::mpsc::Receiver<Flushed>, commits: watch::Sender<u64>) {
+    let marker = Marker::start(&store);
     for Flushed { group, answers } in flushed {
         let started = std::time::Instant::now();
         store.publish(&group);
@@ -357,26 +358,85 @@ fn publish(store: Store, flushed: std::sync::mpsc::Receiver<Flushed>, commits: w
         for answer in answers {
             answer.send(&group);
         }
-        // After the answers: the mark is a start-up check, not part of what
-        // an acknowledgement promises, and its fsyncs need not delay anyone.
-        mark_checkpoint(&store, &group);
+        marker.mark(&group);
     }
+    marker.finish();
 }
 
 /// Keeps the latest signed checkpoint beside the storage (`audit::mark`), once
-/// its entry is durable. A failure is logged, not fatal: the mark only adds a
-/// check on start.
-fn mark_checkpoint(store: &Store, group: &[Journaled]) {
-    let latest = group
-        .iter()
-        .rev()
-        .find_map(|journaled| match &journaled.entry.body {
-            EntryBody::CheckpointSigned { note } => Some(note),
-            _ => None,
-        });
-    if let Some(note) = latest {
-        if let Err(error) = crate::audit::mark::write(store.data_dir(), note) {
-            tracing::warn!(%error, "cannot write the checkpoint mark");
+/// its entry is durable, on a thread of its own: the mark is a start-up check,
+/// not part of what an acknowledgement promises, and its two fsyncs (several
+/// milliseconds here) would otherwise hold up the publication of the groups
+/// behind it. Only the newest note waiting is written.
+struct Marker {
+    notes: Option<std::sync::mpsc::Sender<String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Used when the thread cannot start: the marks are written in line.
+    data_dir: std::path::PathBuf,
+}
+
+impl Marker {
+    fn start(store: &Store) -> Marker {
+        let data_dir = store.data_dir().to_path_buf();
+        let (sender, notes) = std::sync::mpsc::channel::<String>();
+        let dir = data_dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tally-marker".into())
+            .spawn(move || {
+                while let Ok(mut note) = notes.recv() {
+                    while let Ok(newer) = notes.try_recv() {
+                        note = newer;
+                    }
+                    write_mark(&dir, &note);
+                }
+            });
+        match spawned {
+            Ok(thread) => Marker {
+                notes: Some(sender),
+                thread: Some(thread),
+                data_dir,
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the marker thread; marks are written in line");
+                Marker {
+                    notes: None,
+                    thread: None,
+                    data_dir,
+                }
+            }
         }
+    }
+
+    fn mark(&self, group: &[Journaled]) {
+        let latest = group
+            .iter()
+            .rev()
+            .find_map(|journaled| match &journaled.entry.body {
+                EntryBody::CheckpointSigned { note } => Some(note),
+                _ => None,
+            });
+        let Some(note) = latest else { return };
+        let sent = self
+            .notes
+            .as_ref()
+            .is_some_and(|notes| notes.send(note.clone()).is_ok());
+        if !sent {
+            write_mark(&self.data_dir, note);
+        }
+    }
+
+    /// Writes what is still waiting, then stops the thread.
+    fn finish(mut self) {
+        drop(self.notes.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A failure is logged, not fatal: the mark only adds a check on start.
+fn write_mark(data_dir: &std::path::Path, note: &str) {
+    if let Err(error) = crate::audit::mark::write(data_dir, note) {
+        tracing::warn!(%error, "cannot write the checkpoint mark");
     }
 }
