@@ -511,6 +511,10 @@ async fn verify(client: &Client, workload: &Workload, counts: &Counts, tally: &T
 #[tokio::main]
 async fn main() {
     let workload = Workload::from_args("--dsn", Some("PG_BASELINE_DSN"));
+    assert!(
+        workload.rate == 0.0,
+        "--rate paces the load generator only; the baseline runs unpaced"
+    );
     let dsn = workload
         .target
         .clone()

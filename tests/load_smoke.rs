@@ -164,6 +164,42 @@ async fn a_tiny_load_run_is_acknowledged_and_the_ledger_holds_what_was_sent() {
         .unwrap();
 }
 
+/// `--rate` paces the clients (the figures it is for are in docs/benchmarks.md):
+/// a paced run still sends and gets acknowledged every transfer, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_run_is_acknowledged_and_reports_its_rate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Tallyd::start(dir.path());
+    let workload = workload(&[
+        "--accounts",
+        "20",
+        "--transfers",
+        "300",
+        "--batch",
+        "30",
+        "--clients",
+        "2",
+        "--rate",
+        "3000",
+    ]);
+    let target = Target {
+        url: server.url.clone(),
+        api_key: Some(tally::ADMIN_TOKEN.to_string()),
+    };
+    let outcome = loadgen::run(&workload, &target, RunOptions::default(), |task| {
+        let handle = tokio::spawn(task);
+        async move { handle.await.expect("client task") }
+    })
+    .await
+    .expect("paced load run");
+    assert_eq!(outcome.report.counts.transfers, 300);
+    assert_eq!(outcome.acknowledged, 300);
+    assert!(workload.describe().contains("rate=3000"));
+    let json: serde_json::Value =
+        serde_json::from_str(&outcome.report.json()).expect("the report's JSON line parses");
+    assert_eq!(json["rate"], 3000);
+}
+
 #[test]
 fn the_plan_keeps_batches_within_size_and_posts_every_pending_transfer_once_later() {
     for args in [

@@ -254,7 +254,10 @@ async fn client_loop(
         .build()
         .await
         .map_err(|error| format!("connect to {}: {error}", target.url))?;
+    // Paced runs: this client's share of `--rate`, in transfers per second.
+    let client_rate = generator.workload().rate / generator.workload().clients as f64;
     let mut batches = prepare_ahead(generator, to_batch);
+    let started = tokio::time::Instant::now();
     let mut counts = Counts::default();
     let mut latencies = Vec::new();
     let mut replayed = 0;
@@ -274,6 +277,12 @@ async fn client_loop(
             .entries()
             .next()
             .map(|(item, _)| item.id().to_string());
+        if client_rate > 0.0 {
+            // Due when the transfers already sent are owed at this rate: a
+            // late batch goes at once (no catching up by bursts beyond that).
+            let due = started + Duration::from_secs_f64(counts.transfers as f64 / client_rate);
+            tokio::time::sleep_until(due).await;
+        }
         let sent = Instant::now();
         // Brief answers: the generator knows what it sent, like any bulk writer.
         let results = client

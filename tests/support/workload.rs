@@ -18,7 +18,7 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 /// The options of both benches: `--accounts N --transfers M --batch B
-/// --clients C --hot-accounts K --hot-share F --two-phase-share F --json`,
+/// --clients C --hot-accounts K --hot-share F --two-phase-share F --rate R --json`,
 /// plus the one option naming what to drive (`--server URL` or `--dsn DSN`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -38,6 +38,12 @@ pub struct Workload {
     pub hot_share: f64,
     /// Share of transfers made pending and posted in a later batch (default 0).
     pub two_phase_share: f64,
+    /// Offered load in transfers per second over all clients (`--rate`;
+    /// default 0: each client sends its next batch as soon as the last one is
+    /// acknowledged). Paced, each client sends a batch when its share of the
+    /// rate says it is due, so latency can be read at a chosen fraction of
+    /// the peak.
+    pub rate: f64,
     /// Also print the report as one JSON line (`--json`).
     pub json: bool,
     /// The value of `target_flag`, or of the environment variable, if given.
@@ -54,6 +60,7 @@ impl Default for Workload {
             hot_accounts: 0,
             hot_share: 0.0,
             two_phase_share: 0.0,
+            rate: 0.0,
             json: false,
             target: None,
         }
@@ -97,6 +104,7 @@ impl Workload {
                 "--two-phase-share" => {
                     workload.two_phase_share = value().parse().expect("--two-phase-share F")
                 }
+                "--rate" => workload.rate = value().parse().expect("--rate TRANSFERS_PER_S"),
                 "--json" => workload.json = true,
                 "--bench" => {} // passed by `cargo bench`
                 flag if flag == target_flag => workload.target = Some(value()),
@@ -120,6 +128,12 @@ impl Workload {
         };
         share("--hot-share", self.hot_share)?;
         share("--two-phase-share", self.two_phase_share)?;
+        if !(self.rate >= 0.0 && self.rate.is_finite()) {
+            return Err(format!(
+                "--rate must be 0 (unpaced) or more, not {}",
+                self.rate
+            ));
+        }
         if self.batch == 0 {
             return Err("--batch must be at least 1".into());
         }
@@ -239,6 +253,9 @@ impl Workload {
         }
         if self.two_phase_share > 0.0 {
             let _ = write!(text, " two-phase-share={}", self.two_phase_share);
+        }
+        if self.rate > 0.0 {
+            let _ = write!(text, " rate={}", self.rate);
         }
         text
     }
@@ -450,6 +467,13 @@ pub struct Generator {
     /// Pending transfers of the previous batch, to be posted in the next.
     open: Vec<Item>,
     tally: Tally,
+}
+
+impl Generator {
+    /// The workload this generator plans for.
+    pub fn workload(&self) -> &Workload {
+        &self.workload
+    }
 }
 
 impl Generator {
@@ -776,6 +800,7 @@ impl Report {
             ("hot_accounts", w.hot_accounts.to_string()),
             ("hot_share", json_number(w.hot_share)),
             ("two_phase_share", json_number(w.two_phase_share)),
+            ("rate", json_number(w.rate)),
             ("batches", c.batches.to_string()),
             ("transfers_sent", c.transfers.to_string()),
             ("transactions", c.transactions.to_string()),
