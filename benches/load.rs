@@ -50,12 +50,9 @@ async fn main() {
             api_key: Some(tally::ADMIN_TOKEN.to_string()),
         },
     };
-    let outcome = loadgen::run(&workload, &target, RunOptions::default(), |task| {
-        let handle = tokio::spawn(task);
-        async move { handle.await.expect("client task") }
-    })
-    .await
-    .unwrap_or_else(|error| panic!("load run failed: {error}"));
+    let outcome = loadgen::run(&workload, &target, RunOptions::default())
+        .await
+        .unwrap_or_else(|error| panic!("load run failed: {error}"));
     let mut report = outcome.report;
     // With --server the process is not ours to measure: "n/a".
     report.peak_memory_kib = server.as_ref().and_then(|s| peak_memory_kib(s.pid()));

@@ -238,13 +238,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// peak memory then, after stopping it with SIGTERM.
 fn measure_startup(data_dir: &Path, timeout: Duration) -> (Duration, Option<u64>) {
     let spawned = Instant::now();
-    let mut child = Command::new(tally::tallyd_binary())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .env(tally::BOOTSTRAP_ADMIN_KEY_VAR, tally::ADMIN_TOKEN)
-        .stdin(Stdio::null())
+    let mut child = tally::tallyd_command(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -317,14 +311,11 @@ async fn run_one(
         url: server.url.clone(),
         api_key: Some(tally::ADMIN_TOKEN.to_string()),
     };
-    let outcome = loadgen::run(&workload, &target, RunOptions::default(), |task| {
-        let handle = tokio::spawn(task);
-        async move { handle.await.expect("client task") }
-    })
-    .await
-    .unwrap_or_else(|error| {
-        panic!("{series} run of {accounts} accounts, {transfers} transfers: {error}")
-    });
+    let outcome = loadgen::run(&workload, &target, RunOptions::default())
+        .await
+        .unwrap_or_else(|error| {
+            panic!("{series} run of {accounts} accounts, {transfers} transfers: {error}")
+        });
     let load_peak = peak_memory_kib(server.pid());
     tokio::task::spawn_blocking(move || server.terminate())
         .await

@@ -51,12 +51,9 @@ async fn a_tiny_load_run_is_acknowledged_and_the_ledger_holds_what_was_sent() {
         track_all_accounts: true,
         ..RunOptions::default()
     };
-    let outcome = loadgen::run(&workload, &target, options, |task| {
-        let handle = tokio::spawn(task);
-        async move { handle.await.expect("client task") }
-    })
-    .await
-    .expect("load run");
+    let outcome = loadgen::run(&workload, &target, options)
+        .await
+        .expect("load run");
 
     print!("{}", outcome.report.text());
     // The report counts what was sent, and everything sent was acknowledged.
@@ -186,12 +183,9 @@ async fn a_paced_run_is_acknowledged_and_reports_its_rate() {
         url: server.url.clone(),
         api_key: Some(tally::ADMIN_TOKEN.to_string()),
     };
-    let outcome = loadgen::run(&workload, &target, RunOptions::default(), |task| {
-        let handle = tokio::spawn(task);
-        async move { handle.await.expect("client task") }
-    })
-    .await
-    .expect("paced load run");
+    let outcome = loadgen::run(&workload, &target, RunOptions::default())
+        .await
+        .expect("paced load run");
     assert_eq!(outcome.report.counts.transfers, 300);
     assert_eq!(outcome.acknowledged, 300);
     assert!(workload.describe().contains("rate=3000"));

@@ -291,13 +291,7 @@ fn verify_passes(data_dir: &Path) -> String {
 
 /// `tallyd` must exit non-zero without ever listening; returns what it said.
 fn start_refused(data_dir: &Path) -> String {
-    let mut child = Command::new(tally::tallyd_binary())
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .env(tally::BOOTSTRAP_ADMIN_KEY_VAR, tally::ADMIN_TOKEN)
-        .stdin(Stdio::null())
+    let mut child = tally::tallyd_command(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

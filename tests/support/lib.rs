@@ -109,6 +109,21 @@ fn offline_command(command: &str, data_dir: &Path) -> std::process::Output {
         .unwrap_or_else(|error| panic!("run tallyd {command}: {error}"))
 }
 
+/// `tallyd` serving `data_dir` on a free local port, with warnings logged and
+/// [`ADMIN_TOKEN`] as the first admin key of a new ledger; stdout and stderr
+/// are the caller's to set.
+pub fn tallyd_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(tallyd_binary());
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .env(BOOTSTRAP_ADMIN_KEY_VAR, ADMIN_TOKEN)
+        .stdin(Stdio::null());
+    command
+}
+
 /// A running `tallyd` process.
 pub struct Tallyd {
     child: Child,
@@ -124,14 +139,8 @@ impl Tallyd {
     }
 
     pub fn start_with_args(data_dir: &Path, extra_args: &[&str]) -> Tallyd {
-        let mut child = Command::new(tallyd_binary())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+        let mut child = tallyd_command(data_dir)
             .args(extra_args)
-            .env("RUST_LOG", "warn")
-            .env(BOOTSTRAP_ADMIN_KEY_VAR, ADMIN_TOKEN)
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -11,12 +11,9 @@
 //! from handing it to the client (`submit_brief`, which also converts it to
 //! protobuf) to its answer.
 //!
-//! The crate has no async runtime of its own: [`run`] is given a `spawn`
-//! function that starts each client's task at once (with tokio:
-//! `|task| { let handle = tokio::spawn(task); async move { handle.await.expect("client task") } }`).
+//! [`run`] starts one tokio task per client, so it must run inside a tokio
+//! runtime with enough worker threads for the clients to overlap.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use tally_client::{
@@ -122,9 +119,6 @@ pub struct ClientResult {
     pub tally: Tally,
 }
 
-/// A client's task, for the `spawn` function of [`run`].
-pub type ClientTask = Pin<Box<dyn Future<Output = Result<ClientResult, String>> + Send>>;
-
 /// The outcome of [`run`].
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -160,19 +154,14 @@ impl Default for RunOptions {
     }
 }
 
-/// Opens the workload's accounts, then runs its transfer phase: one client
-/// task per client (started with `spawn`, which must start it at once), each
-/// sending its batches one at a time. Fails on the first error or refused item.
-pub async fn run<S, H>(
+/// Opens the workload's accounts, then runs its transfer phase: one tokio
+/// task per client, each sending its batches one at a time. Fails on the first
+/// error or refused item.
+pub async fn run(
     workload: &Workload,
     target: &Target,
     options: RunOptions,
-    spawn: S,
-) -> Result<Outcome, String>
-where
-    S: Fn(ClientTask) -> H,
-    H: Future<Output = Result<ClientResult, String>>,
-{
+) -> Result<Outcome, String> {
     workload.check()?;
     if workload.batch > Batch::ITEMS_MAX {
         return Err(format!(
@@ -188,10 +177,10 @@ where
     let journal_before = journal_length(&client).await?;
 
     let started = Instant::now();
-    let handles: Vec<H> = workload
+    let handles: Vec<_> = workload
         .generators(options.track_all_accounts)
         .into_iter()
-        .map(|generator| spawn(Box::pin(client_loop(target.clone(), options, generator))))
+        .map(|generator| tokio::spawn(client_loop(target.clone(), options, generator)))
         .collect();
     let mut counts = Counts::default();
     let mut latencies = Vec::new();
@@ -199,7 +188,10 @@ where
     let mut tally = Tally::new(workload, options.track_all_accounts);
     let mut first_error = None;
     for handle in handles {
-        match handle.await {
+        let result = handle
+            .await
+            .unwrap_or_else(|error| Err(format!("client task: {error}")));
+        match result {
             Ok(result) => {
                 counts += result.counts;
                 latencies.extend(result.latencies);
