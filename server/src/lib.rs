@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod ledger;
 pub mod maintenance;
+pub mod metering;
 pub mod parallel;
 pub mod server;
 pub mod store;
