@@ -22,10 +22,17 @@
 //! Not here (built on top): meters and usage batches as journal entries, the
 //! ingestion endpoint, deduplication of event ids, and stored aggregates.
 
+pub mod aggregate;
 pub mod event;
 pub mod event_hash;
+mod exact_sum;
 pub mod meter;
+#[cfg(test)]
+mod reference;
 
+pub use aggregate::{
+    aggregate_scan, Aggregate, AggregateError, AggregateResult, Aggregates, GroupKey, Window,
+};
 pub use event::{
     meter_event, EventError, EventOutcome, EventRejection, MeteredEvent, Observation, UsageEvent,
     ValidationContext,
