@@ -29,6 +29,7 @@ mod exact_sum;
 pub mod meter;
 #[cfg(test)]
 mod reference;
+pub mod series;
 
 pub use aggregate::{
     aggregate_scan, Aggregate, AggregateError, AggregateResult, Aggregates, GroupKey, Window,
@@ -39,3 +40,4 @@ pub use event::{
 };
 pub use event_hash::event_hash;
 pub use meter::{Aggregation, MeterSpec, MeterSpecError, MeterSpecRejection};
+pub use series::{series, series_partials, Bucket, BucketWidth, Series};
