@@ -14,10 +14,10 @@
 //! - [`event`]: a [`UsageEvent`] checked against a meter becomes a
 //!   [`MeteredEvent`], is not counted (filtered out), or is refused with a field
 //!   path and an [`EventRejection`];
-//! - [`event_hash`]: the canonical hash a usage batch will commit to;
+//! - [`event_hash`](mod@event_hash): the canonical hash a usage batch will commit to;
 //! - [`aggregate`]: per customer and group over `[from, to)`, by a scan of raw
 //!   events or by incremental, mergeable [`Aggregates`] (always equal);
-//! - [`series`]: the same per minute, hour or day bucket.
+//! - [`series`](mod@series): the same per minute, hour or day bucket.
 //!
 //! Not here (built on top): meters and usage batches as journal entries, the
 //! ingestion endpoint, deduplication of event ids, and stored aggregates.
