@@ -48,7 +48,8 @@ pub struct ItemOutcome {
 /// state (recorded, so that the answer is stable).
 enum Refusal {
     Input(LedgerError),
-    State(LedgerError),
+    /// With the request's digest, for its `TransactionRejected` entry.
+    State(LedgerError, Digest),
 }
 
 fn append(
@@ -383,10 +384,7 @@ fn settle(
     match result {
         Ok(outcome) => Ok(outcome),
         Err(Refusal::Input(error)) => Err(error.within(&prefix())),
-        Err(Refusal::State(error)) => {
-            let Ok(request_digest) = prepared.checked else {
-                unreachable!("a state refusal comes only after the item's own checks passed")
-            };
+        Err(Refusal::State(error, request_digest)) => {
             let rejected = TransactionRejected {
                 id: command.id().to_string(),
                 request_digest,
@@ -430,7 +428,7 @@ fn execute_item(
     // the request: it is not recorded, so a retry is judged afresh.
     .map_err(|error| match error.code {
         ErrorCode::Internal => Refusal::Input(error),
-        _ => Refusal::State(error),
+        _ => Refusal::State(error, digest),
     })?;
     let seq = append(state, ctx, body, out);
     Ok(ItemOutcome {
