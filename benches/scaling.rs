@@ -35,7 +35,6 @@
 //! `--two-phase-share`.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -243,28 +242,7 @@ fn measure_startup(data_dir: &Path, timeout: Duration) -> (Duration, Option<u64>
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn tallyd");
-    let stdout = child.stdout.take().expect("tallyd stdout");
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("tallyd listening on ") {
-                let _ = sender.send(Instant::now());
-            }
-        }
-    });
-    let listening = loop {
-        if let Ok(at) = receiver.recv_timeout(Duration::from_millis(100)) {
-            break at;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("tallyd exited before listening: {status}");
-        }
-        if spawned.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tallyd did not start within {timeout:?} (--start-timeout)");
-        }
-    };
+    let (_, listening) = tally::await_listening(&mut child, timeout);
     let startup = listening - spawned;
     let peak = peak_memory_kib(child.id());
     let _ = Command::new("kill")

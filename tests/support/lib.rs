@@ -124,6 +124,35 @@ pub fn tallyd_command(data_dir: &Path) -> Command {
     command
 }
 
+/// Waits for the `tallyd listening on ADDR` line on `child`'s piped stdout;
+/// returns the address and when the line came. Panics if tallyd exits first,
+/// or (after killing it) if the line takes longer than `timeout`.
+pub fn await_listening(child: &mut Child, timeout: Duration) -> (String, Instant) {
+    let stdout = child.stdout.take().expect("tallyd's stdout is piped");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("tallyd listening on ") {
+                let _ = sender.send((addr.trim().to_string(), Instant::now()));
+            }
+        }
+    });
+    let started = Instant::now();
+    loop {
+        if let Ok(listening) = receiver.recv_timeout(Duration::from_millis(100)) {
+            return listening;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("tallyd exited before listening: {status}");
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tallyd did not start within {timeout:?}");
+        }
+    }
+}
+
 /// A running `tallyd` process.
 pub struct Tallyd {
     child: Child,
@@ -145,28 +174,7 @@ impl Tallyd {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn tallyd");
-        let stdout = child.stdout.take().expect("tallyd stdout");
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("tallyd listening on ") {
-                    let _ = sender.send(addr.trim().to_string());
-                }
-            }
-        });
-        let started = Instant::now();
-        let addr = loop {
-            if let Ok(addr) = receiver.recv_timeout(Duration::from_millis(100)) {
-                break addr;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("tallyd exited before listening: {status}");
-            }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "tallyd did not start within {START_TIMEOUT:?}"
-            );
-        };
+        let (addr, _) = await_listening(&mut child, START_TIMEOUT);
         Tallyd {
             child,
             url: format!("http://{addr}"),
