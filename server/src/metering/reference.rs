@@ -1,24 +1,14 @@
 //! Test support: random usage streams and a naive reference aggregation,
-//! written plainly and sharing no code with the implementation (it reads the
+//! written plainly and sharing no logic with the implementation (it reads the
 //! raw events, not metered ones, and sums with `Decimal`'s own addition).
 
+use super::aggregate::{Aggregate, GroupKey};
 use super::event::{meter_event, EventOutcome, MeteredEvent, UsageEvent, ValidationContext};
 use super::meter::{Aggregation, MeterSpec};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
-
-/// What the reference expects per (customer, group values).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Expected {
-    pub count: u64,
-    pub sum: Option<Decimal>,
-    pub min: Option<Decimal>,
-    pub max: Option<Decimal>,
-    pub latest: Option<Decimal>,
-    pub unique_count: Option<u64>,
-}
 
 /// A random meter over the stream's properties.
 pub(crate) fn meters() -> impl Strategy<Value = MeterSpec> {
@@ -133,12 +123,18 @@ pub(crate) fn metered(meter: &MeterSpec, events: &[UsageEvent]) -> Vec<MeteredEv
         .collect()
 }
 
-/// The plain reference: filter, group, fold, straight from the raw events.
+fn group_key((customer, group): (String, Vec<String>)) -> GroupKey {
+    GroupKey { customer, group }
+}
+
+/// The plain reference: filter, group, fold, straight from the raw events. It
+/// answers in the implementation's result types (plain data), and shares none
+/// of its logic.
 pub(crate) fn reference(
     meter: &MeterSpec,
     events: &[UsageEvent],
     (from, to): (i64, i64),
-) -> BTreeMap<(String, Vec<String>), Expected> {
+) -> BTreeMap<GroupKey, Aggregate> {
     let mut groups: BTreeMap<(String, Vec<String>), Vec<&UsageEvent>> = BTreeMap::new();
     for event in events {
         if event.timestamp < from || event.timestamp >= to {
@@ -185,8 +181,8 @@ pub(crate) fn reference(
                 (meter.aggregation == Aggregation::UniqueCount).then_some(keys.len() as u64);
             let count = events.len() as u64;
             expected.insert(
-                key,
-                Expected {
+                group_key(key),
+                Aggregate {
                     count,
                     sum: None,
                     min: None,
@@ -214,8 +210,8 @@ pub(crate) fn reference(
             .collect();
         by_time.sort();
         expected.insert(
-            key,
-            Expected {
+            group_key(key),
+            Aggregate {
                 count: events.len() as u64,
                 sum: Some(sum.normalize()),
                 min: values.iter().min().map(|min| min.normalize()),
