@@ -6,6 +6,7 @@
 //! - [`rederive`]: account balances and the trial balance re-derived from the entries alone.
 //! - [`merkle`]: the RFC 9162 Merkle tree over entry hashes; inclusion and consistency proofs,
 //!   their generation and their verification, generic over the hash function.
+//! - [`usage`]: the Merkle root of a usage batch's events and the path of one event under it.
 //! - [`checkpoint`]: signed checkpoints (ledger id, tree size, root, chain head, time) in the
 //!   C2SP `tlog-checkpoint` signed-note shape, ed25519 keys and their text form.
 //!
@@ -20,6 +21,7 @@ pub mod export;
 pub mod merkle;
 pub mod rederive;
 pub mod rotation;
+pub mod usage;
 
 pub use checkpoint::{
     open_checkpoint, sign_checkpoint, Checkpoint, CheckpointError, NoteSigner, NoteVerifier,

@@ -17,15 +17,26 @@
 //! Transaction ids (`TransactionRecorded`, `PendingPosted`, `PendingVoided`,
 //! `TransactionRejected`) share one namespace, the idempotency keys, so each occurs once.
 //!
+//! Metering entries change no balance, but are checked as the ledger writes them
+//! (`docs/journal-format.md` §4.9): customer ids are unique; a meter's versions count from
+//! 1, keep its aggregation and are valid definitions; a closed period names a customer and
+//! ends later than the one before; a usage batch holds at least one event, commits to its
+//! events (`events_root`), names customers and meters defined before it, and lists as late
+//! (`late`, ascending) exactly the events timestamped before their customer's closed period,
+//! none earlier than the meter's grace allows. Event ids are not checked for uniqueness: that
+//! would take memory per event.
+//!
 //! Memory: the accounts, the currencies and one small record per transaction id; the
-//! postings of a pending transaction are kept only while it is open.
+//! postings of a pending transaction are kept only while it is open; per customer its closed
+//! period, per meter its version count, aggregation and grace.
 
 use std::collections::{BTreeMap, HashMap};
 
 use tally_core::entry::{
-    AccountId, AccountOpened, AccountType, Entry, EntryBody, PendingPosted, Posting, Side,
-    TimestampNs, TransactionMode, TransactionRecorded,
+    AccountId, AccountOpened, AccountType, Entry, EntryBody, MeterDefined, PendingPosted, Posting,
+    Side, TimestampNs, TransactionMode, TransactionRecorded, UsageRecorded,
 };
+use tally_core::meter::{Aggregation, MeterSpecError};
 use tally_core::money::{format_minor, AMOUNT_MINOR_MAX, SCALE_MAX};
 
 /// What makes an entry impossible as a ledger state change. The entry's seq is added by
@@ -115,6 +126,51 @@ pub enum LedgerFault {
     },
     #[error("trial balance {currency}: total overflows u128")]
     TrialBalanceOverflow { currency: String },
+    #[error("customer_id: customer {customer_id:?} already exists")]
+    CustomerExists { customer_id: String },
+    #[error("{field}: customer {customer_id:?} does not exist")]
+    UnknownCustomer { field: String, customer_id: String },
+    #[error("version: meter {code:?} version {version}, expected {expected}")]
+    MeterVersionOutOfOrder {
+        code: String,
+        version: u32,
+        expected: u32,
+    },
+    #[error("spec.aggregation: meter {code:?} changes its aggregation from {from} to {to}")]
+    MeterAggregationChanged {
+        code: String,
+        from: &'static str,
+        to: &'static str,
+    },
+    #[error("spec.{0}")]
+    MeterSpecInvalid(MeterSpecError),
+    #[error("{field}: meter {code:?} is not defined")]
+    UnknownMeter { field: String, code: String },
+    #[error("through: customer {customer_id:?}'s usage is closed through {closed_through} already; {through} is not later")]
+    PeriodNotAfterClosed {
+        customer_id: String,
+        through: TimestampNs,
+        closed_through: TimestampNs,
+    },
+    #[error("events: a usage batch holds at least one event")]
+    NoEvents,
+    #[error("events_root: does not match the Merkle root of the entry's {count} events")]
+    EventsRootMismatch { count: usize },
+    #[error("late[{position}]: {index} is not an event index above the previous one")]
+    LateIndexInvalid { position: usize, index: u32 },
+    #[error("late: event {index} is {}listed as late, but its timestamp {timestamp} is {} its customer's closed period end {}", if *.listed { "" } else { "not " }, if *.listed { "not before" } else { "before" }, closed_through.map_or("(none)".to_string(), |t| t.to_string()))]
+    LateFlagWrong {
+        index: usize,
+        listed: bool,
+        timestamp: TimestampNs,
+        closed_through: Option<TimestampNs>,
+    },
+    #[error("events[{index}].timestamp: {timestamp} is before {earliest}, the earliest its meter's grace period accepts after the closed period")]
+    TimestampBeforeGrace {
+        index: usize,
+        timestamp: TimestampNs,
+        earliest: TimestampNs,
+    },
 }
 
 /// A currency and the number of decimal places of its minor unit.
@@ -226,6 +282,17 @@ pub struct Rederiver {
     accounts: Vec<AccountBalance>,
     transactions: HashMap<String, TxState>,
     counts: TransactionCounts,
+    /// Customer id → the end of its last closed usage period.
+    customers: HashMap<String, Option<TimestampNs>>,
+    /// Meter code → its latest version.
+    meters: HashMap<String, MeterState>,
+}
+
+/// What the fold remembers of a meter: enough to check its next version and its events.
+struct MeterState {
+    version: u32,
+    aggregation: Aggregation,
+    grace_period_seconds: u64,
 }
 
 impl Rederiver {
@@ -268,6 +335,14 @@ impl Rederiver {
             // Access control changes no balance.
             | EntryBody::ApiKeyCreated(_)
             | EntryBody::ApiKeyRevoked { .. } => Ok(()),
+            // Metering changes no balance, but is checked as the ledger writes it.
+            EntryBody::CustomerCreated(created) => self.create_customer(&created.customer_id),
+            EntryBody::MeterDefined(defined) => self.define_meter(defined),
+            EntryBody::UsagePeriodClosed {
+                customer_id,
+                through,
+            } => self.close_period(customer_id, *through),
+            EntryBody::UsageRecorded(recorded) => self.record_usage(recorded),
         }
     }
 
@@ -296,6 +371,105 @@ impl Rederiver {
             });
         };
         self.ledger_id = Some(*ledger_id);
+        Ok(())
+    }
+
+    fn create_customer(&mut self, customer_id: &str) -> Result<(), LedgerFault> {
+        if self.customers.contains_key(customer_id) {
+            return Err(LedgerFault::CustomerExists {
+                customer_id: customer_id.into(),
+            });
+        }
+        self.customers.insert(customer_id.into(), None);
+        Ok(())
+    }
+
+    fn define_meter(&mut self, defined: &MeterDefined) -> Result<(), LedgerFault> {
+        let spec = &defined.spec;
+        spec.validate().map_err(LedgerFault::MeterSpecInvalid)?;
+        let previous = self.meters.get(&spec.code);
+        let expected = previous.map_or(1, |meter| meter.version.saturating_add(1));
+        if defined.version != expected {
+            return Err(LedgerFault::MeterVersionOutOfOrder {
+                code: spec.code.clone(),
+                version: defined.version,
+                expected,
+            });
+        }
+        if let Some(previous) = previous.filter(|m| m.aggregation != spec.aggregation) {
+            return Err(LedgerFault::MeterAggregationChanged {
+                code: spec.code.clone(),
+                from: previous.aggregation.name(),
+                to: spec.aggregation.name(),
+            });
+        }
+        let meter = MeterState {
+            version: defined.version,
+            aggregation: spec.aggregation,
+            grace_period_seconds: spec.grace_period_seconds,
+        };
+        self.meters.insert(spec.code.clone(), meter);
+        Ok(())
+    }
+
+    fn close_period(&mut self, customer_id: &str, through: TimestampNs) -> Result<(), LedgerFault> {
+        let Some(closed) = self.customers.get_mut(customer_id) else {
+            return Err(LedgerFault::UnknownCustomer {
+                field: "customer_id".into(),
+                customer_id: customer_id.into(),
+            });
+        };
+        if let Some(closed_through) = closed.filter(|&closed| closed >= through) {
+            return Err(LedgerFault::PeriodNotAfterClosed {
+                customer_id: customer_id.into(),
+                through,
+                closed_through,
+            });
+        }
+        *closed = Some(through);
+        Ok(())
+    }
+
+    /// A batch commits to its events, names known customers and meters, and flags as late
+    /// exactly the events before their customer's closed period (within the meter's grace).
+    fn record_usage(&self, recorded: &UsageRecorded) -> Result<(), LedgerFault> {
+        if recorded.events.is_empty() {
+            return Err(LedgerFault::NoEvents);
+        }
+        if crate::usage::events_root(&recorded.events) != recorded.events_root {
+            return Err(LedgerFault::EventsRootMismatch {
+                count: recorded.events.len(),
+            });
+        }
+        check_late_indexes(&recorded.late, recorded.events.len())?;
+        let mut listed = recorded.late.iter().map(|&index| index as usize).peekable();
+        for (index, event) in recorded.events.iter().enumerate() {
+            let Some(&closed_through) = self.customers.get(&event.customer) else {
+                return Err(LedgerFault::UnknownCustomer {
+                    field: format!("events[{index}].customer"),
+                    customer_id: event.customer.clone(),
+                });
+            };
+            let Some(meter) = self.meters.get(&event.meter) else {
+                return Err(LedgerFault::UnknownMeter {
+                    field: format!("events[{index}].meter"),
+                    code: event.meter.clone(),
+                });
+            };
+            let is_listed = listed.next_if_eq(&index).is_some();
+            let is_late = closed_through.is_some_and(|closed| event.timestamp < closed);
+            if is_listed != is_late {
+                return Err(LedgerFault::LateFlagWrong {
+                    index,
+                    listed: is_listed,
+                    timestamp: event.timestamp,
+                    closed_through,
+                });
+            }
+            if let Some(closed) = closed_through {
+                check_grace(index, event.timestamp, closed, meter)?;
+            }
+        }
         Ok(())
     }
 
@@ -573,6 +747,40 @@ fn add_to_sums<'a>(
 }
 
 /// Each posted leg names the reserved leg's account and side, and posts at most its amount.
+/// `late` lists event indexes strictly ascending, each below the event count.
+fn check_late_indexes(late: &[u32], event_count: usize) -> Result<(), LedgerFault> {
+    let mut floor = 0usize;
+    for (position, &index) in late.iter().enumerate() {
+        let at = index as usize;
+        if at < floor || at >= event_count {
+            return Err(LedgerFault::LateIndexInvalid { position, index });
+        }
+        floor = at + 1;
+    }
+    Ok(())
+}
+
+/// An event after a closed period is at most the meter's grace period before its end.
+fn check_grace(
+    index: usize,
+    timestamp: TimestampNs,
+    closed: TimestampNs,
+    meter: &MeterState,
+) -> Result<(), LedgerFault> {
+    let grace_ns = i64::try_from(meter.grace_period_seconds)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1_000_000_000);
+    let earliest = closed.saturating_sub(grace_ns);
+    if timestamp < earliest {
+        return Err(LedgerFault::TimestampBeforeGrace {
+            index,
+            timestamp,
+            earliest,
+        });
+    }
+    Ok(())
+}
+
 fn check_within_reservation(posted: &[Posting], reserved: &[Posting]) -> Result<(), LedgerFault> {
     if posted.len() != reserved.len() {
         return Err(LedgerFault::PostingCountMismatch {

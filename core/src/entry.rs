@@ -9,6 +9,9 @@ use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::meter::MeterSpec;
+use crate::usage::UsageEvent;
+
 /// Free-form key/value pairs attached to accounts and transactions. Sorted, so
 /// that equal metadata always encodes to equal bytes.
 pub type Metadata = BTreeMap<String, String>;
@@ -83,6 +86,20 @@ pub enum EntryBody {
     ApiKeyRevoked {
         key_id: String,
     },
+    /// A customer: the party usage is metered for and invoices are issued to.
+    CustomerCreated(CustomerCreated),
+    /// A version of a meter's definition. Version 1 creates the meter; each
+    /// later version replaces the definition for events ingested after it.
+    MeterDefined(MeterDefined),
+    /// One batch of ingested usage events, committing to the Merkle root of
+    /// their event hashes (`docs/journal-format.md`).
+    UsageRecorded(UsageRecorded),
+    /// A customer's usage before `through` has been billed: later events
+    /// timestamped before it are late (kept, flagged and reported).
+    UsagePeriodClosed {
+        customer_id: String,
+        through: TimestampNs,
+    },
 }
 
 impl EntryBody {
@@ -103,6 +120,10 @@ impl EntryBody {
             EntryBody::SigningKeyRotated { .. } => "signing_key_rotated",
             EntryBody::ApiKeyCreated(_) => "api_key_created",
             EntryBody::ApiKeyRevoked { .. } => "api_key_revoked",
+            EntryBody::CustomerCreated(_) => "customer_created",
+            EntryBody::MeterDefined(_) => "meter_defined",
+            EntryBody::UsageRecorded(_) => "usage_recorded",
+            EntryBody::UsagePeriodClosed { .. } => "usage_period_closed",
         }
     }
 }
@@ -287,6 +308,35 @@ pub struct TransactionRejected {
     pub error_code: u32,
     pub field: String,
     pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct CustomerCreated {
+    /// The caller's id for the customer, as usage events name it.
+    pub customer_id: String,
+    pub name: String,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct MeterDefined {
+    /// 1 for a new meter, then one more per redefinition.
+    pub version: u32,
+    pub spec: MeterSpec,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct UsageRecorded {
+    /// The RFC 9162 Merkle root over the events' hashes
+    /// (`tally_core::usage::event_hash`), in `events` order.
+    #[serde(with = "hex_bytes")]
+    pub events_root: Digest,
+    /// The accepted events of one ingestion call, as sent, in request order.
+    pub events: Vec<UsageEvent>,
+    /// Indexes into `events` (ascending) of late events: timestamped before
+    /// their customer's closed period when they arrived.
+    pub late: Vec<u32>,
 }
 
 /// Byte arrays (ids, digests) as lowercase hex in JSON, not as number lists.

@@ -69,6 +69,20 @@ error_codes! {
     Unauthenticated = 70 => "UNAUTHENTICATED",
     PermissionDenied = 71 => "PERMISSION_DENIED",
     RateLimited = 72 => "RATE_LIMITED",
+    CustomerNotFound = 80 => "CUSTOMER_NOT_FOUND",
+    CustomerExists = 81 => "CUSTOMER_EXISTS",
+    MeterNotFound = 82 => "METER_NOT_FOUND",
+    MeterAggregationChanged = 83 => "METER_AGGREGATION_CHANGED",
+    EventIdConflict = 84 => "EVENT_ID_CONFLICT",
+    ValueMissing = 85 => "VALUE_MISSING",
+    ValueNotNumeric = 86 => "VALUE_NOT_NUMERIC",
+    ValueOutOfRange = 87 => "VALUE_OUT_OF_RANGE",
+    PropertyMissing = 88 => "PROPERTY_MISSING",
+    TimestampInFuture = 89 => "TIMESTAMP_IN_FUTURE",
+    TimestampBeforeGrace = 90 => "TIMESTAMP_BEFORE_GRACE",
+    WindowInvalid = 91 => "WINDOW_INVALID",
+    EventNotFound = 92 => "EVENT_NOT_FOUND",
+    PeriodNotAfterClosed = 93 => "PERIOD_NOT_AFTER_CLOSED",
 }
 
 impl std::fmt::Display for ErrorCode {

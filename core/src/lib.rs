@@ -5,6 +5,8 @@
 //! - [`codec`]: their canonical, versioned byte encoding.
 //! - [`chain`]: the blake3 hash chain over those bytes.
 //! - [`error_code`]: the stable error codes, shared with the gRPC contract.
+//! - [`meter`]: meter definitions (recorded as meter versions) and their checks.
+//! - [`usage`]: usage events as recorded, and their canonical hash.
 //!
 //! Architecture invariant: this crate does no I/O and reads no clock.
 
@@ -12,4 +14,6 @@ pub mod chain;
 pub mod codec;
 pub mod entry;
 pub mod error_code;
+pub mod meter;
 pub mod money;
+pub mod usage;

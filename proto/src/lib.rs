@@ -33,13 +33,28 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         | PostingsTooFew
         | TransactionUnbalanced
         | LinkedChainOpen
-        | TimeoutInvalid => Code::InvalidArgument,
+        | TimeoutInvalid
+        | ValueMissing
+        | ValueNotNumeric
+        | ValueOutOfRange
+        | PropertyMissing
+        | TimestampInFuture
+        | TimestampBeforeGrace
+        | WindowInvalid => Code::InvalidArgument,
         // Over a named size limit.
         BatchTooLarge => Code::ResourceExhausted,
-        AccountNotFound | TransactionNotFound | CheckpointNotFound | ApiKeyNotFound => {
+        AccountNotFound
+        | TransactionNotFound
+        | CheckpointNotFound
+        | ApiKeyNotFound
+        | CustomerNotFound
+        | MeterNotFound
+        | EventNotFound => {
             Code::NotFound
         }
-        AccountExists | CurrencyExists | TransactionExists => Code::AlreadyExists,
+        AccountExists | CurrencyExists | TransactionExists | CustomerExists | EventIdConflict => {
+            Code::AlreadyExists
+        }
         // Well-formed, but the ledger's state does not allow it.
         AccountClosed
         | AccountNotEmpty
@@ -52,7 +67,9 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         | PendingAmountExceeded
         | AlreadyReversed
         | NotReversible
-        | LinkedItemFailed => Code::FailedPrecondition,
+        | LinkedItemFailed
+        | MeterAggregationChanged
+        | PeriodNotAfterClosed => Code::FailedPrecondition,
         SeqOutOfRange => Code::OutOfRange,
         Internal => Code::Internal,
         Unavailable => Code::Unavailable,

@@ -72,7 +72,7 @@ pub type ItemResults<T> = Vec<std::result::Result<Recorded<T>, LedgerError>>;
 const CATCH_UP_CHUNK: usize = 10_000;
 
 pub struct Engine {
-    store: Store,
+    pub(crate) store: Store,
     ledger_id: [u8; 16],
     requests: Mutex<Option<mpsc::Sender<Submitted>>>,
     /// The first admin key's token when the ledger made it at random: shown once.
@@ -87,6 +87,7 @@ pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
     let (length, head) = store.head()?;
     let caches_length = store.caches_length()?;
     let mut state = LedgerState::new();
+    store.share_claims(std::sync::Arc::clone(state.claims()));
     // Most entries record a transaction id: size both id maps once.
     let expected_ids = usize::try_from(length).unwrap_or(usize::MAX);
     state.reserve_transactions(expected_ids);
@@ -189,7 +190,7 @@ impl Engine {
         })
     }
 
-    async fn call<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Request) -> Result<T> {
+    pub(crate) async fn call<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Request) -> Result<T> {
         let sender = self.requests.lock().expect("requests lock").clone();
         let sender =
             sender.ok_or_else(|| Error::Unavailable("the ledger is shutting down".into()))?;

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tally_proto::v1::admin_server::AdminServer;
+use tally_proto::v1::metering_server::MeteringServer;
 use tally_proto::v1::audit_server::AuditServer;
 use tally_proto::v1::ledger_server::LedgerServer;
 use tokio::net::TcpListener;
@@ -20,7 +21,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::ServerTlsConfig;
 
-use crate::api::{AdminService, AuditService, LedgerService};
+use crate::api::{AdminService, AuditService, LedgerService, MeteringService};
 use crate::auth::layer::AuthLayer;
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
@@ -99,6 +100,9 @@ pub async fn serve(
     let audit = AuditServer::new(AuditService::new(Arc::clone(&engine)))
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
+    let metering = MeteringServer::new(MeteringService::new(Arc::clone(&engine)))
+        .max_decoding_message_size(options.message_bytes_max)
+        .max_encoding_message_size(options.message_bytes_max);
     let ledger = LedgerServer::new(LedgerService::new(engine, streams_stopped))
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
@@ -141,6 +145,7 @@ pub async fn serve(
         .add_service(ledger)
         .add_service(audit)
         .add_service(admin)
+        .add_service(metering)
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     Ok(())

@@ -30,6 +30,8 @@ use Role::{Admin, Auditor, Finance, Poster};
 const EVERYONE: &[Role] = &[Admin, Poster, Finance, Auditor];
 const POSTERS: &[Role] = &[Admin, Poster];
 const ADMINS: &[Role] = &[Admin];
+const FINANCE: &[Role] = &[Admin, Finance];
+const CUSTOMER_WRITERS: &[Role] = &[Admin, Poster, Finance];
 
 const fn rule(method: &'static str, access: Access, roles: &'static [Role]) -> Rule {
     Rule {
@@ -78,6 +80,18 @@ pub const RULES: &[Rule] = &[
     rule("/tally.v1.Admin/RotateApiKey", Write, ADMINS),
     rule("/tally.v1.Admin/ListApiKeys", Read, ADMINS),
     rule("/tally.v1.Admin/WhoAmI", Read, EVERYONE),
+    // Metering: events from posters; meters and closed periods are billing
+    // configuration (finance); customers from front ends or finance.
+    rule("/tally.v1.Metering/CreateCustomers", Write, CUSTOMER_WRITERS),
+    rule("/tally.v1.Metering/ListCustomers", Read, EVERYONE),
+    rule("/tally.v1.Metering/DefineMeter", Write, FINANCE),
+    rule("/tally.v1.Metering/ListMeters", Read, EVERYONE),
+    rule("/tally.v1.Metering/IngestEvents", Write, POSTERS),
+    rule("/tally.v1.Metering/QueryUsage", Read, EVERYONE),
+    rule("/tally.v1.Metering/QueryUsageSeries", Read, EVERYONE),
+    rule("/tally.v1.Metering/CloseUsagePeriod", Write, FINANCE),
+    rule("/tally.v1.Metering/ListLateEvents", Read, EVERYONE),
+    rule("/tally.v1.Metering/ProveEvent", Read, EVERYONE),
 ];
 
 pub fn is_public(path: &str) -> bool {

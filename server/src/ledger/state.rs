@@ -6,6 +6,9 @@
 //! the state after a restart is the state before it.
 
 use super::id_map::IdMap;
+use crate::metering::catalog::Catalog;
+use crate::metering::claims::{content_of, Claim, EventClaims};
+use std::sync::Arc;
 use super::view::{Balance, PendingState, TransactionKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tally_audit::NoteVerifier;
@@ -108,6 +111,9 @@ pub struct LedgerState {
     undo: Option<UndoLog>,
     audit: AuditState,
     api_keys: FastMap<String, ApiKeyState>,
+    catalog: Catalog,
+    /// Shared with the read model (see `claims`).
+    claims: Arc<EventClaims>,
 }
 
 /// An API key as the journal describes it.
@@ -183,6 +189,14 @@ impl LedgerState {
 
     pub fn api_key(&self, key_id: &str) -> Option<&ApiKeyState> {
         self.api_keys.get(key_id)
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn claims(&self) -> &Arc<EventClaims> {
+        &self.claims
     }
 
     pub fn api_key_count(&self) -> usize {
@@ -319,6 +333,13 @@ impl LedgerState {
         let entry = codec::decode(&canonical).map_err(|e| fail(e.to_string()))?;
         if entry.recorded_at <= self.last_recorded_at {
             return Err(fail("recorded_at does not increase".into()));
+        }
+        // Appended batches commit to their events by construction; stored
+        // ones are checked, or a changed event would go unnoticed.
+        if let EntryBody::UsageRecorded(recorded) = &entry.body {
+            if tally_audit::usage::events_root(&recorded.events) != recorded.events_root {
+                return Err(fail("usage_recorded: events_root does not match its events".into()));
+            }
         }
         self.apply(seq, &entry).map_err(fail)?;
         let prev_hash = self.head;
@@ -562,6 +583,54 @@ impl LedgerState {
                 }
                 self.check_audit_position(seq, rotation.ledger_id, rotation.tree_size)?;
                 self.audit.keys.push(rotation.new_key);
+            }
+            EntryBody::CustomerCreated(_)
+            | EntryBody::MeterDefined(_)
+            | EntryBody::UsagePeriodClosed { .. } => {
+                self.catalog.apply(seq, entry.recorded_at, &entry.body)?
+            }
+            EntryBody::UsageRecorded(recorded) => self.apply_usage(seq, recorded)?,
+        }
+        Ok(())
+    }
+
+    /// Claims the ids of a usage batch. Its events were checked when they were
+    /// ingested; what a replay must still refuse is an id recorded twice, an
+    /// event for an unknown meter or customer, and late flags out of order.
+    fn apply_usage(
+        &mut self,
+        seq: u64,
+        recorded: &tally_core::entry::UsageRecorded,
+    ) -> Result<(), String> {
+        if recorded.events.is_empty() {
+            return Err("usage_recorded without events".into());
+        }
+        if !recorded.late.windows(2).all(|pair| pair[0] < pair[1])
+            || recorded
+                .late
+                .last()
+                .is_some_and(|&last| last as usize >= recorded.events.len())
+        {
+            return Err("usage_recorded: late indexes out of order or range".into());
+        }
+        for (index, event) in recorded.events.iter().enumerate() {
+            if self.catalog.meter(&event.meter).is_none() {
+                return Err(format!("event {index}: no meter {:?}", event.meter));
+            }
+            if self.catalog.customer(&event.customer).is_none() {
+                return Err(format!("event {index}: no customer {:?}", event.customer));
+            }
+            let claim = Claim {
+                content: content_of(&tally_core::usage::event_hash(event)),
+                seq,
+                index: index as u32,
+                late: recorded.late.binary_search(&(index as u32)).is_ok(),
+            };
+            if !self.claims.claim(&event.event_id, claim) {
+                return Err(format!(
+                    "event {index}: event id {:?} recorded twice",
+                    event.event_id
+                ));
             }
         }
         Ok(())

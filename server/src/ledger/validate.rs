@@ -25,7 +25,7 @@ fn required(field: &str, value: &str) -> Check {
     Ok(())
 }
 
-fn max_len(field: &str, value: &str, max: usize) -> Check {
+pub fn max_len(field: &str, value: &str, max: usize) -> Check {
     if value.len() > max {
         return Err(LedgerError::new(
             ErrorCode::FieldTooLong,

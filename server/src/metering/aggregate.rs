@@ -18,7 +18,7 @@
 
 use super::event::{MeteredEvent, Observation};
 use super::exact_sum::ExactSum;
-use super::meter::{Aggregation, MeterSpec};
+use tally_core::meter::{Aggregation, MeterSpec};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use tally_core::entry::TimestampNs;
@@ -138,6 +138,8 @@ pub enum AggregateError {
     MeterMismatch { ours: String, theirs: String },
     #[error("windows {ours:?} and {theirs:?} are neither equal nor adjacent")]
     WindowsNotAdjacent { ours: Window, theirs: Window },
+    #[error("window {theirs:?} is not inside {ours:?}")]
+    WindowNotInside { ours: Window, theirs: Window },
     #[error("the series has {buckets} buckets; the limit is {max}")]
     TooManyBuckets { buckets: u128, max: u64 },
 }
@@ -389,6 +391,40 @@ impl Aggregates {
                 Some(ours) => ours.merge(state),
                 None => {
                     self.groups.insert(key, state);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges the groups of `part`, a state of the same meter over a window
+    /// inside this one (a stored minute bucket into a query's window), under
+    /// new keys: `rekey` gives a group's key here, or `None` to leave it out
+    /// (a query's customer, filters and group-by). Windows that are not
+    /// nested are refused: the result would claim events it never saw.
+    pub fn absorb(
+        &mut self,
+        part: &Aggregates,
+        mut rekey: impl FnMut(&GroupKey) -> Option<GroupKey>,
+    ) -> Result<(), AggregateError> {
+        if part.meter != self.meter || part.aggregation != self.aggregation {
+            return Err(AggregateError::MeterMismatch {
+                ours: self.meter.clone(),
+                theirs: part.meter.clone(),
+            });
+        }
+        if part.window.from < self.window.from || part.window.to > self.window.to {
+            return Err(AggregateError::WindowNotInside {
+                ours: self.window,
+                theirs: part.window,
+            });
+        }
+        for (key, state) in &part.groups {
+            let Some(key) = rekey(key) else { continue };
+            match self.groups.get_mut(&key) {
+                Some(ours) => ours.merge(state.clone()),
+                None => {
+                    self.groups.insert(key, state.clone());
                 }
             }
         }

@@ -12,7 +12,10 @@
 //!    not an error, and its value is not read;
 //! 4. group-by properties, then the value (or distinct key).
 
-use super::meter::{is_property_name, quoted, Aggregation, MeterSpec, PROPERTY_NAME_BYTES_MAX};
+use tally_core::meter::{
+    is_property_name, quoted, Aggregation, MeterSpec, PROPERTY_NAME_BYTES_MAX,
+};
+pub use tally_core::usage::UsageEvent;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use tally_core::entry::TimestampNs;
@@ -35,21 +38,6 @@ pub const PROPERTY_VALUE_BYTES_MAX: usize = 256;
 /// sender and the ledger): 5 minutes. A timestamp of exactly `now` plus this is
 /// accepted.
 pub const FUTURE_SKEW_MAX_NS: i64 = 5 * 60 * 1_000_000_000;
-
-/// One usage event, as sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageEvent {
-    /// The sender's id for the event, the key of deduplication.
-    pub event_id: String,
-    pub customer: String,
-    /// The code of the meter the event is for.
-    pub meter: String,
-    /// When the usage happened, in nanoseconds since the epoch.
-    pub timestamp: TimestampNs,
-    /// The value as decimal text, as sent (never parsed into a float).
-    pub value: Option<String>,
-    pub properties: BTreeMap<String, String>,
-}
 
 /// What an event contributes to its meter's aggregation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -760,7 +748,7 @@ mod tests {
                 Just(Aggregation::Max), Just(Aggregation::UniqueCount), Just(Aggregation::Latest)
             ],
             value_property in proptest::option::of("[a-z]{1,3}"),
-            grace_period_seconds in 0..=crate::metering::meter::GRACE_PERIOD_SECONDS_MAX,
+            grace_period_seconds in 0..=tally_core::meter::GRACE_PERIOD_SECONDS_MAX,
         ) {
             // Goal: arbitrary text, values and times yield an outcome or an error, never a panic;
             // an accepted numeric value is a normalized Decimal of the text sent.

@@ -10,11 +10,13 @@
 //! equally serialised results in any event order.
 //!
 //! The pieces, in the order an event meets them:
-//! - [`meter`]: a meter's definition ([`MeterSpec`]) and its validation;
+//! - `tally_core::meter`: a meter's definition ([`MeterSpec`]) and its
+//!   validation (in the journal-format crate: meter versions are entries);
 //! - [`event`]: a [`UsageEvent`] checked against a meter becomes a
 //!   [`MeteredEvent`], is not counted (filtered out), or is refused with a field
 //!   path and an [`EventRejection`];
-//! - [`event_hash`](mod@event_hash): the canonical hash a usage batch will commit to;
+//! - `tally_core::usage`: the event as recorded, and the canonical hash a
+//!   usage batch commits to;
 //! - [`aggregate`]: per customer and group over `[from, to)`, by a scan of raw
 //!   events or by incremental, mergeable [`Aggregates`] (always equal);
 //! - [`series`](mod@series): the same per minute, hour or day bucket.
@@ -23,13 +25,16 @@
 //! ingestion endpoint, deduplication of event ids, and stored aggregates.
 
 pub mod aggregate;
+pub mod catalog;
+pub mod claims;
 pub mod event;
-pub mod event_hash;
+pub mod ingest;
+pub mod operations;
 mod exact_sum;
-pub mod meter;
 #[cfg(test)]
 mod reference;
 pub mod series;
+pub mod stored;
 
 pub use aggregate::{
     aggregate_scan, Aggregate, AggregateError, AggregateResult, Aggregates, GroupKey, Window,
@@ -38,6 +43,6 @@ pub use event::{
     meter_event, EventError, EventOutcome, EventRejection, MeteredEvent, Observation, UsageEvent,
     ValidationContext,
 };
-pub use event_hash::event_hash;
-pub use meter::{Aggregation, MeterSpec, MeterSpecError, MeterSpecRejection};
+pub use tally_core::meter::{Aggregation, MeterSpec, MeterSpecError, MeterSpecRejection};
+pub use tally_core::usage::event_hash;
 pub use series::{series, series_partials, Bucket, BucketWidth, Series};

@@ -4,7 +4,7 @@
 
 use super::aggregate::{Aggregate, GroupKey};
 use super::event::{meter_event, EventOutcome, MeteredEvent, UsageEvent, ValidationContext};
-use super::meter::{Aggregation, MeterSpec};
+use tally_core::meter::{Aggregation, MeterSpec};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};

@@ -15,7 +15,7 @@
 
 use super::aggregate::{Aggregate, AggregateError, Aggregates, GroupKey, Window};
 use super::event::MeteredEvent;
-use super::meter::MeterSpec;
+use tally_core::meter::MeterSpec;
 use std::collections::BTreeMap;
 use tally_core::entry::TimestampNs;
 
@@ -161,7 +161,7 @@ pub fn merge_partials(partials: Vec<Aggregates>) -> Result<Option<Aggregates>, A
 mod tests {
     use super::*;
     use crate::metering::aggregate::aggregate_scan;
-    use crate::metering::meter::Aggregation;
+    use tally_core::meter::Aggregation;
     use crate::metering::reference::{metered, meters, streams, windows};
     use proptest::prelude::*;
 

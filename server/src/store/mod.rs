@@ -106,6 +106,15 @@ impl Store {
         model.reserve_transactions(additional);
     }
 
+    /// Gives readers the writer's index of recorded event ids (`claims`).
+    pub fn share_claims(&self, claims: Arc<crate::metering::claims::EventClaims>) {
+        let mut model = self
+            .read_model
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        model.usage.claims = claims;
+    }
+
     /// Folds flushed entries into the in-memory caches and makes them visible
     /// to readers, in one critical section.
     pub fn publish(&self, group: &[Journaled]) {

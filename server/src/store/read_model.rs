@@ -13,6 +13,7 @@ use super::records::{self, kind_code, pending_state_code, HistoryRow, TxLinks, T
 use crate::ledger::id_map::IdMap;
 use crate::ledger::state::{ApiKeyState, FastMap, Journaled};
 use crate::ledger::view::{Balance, PendingState, TransactionKind};
+use crate::metering::stored::UsageModel;
 use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs, TransactionMode};
 
 /// An account's balance after one entry that changed it.
@@ -53,6 +54,8 @@ pub struct ReadModel {
     pub key_entries: Vec<u64>,
     /// API keys by key id, as published: what authentication checks.
     pub api_keys: FastMap<String, ApiKeyState>,
+    /// Customers, meters and stored usage.
+    pub usage: UsageModel,
 }
 
 impl ReadModel {
@@ -156,6 +159,13 @@ impl ReadModel {
             }
             EntryBody::SigningKeyAdopted { .. } | EntryBody::SigningKeyRotated { .. } => {
                 self.key_entries.push(seq);
+                return;
+            }
+            EntryBody::CustomerCreated(_)
+            | EntryBody::MeterDefined(_)
+            | EntryBody::UsageRecorded(_)
+            | EntryBody::UsagePeriodClosed { .. } => {
+                self.usage.apply(seq, entry.recorded_at, &entry.body);
                 return;
             }
             EntryBody::LedgerCreated { .. }

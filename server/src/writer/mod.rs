@@ -21,6 +21,8 @@ use crate::error::{LedgerError, StoreError};
 use crate::ledger::command::{AccountSpec, ApiKeySpec, CurrencySpec, PreparedItem};
 use crate::ledger::execute::{self, Context, EntryLookup, ItemOutcome};
 use crate::ledger::state::{Journaled, LedgerState};
+use crate::metering::ingest::{self, CustomerSpec, EventRecorded, PreparedEvent};
+use tally_core::meter::MeterSpec;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -79,6 +81,24 @@ pub enum Request {
         items: Vec<PreparedItem>,
         reply: Reply<TransactionsDone>,
     },
+    Customers {
+        specs: Vec<CustomerSpec>,
+        reply: Reply<Vec<Result<bool, LedgerError>>>,
+    },
+    DefineMeter {
+        spec: MeterSpec,
+        description: String,
+        reply: Reply<Result<(u32, u64, bool), LedgerError>>,
+    },
+    CloseUsagePeriod {
+        customer: String,
+        through: TimestampNs,
+        reply: Reply<Result<u64, LedgerError>>,
+    },
+    Usage {
+        events: Vec<PreparedEvent>,
+        reply: Reply<Vec<Result<EventRecorded, LedgerError>>>,
+    },
     /// Sign a checkpoint now, unless the latest one is of the journal as it
     /// is; answers with the checkpoint's tree size (its entry's seq).
     Checkpoint { reply: Reply<u64> },
@@ -98,6 +118,11 @@ impl Request {
             | Request::Checkpoint { .. }
             | Request::Tick => 1,
             Request::Transactions { items, .. } => items.len(),
+            Request::Customers { specs, .. } => specs.len(),
+            Request::DefineMeter { .. } | Request::CloseUsagePeriod { .. } => 1,
+            // Events are cheap next to transactions: a full call counts as
+            // one batch of transactions, so groups stay bounded in time.
+            Request::Usage { events, .. } => events.len().div_ceil(16).max(1),
         }
     }
 }
@@ -139,7 +164,20 @@ enum Answer {
         Vec<PreparedItem>,
     ),
     Checkpoint(Reply<u64>, u64),
-    ApiKey(Reply<Result<u64, LedgerError>>, Result<u64, LedgerError>),
+    /// A single write answered with its entry's seq.
+    Seq(Reply<Result<u64, LedgerError>>, Result<u64, LedgerError>),
+    Customers(
+        Reply<Vec<Result<bool, LedgerError>>>,
+        Vec<Result<bool, LedgerError>>,
+    ),
+    Meter(
+        Reply<Result<(u32, u64, bool), LedgerError>>,
+        Result<(u32, u64, bool), LedgerError>,
+    ),
+    Usage(
+        Reply<Vec<Result<EventRecorded, LedgerError>>>,
+        Vec<Result<EventRecorded, LedgerError>>,
+    ),
 }
 
 impl Answer {
@@ -158,7 +196,10 @@ impl Answer {
                 drop(items);
             }
             Answer::Checkpoint(reply, size) => drop(reply.send(Ok(size))),
-            Answer::ApiKey(reply, result) => drop(reply.send(Ok(result))),
+            Answer::Seq(reply, result) => drop(reply.send(Ok(result))),
+            Answer::Customers(reply, results) => drop(reply.send(Ok(results))),
+            Answer::Meter(reply, result) => drop(reply.send(Ok(result))),
+            Answer::Usage(reply, results) => drop(reply.send(Ok(results))),
         }
     }
 
@@ -170,7 +211,10 @@ impl Answer {
             Answer::Close(reply, _) => drop(reply.send(Err(message))),
             Answer::Transactions(reply, _, _) => drop(reply.send(Err(message))),
             Answer::Checkpoint(reply, _) => drop(reply.send(Err(message))),
-            Answer::ApiKey(reply, _) => drop(reply.send(Err(message))),
+            Answer::Seq(reply, _) => drop(reply.send(Err(message))),
+            Answer::Customers(reply, _) => drop(reply.send(Err(message))),
+            Answer::Meter(reply, _) => drop(reply.send(Err(message))),
+            Answer::Usage(reply, _) => drop(reply.send(Err(message))),
         }
     }
 }
@@ -321,16 +365,16 @@ impl Writer {
                 Answer::Close(reply, execute::close_account(state, &name, ctx, out))
             }
             Request::CreateApiKey { spec, reply } => {
-                Answer::ApiKey(reply, execute::create_api_key(state, &spec, ctx, out))
+                Answer::Seq(reply, execute::create_api_key(state, &spec, ctx, out))
             }
             Request::RevokeApiKey { key_id, reply } => {
-                Answer::ApiKey(reply, execute::revoke_api_key(state, &key_id, ctx, out))
+                Answer::Seq(reply, execute::revoke_api_key(state, &key_id, ctx, out))
             }
             Request::RotateApiKey {
                 key_id,
                 successor,
                 reply,
-            } => Answer::ApiKey(
+            } => Answer::Seq(
                 reply,
                 execute::rotate_api_key(state, &key_id, successor, ctx, out),
             ),
@@ -338,6 +382,36 @@ impl Writer {
                 let lookup = StoreLookup(&self.store);
                 let outcomes = execute::execute_transactions(state, &items, ctx, &lookup, out);
                 Answer::Transactions(reply, outcomes, items)
+            }
+            Request::Customers { specs, reply } => {
+                let results = specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, spec)| {
+                        ingest::create_customer(state, spec, ctx, out)
+                            .map_err(|e| e.within(&format!("customers[{i}]")))
+                    })
+                    .collect();
+                Answer::Customers(reply, results)
+            }
+            Request::DefineMeter {
+                spec,
+                description,
+                reply,
+            } => Answer::Meter(
+                reply,
+                ingest::define_meter(state, spec, description, ctx, out),
+            ),
+            Request::CloseUsagePeriod {
+                customer,
+                through,
+                reply,
+            } => Answer::Seq(
+                reply,
+                ingest::close_usage_period(state, &customer, through, ctx, out),
+            ),
+            Request::Usage { events, reply } => {
+                Answer::Usage(reply, ingest::record_usage(state, events, ctx, out))
             }
         })
     }

@@ -1,5 +1,6 @@
-//! The canonical hash of a usage event, which a usage batch's journal entry
-//! will commit to (as the leaves of its Merkle root).
+//! Usage events as recorded in the journal, and their canonical hash, which a
+//! usage batch's journal entry commits to (the leaves of its events root:
+//! `tally_audit::usage`).
 //!
 //! `event_hash = blake3("tally/usage-event/v1" || fields)`, where every field is
 //! fed with a length or a tag, so that no two different events feed the same
@@ -16,7 +17,27 @@
 //! client sent (`10.0` and `10` are different events for deduplication's
 //! "same id, different content" check). Frozen by a test vector.
 
-use super::event::UsageEvent;
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::entry::TimestampNs;
+
+/// One usage event, as sent. Recorded verbatim in a `usage_recorded` entry;
+/// its value stays the text the client sent (never a float, never rounded).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct UsageEvent {
+    /// The sender's id for the event, the key of deduplication.
+    pub event_id: String,
+    pub customer: String,
+    /// The code of the meter the event is for.
+    pub meter: String,
+    /// When the usage happened, in nanoseconds since the epoch.
+    pub timestamp: TimestampNs,
+    /// The value as decimal text, as sent.
+    pub value: Option<String>,
+    pub properties: BTreeMap<String, String>,
+}
 
 /// The domain separator of the event hash, version 1.
 pub const EVENT_HASH_DOMAIN: &[u8] = b"tally/usage-event/v1";
@@ -52,7 +73,6 @@ fn text(feed: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn event() -> UsageEvent {
         UsageEvent {

@@ -1,10 +1,13 @@
 //! Meter definitions: what a meter counts, and the checks a definition passes
 //! before any event is measured against it.
 //!
-//! A [`MeterSpec`] is plain data so that later work can record it as a journal
-//! entry (versioned meters) without this module changing. Validation is a pure
-//! function of the definition: every error names the field path and the reason.
+//! A [`MeterSpec`] is plain data, recorded in the journal as a meter version
+//! (`EntryBody::MeterDefined`), so it lives in the journal-format crate.
+//! Validation is a pure function of the definition: every error names the
+//! field path and the reason.
 
+use bincode::{Decode, Encode};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The longest meter code, in bytes.
@@ -24,7 +27,10 @@ pub const GROUP_BY_MAX: usize = 8;
 pub const GRACE_PERIOD_SECONDS_MAX: u64 = 366 * 24 * 3600;
 
 /// How a meter folds its events into one figure per customer and group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Aggregation {
     /// The sum of the events' values.
     Sum,
@@ -41,6 +47,31 @@ pub enum Aggregation {
 }
 
 impl Aggregation {
+    pub const ALL: [Aggregation; 6] = [
+        Aggregation::Sum,
+        Aggregation::Count,
+        Aggregation::Min,
+        Aggregation::Max,
+        Aggregation::UniqueCount,
+        Aggregation::Latest,
+    ];
+
+    /// Stable snake_case name (`unique_count`), as in JSON, TOML and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::Sum => "sum",
+            Aggregation::Count => "count",
+            Aggregation::Min => "min",
+            Aggregation::Max => "max",
+            Aggregation::UniqueCount => "unique_count",
+            Aggregation::Latest => "latest",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Aggregation> {
+        Aggregation::ALL.into_iter().find(|a| a.name() == name)
+    }
+
     /// Whether the aggregation reads a decimal from each event.
     pub fn is_numeric(self) -> bool {
         matches!(
@@ -51,7 +82,7 @@ impl Aggregation {
 }
 
 /// A meter's definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct MeterSpec {
     /// The meter's code, which events name in their `meter` field.
     pub code: String,
@@ -125,7 +156,7 @@ fn is_name(text: &str, bytes_max: usize, extra: &[u8]) -> bool {
 
 /// Text for a message, quoted and cut to a readable length (names in error
 /// messages come from clients and may be long or odd).
-pub(crate) fn quoted(text: &str) -> String {
+pub fn quoted(text: &str) -> String {
     const SHOWN_CHARS_MAX: usize = 40;
     if text.chars().count() <= SHOWN_CHARS_MAX {
         format!("{text:?}")

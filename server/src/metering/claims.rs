@@ -1,0 +1,145 @@
+//! Event ids already recorded, for deduplication and for proofs.
+//!
+//! An id is claimed when the `usage_recorded` entry holding its event is
+//! applied: in the writer, that is inside the group whose one storage write
+//! makes the event durable, so an id is never claimed without its event (the
+//! failure "claimed first, event lost" cannot happen). A failed write stops
+//! the writer; the claims of the lost group die with the process.
+//!
+//! The writer and the readers share one index. Readers only trust a claim
+//! whose entry is published (`seq` below the published journal length), so
+//! seeing a claim the writer has just made is harmless.
+//!
+//! Memory: millions of ids are expected, so a claim is keyed by a 16-byte
+//! blake3 digest of the id and keeps 16 bytes of the event hash (enough to tell
+//! "same content" from "other content": a false "same" needs a 2^-128 chance).
+
+use crate::ledger::state::FastMap;
+use std::sync::RwLock;
+
+const SHARDS: usize = 64;
+
+/// Where an event is recorded, and a digest of its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// The first 16 bytes of the event's hash (`tally_core::usage::event_hash`).
+    pub content: [u8; 16],
+    /// The `usage_recorded` entry holding the event, and its index there.
+    pub seq: u64,
+    pub index: u32,
+    /// Recorded as late (`UsageRecorded::late`).
+    pub late: bool,
+}
+
+pub type IdKey = [u8; 16];
+
+pub struct EventClaims {
+    shards: Vec<RwLock<FastMap<IdKey, Claim>>>,
+}
+
+impl std::fmt::Debug for EventClaims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventClaims")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl Default for EventClaims {
+    fn default() -> Self {
+        EventClaims {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+        }
+    }
+}
+
+/// The index's key of an event id.
+pub fn id_key(event_id: &str) -> IdKey {
+    let hash = blake3::hash(event_id.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&hash.as_bytes()[..16]);
+    key
+}
+
+/// The content digest kept in a claim.
+pub fn content_of(event_hash: &[u8; 32]) -> [u8; 16] {
+    let mut content = [0u8; 16];
+    content.copy_from_slice(&event_hash[..16]);
+    content
+}
+
+impl EventClaims {
+    fn shard(&self, key: &IdKey) -> &RwLock<FastMap<IdKey, Claim>> {
+        &self.shards[key[0] as usize % SHARDS]
+    }
+
+    pub fn get(&self, event_id: &str) -> Option<Claim> {
+        let key = id_key(event_id);
+        let shard = self.shard(&key).read().unwrap_or_else(|e| e.into_inner());
+        shard.get(&key).copied()
+    }
+
+    /// Claims `event_id`; `false` (and nothing changes) if it was claimed.
+    pub fn claim(&self, event_id: &str, claim: Claim) -> bool {
+        let key = id_key(event_id);
+        let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
+        match shard.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(claim);
+                true
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Room for `additional` more ids without rehashing (start-up).
+    pub fn reserve(&self, additional: usize) {
+        for shard in &self.shards {
+            shard
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .reserve(additional / SHARDS + 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_claimed_once_and_found_again() {
+        // Goal: the first claim wins and later ones change nothing.
+        let claims = EventClaims::default();
+        let first = Claim {
+            content: [1; 16],
+            seq: 7,
+            index: 2,
+            late: false,
+        };
+        assert!(claims.claim("evt-1", first));
+        assert!(!claims.claim(
+            "evt-1",
+            Claim {
+                content: [2; 16],
+                seq: 9,
+                index: 0,
+                late: true,
+            }
+        ));
+        assert_eq!(claims.get("evt-1"), Some(first));
+        assert_eq!(claims.get("evt-2"), None);
+        assert_eq!(claims.len(), 1);
+    }
+}

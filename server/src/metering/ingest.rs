@@ -1,0 +1,473 @@
+//! Metering commands in, journal entries out: customers, meter versions,
+//! closed periods and usage batches, checked against the writer's state.
+//!
+//! Ingestion is split in two so the single writer thread does little per
+//! event:
+//! - [`prepare_event`] runs on the caller's task (in parallel parts): the
+//!   event's hash and its check against the meter version the caller sees;
+//! - [`record_usage`] runs in the writer: customer, closed period, meter
+//!   version still current (else the check is redone), and deduplication, then
+//!   one `usage_recorded` entry for the accepted events. The ids are claimed
+//!   when that entry is applied, inside the group whose one write makes it
+//!   durable (`claims`).
+
+use super::catalog::MeterVersion;
+use super::claims::{content_of, id_key, Claim};
+use super::event::{meter_event, EventOutcome, EventRejection, ValidationContext};
+use crate::error::LedgerError;
+use crate::ledger::execute::Context;
+use crate::ledger::state::{FastMap, Journaled, LedgerState};
+use crate::ledger::validate;
+use tally_core::codec::ENTRY_BYTES_MAX;
+use tally_core::entry::{
+    CustomerCreated, Digest, Entry, EntryBody, MeterDefined, Metadata, TimestampNs, UsageRecorded,
+};
+use tally_core::error_code::ErrorCode;
+use tally_core::meter::{quoted, MeterSpec, MeterSpecRejection};
+use tally_core::usage::{event_hash, UsageEvent};
+
+/// The most events one ingestion call may carry.
+pub const INGEST_EVENTS_MAX: usize = 10_000;
+
+/// The most bytes of events one `usage_recorded` entry holds; a call whose
+/// events need more is recorded as several consecutive entries of one group.
+const ENTRY_EVENT_BYTES_MAX: usize = ENTRY_BYTES_MAX - 64 * 1024;
+
+/// The longest customer name and meter description, in bytes.
+pub const NAME_BYTES_MAX: usize = 256;
+
+/// What a customer is created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerSpec {
+    pub customer_id: String,
+    pub name: String,
+    pub metadata: Metadata,
+}
+
+/// An event as the caller's task leaves it for the writer.
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    pub event: UsageEvent,
+    pub hash: Digest,
+    /// The check against the meter version the caller saw (its number, and
+    /// whether the event counts), or the refusal.
+    pub checked: Result<(u32, bool), LedgerError>,
+}
+
+/// A recorded event's place, and whether this call recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRecorded {
+    pub seq: u64,
+    pub index: u32,
+    pub late: bool,
+    pub counted: bool,
+    /// Recorded by an earlier call (or earlier in this one) with the same content.
+    pub duplicate: bool,
+}
+
+/// The context an event is checked in: no period bound (the writer checks the
+/// customer's closed period itself).
+fn unbounded(now: TimestampNs) -> ValidationContext {
+    ValidationContext {
+        now,
+        earliest: TimestampNs::MIN,
+    }
+}
+
+fn event_error(index: usize, error: super::EventError) -> LedgerError {
+    let code = match error.reason {
+        EventRejection::FieldMissing => ErrorCode::FieldRequired,
+        EventRejection::FieldInvalid => ErrorCode::FieldInvalid,
+        EventRejection::FieldTooLong => ErrorCode::FieldTooLong,
+        EventRejection::ValueMissing => ErrorCode::ValueMissing,
+        EventRejection::ValueNotNumeric => ErrorCode::ValueNotNumeric,
+        EventRejection::ValueOutOfRange => ErrorCode::ValueOutOfRange,
+        EventRejection::PropertyMissing => ErrorCode::PropertyMissing,
+        EventRejection::TimestampInFuture => ErrorCode::TimestampInFuture,
+        EventRejection::TimestampBeforeGrace => ErrorCode::TimestampBeforeGrace,
+    };
+    LedgerError::new(code, error.field, error.message).within(&format!("events[{index}]"))
+}
+
+/// Checks one event against the current version of its meter (`None`: the
+/// meter does not exist).
+fn check_event(
+    meter: Option<&MeterVersion>,
+    now: TimestampNs,
+    index: usize,
+    event: &UsageEvent,
+) -> Result<(u32, bool), LedgerError> {
+    let Some(meter) = meter else {
+        return Err(if event.meter.is_empty() {
+            LedgerError::new(
+                ErrorCode::FieldRequired,
+                format!("events[{index}].meter"),
+                "meter is required",
+            )
+        } else {
+            LedgerError::new(
+                ErrorCode::MeterNotFound,
+                format!("events[{index}].meter"),
+                format!("no meter {}", quoted(&event.meter)),
+            )
+        });
+    };
+    match meter_event(&meter.spec, &unbounded(now), event) {
+        Ok(EventOutcome::Counted(_)) => Ok((meter.version, true)),
+        Ok(EventOutcome::NotCounted { .. }) => Ok((meter.version, false)),
+        Err(error) => Err(event_error(index, error)),
+    }
+}
+
+/// The caller's half of ingestion: hash and check one event against the
+/// meter version the caller sees (`meter`; `None`: none of that code).
+pub fn prepare_event(
+    meter: Option<&MeterVersion>,
+    now: TimestampNs,
+    index: usize,
+    event: UsageEvent,
+) -> PreparedEvent {
+    PreparedEvent {
+        hash: event_hash(&event),
+        checked: check_event(meter, now, index, &event),
+        event,
+    }
+}
+
+/// The encoded size of an event inside an entry (bincode, fixed-width).
+fn encoded_len(event: &UsageEvent) -> usize {
+    let text = |s: &str| 8 + s.len();
+    text(&event.event_id)
+        + text(&event.customer)
+        + text(&event.meter)
+        + 8
+        + 1
+        + event.value.as_deref().map_or(0, text)
+        + 8
+        + event
+            .properties
+            .iter()
+            .map(|(name, value)| text(name) + text(value))
+            .sum::<usize>()
+}
+
+/// A usage entry being filled.
+#[derive(Default)]
+struct Batch {
+    events: Vec<UsageEvent>,
+    hashes: Vec<Digest>,
+    late: Vec<u32>,
+    bytes: usize,
+}
+
+fn append(state: &mut LedgerState, ctx: &Context, body: EntryBody, out: &mut Vec<Journaled>) {
+    let recorded_at = state.next_recorded_at(ctx.now);
+    out.push(state.append(Entry {
+        recorded_at,
+        key_id: ctx.key_id.clone(),
+        body,
+    }));
+}
+
+fn flush(state: &mut LedgerState, ctx: &Context, batch: &mut Batch, out: &mut Vec<Journaled>) {
+    if batch.events.is_empty() {
+        return;
+    }
+    let batch = std::mem::take(batch);
+    let leaves: Vec<_> = batch
+        .hashes
+        .iter()
+        .map(|hash| tally_audit::merkle::leaf_hash(&tally_audit::Blake3, hash))
+        .collect();
+    let events_root = tally_audit::merkle::root(&tally_audit::Blake3, &leaves);
+    debug_assert_eq!(
+        events_root,
+        tally_audit::usage::events_root(&batch.events),
+        "the caller's hashes are the events' hashes"
+    );
+    append(
+        state,
+        ctx,
+        EntryBody::UsageRecorded(UsageRecorded {
+            events_root,
+            events: batch.events,
+            late: batch.late,
+        }),
+        out,
+    );
+}
+
+/// The writer's half of ingestion: one result per event, in order; the
+/// accepted events become one `usage_recorded` entry (more only past the entry
+/// size limit).
+pub fn record_usage(
+    state: &mut LedgerState,
+    events: Vec<PreparedEvent>,
+    ctx: &Context,
+    out: &mut Vec<Journaled>,
+) -> Vec<Result<EventRecorded, LedgerError>> {
+    let mut results = Vec::with_capacity(events.len());
+    // Ids accepted earlier in this call: claimed only when the entry applies.
+    let mut in_call: FastMap<[u8; 16], Claim> = FastMap::default();
+    let mut batch = Batch::default();
+    for (index, prepared) in events.into_iter().enumerate() {
+        let PreparedEvent {
+            event,
+            hash,
+            checked,
+        } = prepared;
+        let catalog = state.catalog();
+        // Redo the check when the meter changed since the caller saw it (or
+        // was defined since).
+        let checked = match checked {
+            Ok((version, counted))
+                if catalog.meter(&event.meter).map(|m| m.version) == Some(version) =>
+            {
+                Ok((version, counted))
+            }
+            Err(error)
+                if error.code != ErrorCode::MeterNotFound
+                    || catalog.meter(&event.meter).is_none() =>
+            {
+                Err(error)
+            }
+            _ => check_event(catalog.meter(&event.meter), ctx.now, index, &event),
+        };
+        let counted = match checked {
+            Ok((_, counted)) => counted,
+            Err(error) => {
+                results.push(Err(error));
+                continue;
+            }
+        };
+        let Some(customer) = catalog.customer(&event.customer) else {
+            results.push(Err(LedgerError::new(
+                ErrorCode::CustomerNotFound,
+                format!("events[{index}].customer"),
+                format!("no customer {}", quoted(&event.customer)),
+            )));
+            continue;
+        };
+        let late = customer
+            .closed_through
+            .is_some_and(|closed| event.timestamp < closed);
+        if let Some(closed) = customer.closed_through {
+            let spec = &catalog.meter(&event.meter).expect("checked above").spec;
+            let earliest = ValidationContext::for_open_period(ctx.now, closed, spec).earliest;
+            if event.timestamp < earliest {
+                results.push(Err(LedgerError::new(
+                    ErrorCode::TimestampBeforeGrace,
+                    format!("events[{index}].timestamp"),
+                    format!(
+                        "timestamp {} is before {earliest}: customer {}'s usage is closed through {closed} and meter {} accepts events {} s before that",
+                        event.timestamp,
+                        quoted(&event.customer),
+                        quoted(&event.meter),
+                        spec.grace_period_seconds
+                    ),
+                )));
+                continue;
+            }
+        }
+        let content = content_of(&hash);
+        let key = id_key(&event.event_id);
+        let earlier = in_call
+            .get(&key)
+            .copied()
+            .or_else(|| state.claims().get(&event.event_id));
+        if let Some(claim) = earlier {
+            results.push(if claim.content == content {
+                Ok(EventRecorded {
+                    seq: claim.seq,
+                    index: claim.index,
+                    late: claim.late,
+                    counted,
+                    duplicate: true,
+                })
+            } else {
+                Err(LedgerError::new(
+                    ErrorCode::EventIdConflict,
+                    format!("events[{index}].event_id"),
+                    format!(
+                        "event id {} was recorded (entry {}, event {}) with other content",
+                        quoted(&event.event_id),
+                        claim.seq,
+                        claim.index
+                    ),
+                ))
+            });
+            continue;
+        }
+        let size = encoded_len(&event);
+        if batch.bytes + size > ENTRY_EVENT_BYTES_MAX {
+            flush(state, ctx, &mut batch, out);
+        }
+        let claim = Claim {
+            content,
+            seq: state.next_seq(),
+            index: batch.events.len() as u32,
+            late,
+        };
+        if late {
+            batch.late.push(claim.index);
+        }
+        in_call.insert(key, claim);
+        batch.bytes += size;
+        batch.events.push(event);
+        batch.hashes.push(hash);
+        results.push(Ok(EventRecorded {
+            seq: claim.seq,
+            index: claim.index,
+            late,
+            counted,
+            duplicate: false,
+        }));
+    }
+    flush(state, ctx, &mut batch, out);
+    results
+}
+
+fn spec_error(error: tally_core::meter::MeterSpecError) -> LedgerError {
+    let code = match error.reason {
+        MeterSpecRejection::FieldMissing => ErrorCode::FieldRequired,
+        MeterSpecRejection::FieldTooLong => ErrorCode::FieldTooLong,
+        MeterSpecRejection::FieldInvalid
+        | MeterSpecRejection::Duplicate
+        | MeterSpecRejection::ValuePropertyMismatch => ErrorCode::FieldInvalid,
+    };
+    LedgerError::new(code, error.field, error.message).within("meter")
+}
+
+/// Defines a meter, or a new version of it. `Ok((version, seq, false))` when
+/// the definition equals the current version (nothing is recorded).
+pub fn define_meter(
+    state: &mut LedgerState,
+    spec: MeterSpec,
+    description: String,
+    ctx: &Context,
+    out: &mut Vec<Journaled>,
+) -> Result<(u32, u64, bool), LedgerError> {
+    spec.validate().map_err(spec_error)?;
+    validate::max_len("meter.description", &description, NAME_BYTES_MAX)?;
+    let version = match state.catalog().meter(&spec.code) {
+        Some(current) if current.spec == spec && current.description == description => {
+            return Ok((current.version, current.seq, false));
+        }
+        Some(current) if current.spec.aggregation != spec.aggregation => {
+            return Err(LedgerError::new(
+                ErrorCode::MeterAggregationChanged,
+                "meter.aggregation",
+                format!(
+                    "meter {} aggregates by {}; a new version cannot change that (define a new meter)",
+                    quoted(&spec.code),
+                    current.spec.aggregation.name()
+                ),
+            ));
+        }
+        Some(current) => current.version + 1,
+        None => 1,
+    };
+    append(
+        state,
+        ctx,
+        EntryBody::MeterDefined(MeterDefined {
+            version,
+            spec,
+            description,
+        }),
+        out,
+    );
+    let seq = out.last().map(|journaled| journaled.seq).unwrap_or_default();
+    Ok((version, seq, true))
+}
+
+/// Creates a customer; `Ok(false)` if it exists with the same fields.
+pub fn create_customer(
+    state: &mut LedgerState,
+    spec: &CustomerSpec,
+    ctx: &Context,
+    out: &mut Vec<Journaled>,
+) -> Result<bool, LedgerError> {
+    validate::id("id", &spec.customer_id)?;
+    validate::max_len("name", &spec.name, NAME_BYTES_MAX)?;
+    validate::metadata("metadata", &spec.metadata)?;
+    if let Some(existing) = state.catalog().customer(&spec.customer_id) {
+        let created = &existing.created;
+        if created.name == spec.name && created.metadata == spec.metadata {
+            return Ok(false);
+        }
+        return Err(LedgerError::new(
+            ErrorCode::CustomerExists,
+            "id",
+            format!(
+                "customer {} exists with another name or metadata",
+                quoted(&spec.customer_id)
+            ),
+        ));
+    }
+    append(
+        state,
+        ctx,
+        EntryBody::CustomerCreated(CustomerCreated {
+            customer_id: spec.customer_id.clone(),
+            name: spec.name.clone(),
+            metadata: spec.metadata.clone(),
+        }),
+        out,
+    );
+    Ok(true)
+}
+
+const MINUTE_NS: i64 = 60_000_000_000;
+
+/// Closes a customer's usage through `through` (a whole minute, not in the
+/// future, later than the period closed before).
+pub fn close_usage_period(
+    state: &mut LedgerState,
+    customer_id: &str,
+    through: TimestampNs,
+    ctx: &Context,
+    out: &mut Vec<Journaled>,
+) -> Result<u64, LedgerError> {
+    let Some(customer) = state.catalog().customer(customer_id) else {
+        return Err(LedgerError::new(
+            ErrorCode::CustomerNotFound,
+            "customer",
+            format!("no customer {}", quoted(customer_id)),
+        ));
+    };
+    if through.rem_euclid(MINUTE_NS) != 0 {
+        return Err(LedgerError::new(
+            ErrorCode::FieldInvalid,
+            "through",
+            "through must be a whole minute",
+        ));
+    }
+    if through > ctx.now {
+        return Err(LedgerError::new(
+            ErrorCode::FieldInvalid,
+            "through",
+            format!(
+                "through {through} is in the future (now {}): only past usage can be closed",
+                ctx.now
+            ),
+        ));
+    }
+    if let Some(closed) = customer.closed_through.filter(|closed| *closed >= through) {
+        return Err(LedgerError::new(
+            ErrorCode::PeriodNotAfterClosed,
+            "through",
+            format!("usage is closed through {closed} already; through must be later"),
+        ));
+    }
+    append(
+        state,
+        ctx,
+        EntryBody::UsagePeriodClosed {
+            customer_id: customer_id.to_string(),
+            through,
+        },
+        out,
+    );
+    Ok(out.last().map(|journaled| journaled.seq).unwrap_or_default())
+}

@@ -1,0 +1,408 @@
+//! Stored usage: the read model's fold of metering entries, and the queries
+//! that read it.
+//!
+//! Every counted event is folded into a per-minute bucket of its meter,
+//! customer and meter version ([`Aggregates`] over that minute). A query over
+//! whole minutes merges the buckets inside its window ([`Aggregates::absorb`]),
+//! re-keyed by its customer, filters and group-by. The same query can also be
+//! answered by a scan of the raw events ([`scan`]); both go through the same
+//! selection and give the same answer (tested below and end to end). Buckets
+//! are per meter *version* because a version may change the group-by: a
+//! bucket's group values are those of its version's `group_by`.
+
+use super::aggregate::{AggregateError, AggregateResult, Aggregates, GroupKey, Window};
+use super::catalog::{Catalog, MeterVersion};
+use super::claims::EventClaims;
+use super::event::{meter_event, EventOutcome, ValidationContext};
+use crate::error::LedgerError;
+use crate::ledger::state::FastMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use tally_core::entry::{EntryBody, TimestampNs, UsageRecorded};
+use tally_core::error_code::ErrorCode;
+use tally_core::meter::{quoted, MeterSpec};
+
+pub const MINUTE_NS: i64 = 60_000_000_000;
+
+/// A late event's place, and the customer's closed period when it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateRef {
+    pub seq: u64,
+    pub index: u32,
+    pub customer: String,
+    pub closed_through: TimestampNs,
+}
+
+/// One customer's buckets of one meter: (minute start, meter version) → state.
+type Buckets = BTreeMap<(TimestampNs, u32), Aggregates>;
+
+#[derive(Debug, Default)]
+pub struct UsageModel {
+    pub catalog: Catalog,
+    /// Meter code → customer → buckets.
+    buckets: FastMap<String, FastMap<String, Buckets>>,
+    /// Seqs of the `usage_recorded` entries, ascending (what a scan reads).
+    pub usage_entries: Vec<u64>,
+    /// Late events in journal order.
+    pub late: Vec<LateRef>,
+    pub events_recorded: u64,
+    /// The writer's index of recorded ids, shared (see `claims`).
+    pub claims: Arc<EventClaims>,
+}
+
+/// The context stored events are measured in: they were checked on arrival,
+/// so no time bound applies any more.
+fn any_time() -> ValidationContext {
+    ValidationContext {
+        now: TimestampNs::MAX,
+        earliest: TimestampNs::MIN,
+    }
+}
+
+fn minute_of(timestamp: TimestampNs) -> TimestampNs {
+    timestamp - timestamp.rem_euclid(MINUTE_NS)
+}
+
+impl UsageModel {
+    /// Folds one entry in; entries other than metering ones are ignored.
+    pub fn apply(&mut self, seq: u64, recorded_at: TimestampNs, body: &EntryBody) {
+        match body {
+            EntryBody::CustomerCreated(_)
+            | EntryBody::MeterDefined(_)
+            | EntryBody::UsagePeriodClosed { .. } => {
+                let applied = self.catalog.apply(seq, recorded_at, body);
+                debug_assert!(applied.is_ok(), "the writer's state applied it: {applied:?}");
+            }
+            EntryBody::UsageRecorded(recorded) => self.apply_usage(seq, recorded),
+            _ => {}
+        }
+    }
+
+    fn apply_usage(&mut self, seq: u64, recorded: &UsageRecorded) {
+        self.usage_entries.push(seq);
+        self.events_recorded += recorded.events.len() as u64;
+        for &index in &recorded.late {
+            let event = &recorded.events[index as usize];
+            let closed_through = self
+                .catalog
+                .customer(&event.customer)
+                .and_then(|customer| customer.closed_through)
+                .unwrap_or(TimestampNs::MIN);
+            self.late.push(LateRef {
+                seq,
+                index,
+                customer: event.customer.clone(),
+                closed_through,
+            });
+        }
+        for event in &recorded.events {
+            let Some(meter) = self.catalog.meter_at(&event.meter, seq) else {
+                debug_assert!(false, "events name defined meters");
+                continue;
+            };
+            let Ok(EventOutcome::Counted(metered)) = meter_event(&meter.spec, &any_time(), event)
+            else {
+                continue;
+            };
+            let minute = minute_of(metered.timestamp);
+            let customers = self.buckets.entry(event.meter.clone()).or_default();
+            let buckets = match customers.get_mut(&event.customer) {
+                Some(buckets) => buckets,
+                None => customers.entry(event.customer.clone()).or_default(),
+            };
+            let bucket = buckets.entry((minute, meter.version)).or_insert_with(|| {
+                let window = Window::new(minute, minute.saturating_add(MINUTE_NS))
+                    .expect("a minute is a window");
+                Aggregates::new(&meter.spec, window)
+            });
+            let added = bucket.add(&metered);
+            debug_assert!(added, "an event counts in its own minute");
+        }
+    }
+}
+
+/// A checked aggregation query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageQuery {
+    pub meter: String,
+    /// `None`: every customer.
+    pub customer: Option<String>,
+    pub window: Window,
+    /// Group-by property → accepted values.
+    pub filters: BTreeMap<String, BTreeSet<String>>,
+    /// The result's group-by properties, in this order.
+    pub group_by: Vec<String>,
+}
+
+/// A query's raw fields, before [`check_query`].
+#[derive(Debug, Clone, Default)]
+pub struct QueryFields {
+    pub meter: String,
+    pub customer: String,
+    pub from: TimestampNs,
+    pub to: TimestampNs,
+    pub filters: Vec<(String, Vec<String>)>,
+    pub group_by: Vec<String>,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> LedgerError {
+    LedgerError::new(ErrorCode::FieldInvalid, field, message)
+}
+
+/// Checks a query against the catalog: a known meter, a window of whole
+/// minutes, and filters and group-by on the meter's group-by properties.
+pub fn check_query(catalog: &Catalog, fields: QueryFields) -> Result<UsageQuery, LedgerError> {
+    if fields.meter.is_empty() {
+        return Err(LedgerError::new(
+            ErrorCode::FieldRequired,
+            "meter",
+            "meter is required",
+        ));
+    }
+    let Some(meter) = catalog.meter(&fields.meter) else {
+        return Err(LedgerError::new(
+            ErrorCode::MeterNotFound,
+            "meter",
+            format!("no meter {}", quoted(&fields.meter)),
+        ));
+    };
+    let window = check_window(fields.from, fields.to)?;
+    let known = |field: String, property: &str| {
+        if meter.spec.group_by.iter().any(|p| p == property) {
+            Ok(())
+        } else {
+            Err(invalid(
+                field,
+                format!(
+                    "{} is not a group-by property of meter {} ({})",
+                    quoted(property),
+                    quoted(&meter.spec.code),
+                    meter.spec.group_by.join(", ")
+                ),
+            ))
+        }
+    };
+    let mut group_by = Vec::with_capacity(fields.group_by.len());
+    for (i, property) in fields.group_by.into_iter().enumerate() {
+        known(format!("group_by[{i}]"), &property)?;
+        if group_by.contains(&property) {
+            return Err(invalid(
+                format!("group_by[{i}]"),
+                format!("{} is listed twice", quoted(&property)),
+            ));
+        }
+        group_by.push(property);
+    }
+    let mut filters = BTreeMap::new();
+    for (i, (property, values)) in fields.filters.into_iter().enumerate() {
+        known(format!("filters[{i}].property"), &property)?;
+        if values.is_empty() {
+            return Err(LedgerError::new(
+                ErrorCode::FieldRequired,
+                format!("filters[{i}].values"),
+                "a filter needs at least one value",
+            ));
+        }
+        if filters.insert(property.clone(), values.into_iter().collect()).is_some() {
+            return Err(invalid(
+                format!("filters[{i}].property"),
+                format!("{} is filtered twice", quoted(&property)),
+            ));
+        }
+    }
+    Ok(UsageQuery {
+        meter: fields.meter,
+        customer: (!fields.customer.is_empty()).then_some(fields.customer),
+        window,
+        filters,
+        group_by,
+    })
+}
+
+/// A window of whole minutes, `from < to`.
+pub fn check_window(from: TimestampNs, to: TimestampNs) -> Result<Window, LedgerError> {
+    for (field, at) in [("from", from), ("to", to)] {
+        if at.rem_euclid(MINUTE_NS) != 0 {
+            return Err(LedgerError::new(
+                ErrorCode::WindowInvalid,
+                field,
+                format!("{field} must be a whole minute (usage is stored per minute)"),
+            ));
+        }
+    }
+    Window::new(from, to).map_err(|error| LedgerError::new(ErrorCode::WindowInvalid, "to", error.to_string()))
+}
+
+/// How a query maps the groups of one meter version.
+struct Selection<'a> {
+    query: &'a UsageQuery,
+    /// Per filter: the position of its property in the version's group_by
+    /// (`None`: the version lacks it, so its value is "").
+    filters: Vec<(Option<usize>, &'a BTreeSet<String>)>,
+    /// Per result group-by property: its position in the version's group_by.
+    keep: Vec<Option<usize>>,
+}
+
+impl<'a> Selection<'a> {
+    fn new(query: &'a UsageQuery, spec: &MeterSpec) -> Selection<'a> {
+        let position = |property: &str| spec.group_by.iter().position(|p| p == property);
+        Selection {
+            query,
+            filters: query
+                .filters
+                .iter()
+                .map(|(property, values)| (position(property), values))
+                .collect(),
+            keep: query.group_by.iter().map(|p| position(p)).collect(),
+        }
+    }
+
+    fn rekey(&self, key: &GroupKey) -> Option<GroupKey> {
+        if self
+            .query
+            .customer
+            .as_ref()
+            .is_some_and(|customer| *customer != key.customer)
+        {
+            return None;
+        }
+        let value = |position: Option<usize>| {
+            position
+                .and_then(|p| key.group.get(p))
+                .map_or("", String::as_str)
+        };
+        if !self
+            .filters
+            .iter()
+            .all(|(position, values)| values.contains(value(*position)))
+        {
+            return None;
+        }
+        Some(GroupKey {
+            customer: key.customer.clone(),
+            group: self
+                .keep
+                .iter()
+                .map(|position| value(*position).to_string())
+                .collect(),
+        })
+    }
+}
+
+fn overflow(error: AggregateError) -> LedgerError {
+    match error {
+        AggregateError::Overflow { .. } => {
+            LedgerError::new(ErrorCode::AmountOverflow, "", error.to_string())
+        }
+        other => LedgerError::new(ErrorCode::Internal, "", other.to_string()),
+    }
+}
+
+impl UsageModel {
+    /// The query's answer from the stored minute buckets.
+    pub fn query(&self, query: &UsageQuery) -> Result<AggregateResult, LedgerError> {
+        let current = self
+            .catalog
+            .meter(&query.meter)
+            .ok_or_else(|| LedgerError::new(ErrorCode::MeterNotFound, "meter", "no such meter"))?;
+        let mut result = Aggregates::new(&current.spec, query.window);
+        let versions = self.catalog.meter_versions(&query.meter);
+        let selections: BTreeMap<u32, Selection> = versions
+            .iter()
+            .map(|version| (version.version, Selection::new(query, &version.spec)))
+            .collect();
+        let Some(customers) = self.buckets.get(&query.meter) else {
+            return result.result().map_err(overflow);
+        };
+        let mut absorb = |buckets: &Buckets| -> Result<(), LedgerError> {
+            let range = (query.window.from(), 0)..(query.window.to(), 0);
+            for ((_, version), bucket) in buckets.range(range) {
+                let selection = &selections[version];
+                result
+                    .absorb(bucket, |key| selection.rekey(key))
+                    .map_err(overflow)?;
+            }
+            Ok(())
+        };
+        match &query.customer {
+            Some(customer) => {
+                if let Some(buckets) = customers.get(customer) {
+                    absorb(buckets)?;
+                }
+            }
+            None => {
+                for buckets in customers.values() {
+                    absorb(buckets)?;
+                }
+            }
+        }
+        result.result().map_err(overflow)
+    }
+}
+
+/// The query's answer from raw events: every `usage_recorded` entry given,
+/// each event measured against the meter version current at its entry.
+pub fn scan<'e>(
+    catalog: &Catalog,
+    query: &UsageQuery,
+    entries: impl IntoIterator<Item = (u64, &'e UsageRecorded)>,
+) -> Result<AggregateResult, LedgerError> {
+    let mut results = scan_series(catalog, query, &[query.window], entries)?;
+    Ok(results.remove(0))
+}
+
+/// [`scan`] per bucket: `windows` are adjacent, ascending, inside the query's.
+pub fn scan_series<'e>(
+    catalog: &Catalog,
+    query: &UsageQuery,
+    windows: &[Window],
+    entries: impl IntoIterator<Item = (u64, &'e UsageRecorded)>,
+) -> Result<Vec<AggregateResult>, LedgerError> {
+    let current = catalog
+        .meter(&query.meter)
+        .ok_or_else(|| LedgerError::new(ErrorCode::MeterNotFound, "meter", "no such meter"))?;
+    let mut results: Vec<Aggregates> = windows
+        .iter()
+        .map(|window| Aggregates::new(&current.spec, *window))
+        .collect();
+    let mut selections: BTreeMap<u32, (Selection, &MeterVersion)> = BTreeMap::new();
+    for (seq, recorded) in entries {
+        for event in &recorded.events {
+            if event.meter != query.meter || !query.window.contains(event.timestamp) {
+                continue;
+            }
+            let bucket = windows.partition_point(|window| window.to() <= event.timestamp);
+            let Some(result) = results.get_mut(bucket) else {
+                continue;
+            };
+            let Some(version) = catalog.meter_at(&event.meter, seq) else {
+                continue;
+            };
+            let (selection, version) = selections
+                .entry(version.version)
+                .or_insert_with(|| (Selection::new(query, &version.spec), version));
+            let Ok(EventOutcome::Counted(mut metered)) =
+                meter_event(&version.spec, &any_time(), event)
+            else {
+                continue;
+            };
+            let key = GroupKey {
+                customer: std::mem::take(&mut metered.customer),
+                group: std::mem::take(&mut metered.group),
+            };
+            let Some(key) = selection.rekey(&key) else {
+                continue;
+            };
+            metered.customer = key.customer;
+            metered.group = key.group;
+            // The state is keyed by the current version's code and
+            // aggregation, which every version shares.
+            let added = result.add(&metered);
+            debug_assert!(added, "a selected event is inside its bucket");
+        }
+    }
+    results
+        .iter()
+        .map(|result| result.result().map_err(overflow))
+        .collect()
+}
