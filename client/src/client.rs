@@ -6,7 +6,8 @@
 //! refused or broken connection, or status `Unavailable`. Retrying writes is safe
 //! because every ledger write is idempotent by its id (currency code, account name,
 //! transaction id; closing a closed account returns it unchanged): a retry
-//! returns the first outcome, failure included.
+//! returns the first outcome, failure included. Usage ingestion is also retried
+//! after a deadline passed (see `Client::ingest_events`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use tally_proto::v1 as pb;
 use tally_proto::v1::admin_client::AdminClient;
 use tally_proto::v1::audit_client::AuditClient;
 use tally_proto::v1::ledger_client::LedgerClient;
+use tally_proto::v1::metering_client::MeteringClient;
 use tokio_stream::{Stream, StreamExt};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -41,6 +43,8 @@ pub type RawClient = LedgerClient<InterceptedService<Channel, ApiKeyInterceptor>
 pub type RawAdminClient = AdminClient<InterceptedService<Channel, ApiKeyInterceptor>>;
 /// The generated Audit service client, on the same connection.
 pub type RawAuditClient = AuditClient<InterceptedService<Channel, ApiKeyInterceptor>>;
+/// The generated Metering service client, on the same connection.
+pub type RawMeteringClient = MeteringClient<InterceptedService<Channel, ApiKeyInterceptor>>;
 
 /// The entries of the journal, in seq order.
 pub type JournalStream = Pin<Box<dyn Stream<Item = Result<JournalEntry>> + Send>>;
@@ -51,7 +55,7 @@ const MESSAGE_SIZE_MAX: usize = 64 * 1024 * 1024;
 
 /// How many pages a "fetch everything" helper reads before giving up, so that a
 /// server that keeps answering with a next page cannot keep the client forever.
-const PAGE_COUNT_MAX: usize = 1_000_000;
+pub(crate) const PAGE_COUNT_MAX: usize = 1_000_000;
 
 /// Adds `authorization: Bearer <key>` to every request when a key is set.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +79,10 @@ impl Interceptor for ApiKeyInterceptor {
 pub(crate) enum Retry {
     /// Reads, and writes that are idempotent by id.
     Safe,
+    /// Writes whose every item is deduplicated by its content (usage events):
+    /// also sent again after a deadline passed, because an attempt that took
+    /// effect answers "duplicate" for the same items the second time.
+    Deduplicated,
     /// Calls whose second attempt would not answer like the first.
     Never,
 }
@@ -216,6 +224,9 @@ impl ClientBuilder {
         let audit = AuditClient::with_interceptor(channel.clone(), interceptor.clone())
             .max_decoding_message_size(MESSAGE_SIZE_MAX)
             .max_encoding_message_size(MESSAGE_SIZE_MAX);
+        let metering = MeteringClient::with_interceptor(channel.clone(), interceptor.clone())
+            .max_decoding_message_size(MESSAGE_SIZE_MAX)
+            .max_encoding_message_size(MESSAGE_SIZE_MAX);
         let raw = LedgerClient::with_interceptor(channel, interceptor)
             .max_decoding_message_size(MESSAGE_SIZE_MAX)
             .max_encoding_message_size(MESSAGE_SIZE_MAX);
@@ -223,6 +234,7 @@ impl ClientBuilder {
             raw,
             admin,
             audit,
+            metering,
             policy: self.policy,
         })
     }
@@ -316,6 +328,7 @@ pub struct Client {
     raw: RawClient,
     pub(crate) admin: RawAdminClient,
     pub(crate) audit: RawAuditClient,
+    pub(crate) metering: RawMeteringClient,
     pub(crate) policy: Policy,
 }
 
@@ -371,11 +384,20 @@ where
             Ok(Err(status)) => ClientError::from(status),
             Err(_elapsed) => ClientError::Timeout,
         };
-        if retry == Retry::Never || !error.is_retryable() || attempt >= policy.retries {
+        if !may_retry(retry, &error) || attempt >= policy.retries {
             return Err(error);
         }
         tokio::time::sleep(policy.backoff(attempt)).await;
         attempt += 1;
+    }
+}
+
+/// Whether a failed attempt may be sent again under `retry`.
+fn may_retry(retry: Retry, error: &ClientError) -> bool {
+    match retry {
+        Retry::Never => false,
+        Retry::Safe => error.is_retryable(),
+        Retry::Deduplicated => error.is_retryable() || *error == ClientError::Timeout,
     }
 }
 
@@ -763,7 +785,7 @@ fn single<T>(results: Vec<T>) -> Result<T> {
     }
 }
 
-fn check_page_count(pages: &mut usize) -> Result<()> {
+pub(crate) fn check_page_count(pages: &mut usize) -> Result<()> {
     *pages += 1;
     if *pages > PAGE_COUNT_MAX {
         return Err(ClientError::InvalidResponse(format!(
@@ -827,6 +849,26 @@ mod tests {
         assert_eq!(policy.backoff(3), Duration::from_millis(400));
         assert_eq!(policy.backoff(10), Duration::from_secs(2));
         assert_eq!(policy.backoff(u32::MAX), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn only_deduplicated_writes_retry_after_a_deadline() {
+        // Goal: an unavailable server is retried for safe and deduplicated
+        // calls; a passed deadline only for deduplicated ones (usage events);
+        // a refusal never.
+        let unavailable = ClientError::Transport("refused".into());
+        let refused = ClientError::Api {
+            code: crate::error::ErrorCode::MeterNotFound,
+            field: String::new(),
+            message: "no meter".into(),
+            status: tonic::Code::NotFound,
+        };
+        assert!(may_retry(Retry::Safe, &unavailable));
+        assert!(may_retry(Retry::Deduplicated, &unavailable));
+        assert!(!may_retry(Retry::Never, &unavailable));
+        assert!(!may_retry(Retry::Safe, &ClientError::Timeout));
+        assert!(may_retry(Retry::Deduplicated, &ClientError::Timeout));
+        assert!(!may_retry(Retry::Deduplicated, &refused));
     }
 
     #[test]

@@ -285,7 +285,7 @@ pub(crate) fn item_error(index: usize, detail: pb::ErrorDetail) -> ItemError {
 }
 
 /// Checks that a batch answer has one result per item, in order.
-fn check_result_index(position: usize, index: u32) -> Result<usize> {
+pub(crate) fn check_result_index(position: usize, index: u32) -> Result<usize> {
     if usize::try_from(index).ok() == Some(position) {
         Ok(position)
     } else {
@@ -295,7 +295,7 @@ fn check_result_index(position: usize, index: u32) -> Result<usize> {
     }
 }
 
-fn missing_outcome(position: usize) -> ClientError {
+pub(crate) fn missing_outcome(position: usize) -> ClientError {
     ClientError::invalid_response(format!("results[{position}]: neither a value nor an error"))
 }
 

@@ -1,8 +1,9 @@
 //! Async Rust client for the Tally billing ledger.
 //!
-//! A façade over the gRPC contract (`proto/tally/v1/ledger.proto`): users work
-//! with domain types — `Decimal` amounts, `SystemTime` times, typed errors — and
-//! never with generated code. Calls have deadlines and bounded retries (see
+//! A façade over the gRPC contract (`proto/tally/v1/*.proto`): users work
+//! with domain types — `Decimal` amounts, `SystemTime` times (nanoseconds since
+//! the epoch in metering, as usage events carry them), typed errors — and never
+//! with generated code. Calls have deadlines and bounded retries (see
 //! [`ClientBuilder`]), so a client never hangs on a dead server.
 //!
 //! ```no_run
@@ -33,6 +34,7 @@ mod builders;
 mod client;
 mod convert;
 mod error;
+mod metering;
 mod types;
 
 pub use admin::{ApiKey, ApiKeyCreated, Role};
@@ -43,9 +45,15 @@ pub use builders::{
 };
 pub use client::{
     ApiKeyInterceptor, Client, ClientBuilder, JournalStream, RawAdminClient, RawAuditClient,
-    RawClient,
+    RawClient, RawMeteringClient,
 };
 pub use error::{ClientError, ErrorCode, ItemError, Result};
+pub use metering::{
+    Aggregation, BucketWidth, Customer, CustomerCreated, CustomerSpec, EventProof, EventRecorded,
+    EventResult, IngestOutcome, LateEvent, LateEventsPage, MeterSpec, MeterVersion, TimestampNs,
+    UsageBucket, UsageEvent, UsageGroup, UsageQuery, UsageResult, UsageSeries, INGEST_EVENTS_MAX,
+    LIST_PAGE_SIZE_MAX,
+};
 pub use types::{
     Account, AccountBalance, AccountCreated, AccountHistory, AccountSpec, AccountType, AsOf,
     Balance, BalanceChange, BalanceConstraint, Balances, Currency, CurrencyCreated, CurrencyTotal,
