@@ -99,6 +99,7 @@ mod tests {
                 "UNAVAILABLE" => Code::Unavailable,
                 name if name.ends_with("_NOT_FOUND") => Code::NotFound,
                 name if name.ends_with("_EXISTS") => Code::AlreadyExists,
+                "EVENT_ID_CONFLICT" => Code::AlreadyExists,
                 "ACCOUNT_CLOSED"
                 | "ACCOUNT_NOT_EMPTY"
                 | "BALANCE_CONSTRAINT_VIOLATED"
@@ -110,7 +111,9 @@ mod tests {
                 | "PENDING_AMOUNT_EXCEEDED"
                 | "ALREADY_REVERSED"
                 | "NOT_REVERSIBLE"
-                | "LINKED_ITEM_FAILED" => Code::FailedPrecondition,
+                | "LINKED_ITEM_FAILED"
+                | "METER_AGGREGATION_CHANGED"
+                | "PERIOD_NOT_AFTER_CLOSED" => Code::FailedPrecondition,
                 _ => Code::InvalidArgument,
             };
             assert_eq!(grpc_code(code), expected, "{code}");
