@@ -158,12 +158,16 @@ pub enum LedgerFault {
     EventsRootMismatch { count: usize },
     #[error("late[{position}]: {index} is not an event index above the previous one")]
     LateIndexInvalid { position: usize, index: u32 },
-    #[error("late: event {index} is {}listed as late, but its timestamp {timestamp} is {} its customer's closed period end {}", if *.listed { "" } else { "not " }, if *.listed { "not before" } else { "before" }, closed_through.map_or("(none)".to_string(), |t| t.to_string()))]
-    LateFlagWrong {
+    #[error("late: event {index}'s timestamp {timestamp} is before its customer's closed period end {closed_through}, but the event is not listed as late")]
+    LateNotListed {
         index: usize,
-        listed: bool,
         timestamp: TimestampNs,
-        closed_through: Option<TimestampNs>,
+        closed_through: TimestampNs,
+    },
+    #[error("late: event {index} is listed as late, but its customer's usage is not closed past its timestamp {timestamp}")]
+    ListedNotLate {
+        index: usize,
+        timestamp: TimestampNs,
     },
     #[error("events[{index}].timestamp: {timestamp} is before {earliest}, the earliest its meter's grace period accepts after the closed period")]
     TimestampBeforeGrace {
@@ -456,15 +460,20 @@ impl Rederiver {
                     code: event.meter.clone(),
                 });
             };
+            let timestamp = event.timestamp;
             let is_listed = listed.next_if_eq(&index).is_some();
-            let is_late = closed_through.is_some_and(|closed| event.timestamp < closed);
-            if is_listed != is_late {
-                return Err(LedgerFault::LateFlagWrong {
-                    index,
-                    listed: is_listed,
-                    timestamp: event.timestamp,
-                    closed_through,
-                });
+            match closed_through.filter(|&closed| timestamp < closed) {
+                Some(closed_through) if !is_listed => {
+                    return Err(LedgerFault::LateNotListed {
+                        index,
+                        timestamp,
+                        closed_through,
+                    });
+                }
+                None if is_listed => {
+                    return Err(LedgerFault::ListedNotLate { index, timestamp });
+                }
+                _ => {}
             }
             if let Some(closed) = closed_through {
                 check_grace(index, event.timestamp, closed, meter)?;
@@ -1039,5 +1048,248 @@ mod tests {
             ledger.apply(&close_unknown),
             Err(LedgerFault::UnknownAccount { account_id: 7, .. })
         ));
+    }
+
+    // -----------------------------------------------------------------------
+    // Metering entries
+    // -----------------------------------------------------------------------
+
+    use tally_core::entry::{CustomerCreated, MeterDefined, UsageRecorded};
+    use tally_core::meter::{MeterSpec, MeterSpecRejection};
+    use tally_core::usage::UsageEvent;
+
+    /// 2023-11-14T00:00:00Z, where acme's usage is closed in `metered()`.
+    const CLOSED: TimestampNs = 1_699_920_000_000_000_000;
+    const HOUR_NS: TimestampNs = 3_600_000_000_000;
+
+    fn customer(customer_id: &str) -> Entry {
+        entry(EntryBody::CustomerCreated(CustomerCreated {
+            customer_id: customer_id.into(),
+            name: customer_id.into(),
+            metadata: Metadata::new(),
+        }))
+    }
+
+    /// Version `version` of the meter `api_calls`, with a grace of one day.
+    fn meter(version: u32, aggregation: Aggregation) -> Entry {
+        entry(EntryBody::MeterDefined(MeterDefined {
+            version,
+            spec: MeterSpec {
+                code: "api_calls".into(),
+                aggregation,
+                value_property: None,
+                filters: BTreeMap::new(),
+                group_by: Vec::new(),
+                grace_period_seconds: 86_400,
+            },
+            description: String::new(),
+        }))
+    }
+
+    fn close(customer_id: &str, through: TimestampNs) -> Entry {
+        entry(EntryBody::UsagePeriodClosed {
+            customer_id: customer_id.into(),
+            through,
+        })
+    }
+
+    fn event(number: u32, customer: &str, meter: &str, timestamp: TimestampNs) -> UsageEvent {
+        UsageEvent {
+            event_id: format!("evt-{number}"),
+            customer: customer.into(),
+            meter: meter.into(),
+            timestamp,
+            value: Some("1".into()),
+            properties: BTreeMap::new(),
+        }
+    }
+
+    /// A batch with its true events root.
+    fn batch(events: Vec<UsageEvent>, late: Vec<u32>) -> UsageRecorded {
+        UsageRecorded {
+            events_root: crate::usage::events_root(&events),
+            events,
+            late,
+        }
+    }
+
+    fn apply_batch(ledger: &mut Rederiver, recorded: UsageRecorded) -> Result<(), LedgerFault> {
+        ledger.apply(&entry(EntryBody::UsageRecorded(recorded)))
+    }
+
+    /// `ledger()` with the customers acme (closed through `CLOSED`) and beta (never
+    /// closed), and the sum meter `api_calls`.
+    fn metered() -> Rederiver {
+        let mut ledger = ledger();
+        for e in [
+            customer("acme"),
+            customer("beta"),
+            meter(1, Aggregation::Sum),
+            close("acme", CLOSED),
+        ] {
+            ledger.apply(&e).unwrap();
+        }
+        ledger
+    }
+
+    #[test]
+    fn an_honest_usage_batch_is_accepted_and_changes_no_balance() {
+        // Goal: a batch of two customers' events, acme's early one listed as late,
+        // folds without a fault and leaves every balance and count as it was.
+        let mut ledger = metered();
+        let events = vec![
+            event(0, "acme", "api_calls", CLOSED + HOUR_NS),
+            event(1, "acme", "api_calls", CLOSED - HOUR_NS),
+            event(2, "beta", "api_calls", CLOSED - 2 * HOUR_NS),
+        ];
+        apply_batch(&mut ledger, batch(events, vec![1])).unwrap();
+        let balances = ledger.finish().unwrap();
+        assert!(balances.accounts.iter().all(|a| a.balance() == 0));
+        assert_eq!(balances.transactions, TransactionCounts::default());
+    }
+
+    #[test]
+    fn a_usage_batch_commits_to_its_events_and_lists_its_late_ones() {
+        // Goal: a wrong events_root, an empty batch, a late event not listed, a
+        // listed event that is not late, and late indexes out of order, repeated or
+        // out of range are each named.
+        let late_one = || {
+            vec![
+                event(0, "acme", "api_calls", CLOSED),
+                event(1, "acme", "api_calls", CLOSED - 1),
+            ]
+        };
+        let fault = |recorded: UsageRecorded| apply_batch(&mut metered(), recorded).unwrap_err();
+        let mut lying = batch(late_one(), vec![1]);
+        lying.events_root[0] ^= 1;
+        assert_eq!(fault(lying), LedgerFault::EventsRootMismatch { count: 2 });
+        assert_eq!(fault(batch(vec![], vec![])), LedgerFault::NoEvents);
+        assert_eq!(
+            fault(batch(late_one(), vec![])),
+            LedgerFault::LateNotListed {
+                index: 1,
+                timestamp: CLOSED - 1,
+                closed_through: CLOSED
+            }
+        );
+        assert_eq!(
+            fault(batch(late_one(), vec![0, 1])),
+            LedgerFault::ListedNotLate {
+                index: 0,
+                timestamp: CLOSED
+            }
+        );
+        for (late, position, index) in [
+            (vec![1, 1], 1, 1),
+            (vec![2], 0, 2),
+            (vec![u32::MAX], 0, u32::MAX),
+        ] {
+            assert_eq!(
+                fault(batch(late_one(), late)),
+                LedgerFault::LateIndexInvalid { position, index }
+            );
+        }
+        // Never closed: nothing is late, however old.
+        let old = vec![event(0, "beta", "api_calls", i64::MIN)];
+        assert_eq!(
+            fault(batch(old, vec![0])),
+            LedgerFault::ListedNotLate {
+                index: 0,
+                timestamp: i64::MIN
+            }
+        );
+    }
+
+    #[test]
+    fn usage_names_known_customers_and_meters_within_the_grace() {
+        // Goal: an event of an unknown customer or meter, or older than the
+        // meter's grace before its customer's closed period, is named.
+        let fault = |e: UsageEvent, late| apply_batch(&mut metered(), batch(vec![e], late));
+        assert_eq!(
+            fault(event(0, "gamma", "api_calls", CLOSED), vec![]),
+            Err(LedgerFault::UnknownCustomer {
+                field: "events[0].customer".into(),
+                customer_id: "gamma".into()
+            })
+        );
+        assert_eq!(
+            fault(event(0, "acme", "tokens", CLOSED), vec![]),
+            Err(LedgerFault::UnknownMeter {
+                field: "events[0].meter".into(),
+                code: "tokens".into()
+            })
+        );
+        let day_ns = 24 * HOUR_NS;
+        assert_eq!(
+            fault(event(0, "acme", "api_calls", CLOSED - day_ns), vec![0]),
+            Ok(())
+        );
+        assert_eq!(
+            fault(event(0, "acme", "api_calls", CLOSED - day_ns - 1), vec![0]),
+            Err(LedgerFault::TimestampBeforeGrace {
+                index: 0,
+                timestamp: CLOSED - day_ns - 1,
+                earliest: CLOSED - day_ns
+            })
+        );
+    }
+
+    #[test]
+    fn customers_meters_and_periods_follow_their_rules() {
+        // Goal: a customer created twice, a meter version out of order, a changed
+        // aggregation, an invalid definition, a period of an unknown customer and a
+        // period not after the last are each named; a proper second version passes.
+        let mut ledger = metered();
+        assert_eq!(
+            ledger.apply(&customer("acme")),
+            Err(LedgerFault::CustomerExists {
+                customer_id: "acme".into()
+            })
+        );
+        assert_eq!(
+            ledger.apply(&meter(3, Aggregation::Sum)),
+            Err(LedgerFault::MeterVersionOutOfOrder {
+                code: "api_calls".into(),
+                version: 3,
+                expected: 2
+            })
+        );
+        assert_eq!(
+            ledger.apply(&meter(2, Aggregation::Max)),
+            Err(LedgerFault::MeterAggregationChanged {
+                code: "api_calls".into(),
+                from: "sum",
+                to: "max"
+            })
+        );
+        ledger.apply(&meter(2, Aggregation::Sum)).unwrap();
+        let mut invalid = meter(1, Aggregation::Count);
+        if let EntryBody::MeterDefined(defined) = &mut invalid.body {
+            defined.spec.code = "API".into();
+        }
+        assert!(matches!(
+            ledger.apply(&invalid),
+            Err(LedgerFault::MeterSpecInvalid(MeterSpecError {
+                reason: MeterSpecRejection::FieldInvalid,
+                ..
+            }))
+        ));
+        assert_eq!(
+            ledger.apply(&close("gamma", CLOSED)),
+            Err(LedgerFault::UnknownCustomer {
+                field: "customer_id".into(),
+                customer_id: "gamma".into()
+            })
+        );
+        assert_eq!(
+            ledger.apply(&close("acme", CLOSED)),
+            Err(LedgerFault::PeriodNotAfterClosed {
+                customer_id: "acme".into(),
+                through: CLOSED,
+                closed_through: CLOSED
+            })
+        );
+        ledger.apply(&close("acme", CLOSED + 1)).unwrap();
+        ledger.apply(&close("beta", CLOSED - HOUR_NS)).unwrap();
     }
 }
