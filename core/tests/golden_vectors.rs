@@ -1763,12 +1763,26 @@ fn events_root_is_the_documented_tree() {
         input.extend_from_slice(&by_hand);
         leaves.push(*blake3::hash(&input).as_bytes());
     }
+    let leaves_hex: Vec<String> = leaves.iter().map(hex::encode).collect();
+    assert_eq!(
+        leaves_hex,
+        [
+            "1a59062ceaea4a1ef901817f4c4e8939be2aa5e66ed3f3eb3848b2f1e3db85d3",
+            "c41cd889aa72e78f8f0bb18414c27aabb75814fb729cc41e351d9d6ef9d58483",
+            "f11d740106fd20bda5f87b1d6bf48e622a2d68218d87d9c9942d2e5fe45ac4c1",
+        ]
+    );
     // Three leaves: node(node(leaf 0, leaf 1), leaf 2).
     let mut left = vec![0x01];
     left.extend_from_slice(&leaves[0]);
     left.extend_from_slice(&leaves[1]);
+    let left = blake3::hash(&left);
+    assert_eq!(
+        left.to_hex().as_str(),
+        "af38a778ec862123032f86bda84add2b25f15f65588c674bdc1787d9678f7e8e"
+    );
     let mut top = vec![0x01];
-    top.extend_from_slice(blake3::hash(&left).as_bytes());
+    top.extend_from_slice(left.as_bytes());
     top.extend_from_slice(&leaves[2]);
     assert_eq!(blake3::hash(&top).to_hex().as_str(), EVENTS_ROOT);
     assert_eq!(hex::encode(merkle_root(&leaves)), EVENTS_ROOT);
@@ -1777,6 +1791,18 @@ fn events_root_is_the_documented_tree() {
     };
     assert_eq!(recorded.events, events);
     assert_eq!(recorded.events_root, hex32(EVENTS_ROOT));
+    // In version 1 the hashed fields are the event's own bytes in the entry
+    // (docs/journal-format.md §10.3: events at 77..257, 257..442, 442..546).
+    let bytes = golden_bytes(&VECTORS[19]);
+    for (index, range) in [77..257, 257..442, 442..546].into_iter().enumerate() {
+        let mut input = EVENT_HASH_DOMAIN.to_vec();
+        input.extend_from_slice(&bytes[range]);
+        assert_eq!(
+            blake3::hash(&input).to_hex().as_str(),
+            EVENT_HASHES[index],
+            "event {index}"
+        );
+    }
 }
 
 #[test]
