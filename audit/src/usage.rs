@@ -224,6 +224,83 @@ mod tests {
         }
     }
 
+    /// The batch of seq 19 of the journal golden vectors
+    /// (`docs/journal-format.md` §10.3).
+    fn golden_batch() -> Vec<UsageEvent> {
+        let event =
+            |number: u32, timestamp: i64, value: Option<&str>, properties: &[(&str, &str)]| {
+                UsageEvent {
+                    event_id: format!("evt-7f3a-{number:04}"),
+                    customer: "acme".into(),
+                    meter: "compute_seconds".into(),
+                    timestamp,
+                    value: value.map(str::to_string),
+                    properties: properties
+                        .iter()
+                        .map(|(name, value)| (name.to_string(), value.to_string()))
+                        .collect(),
+                }
+            };
+        let eu = |region, instance| {
+            [
+                ("region", region),
+                ("instance.type", instance),
+                ("tier", "standard"),
+            ]
+        };
+        vec![
+            event(
+                1,
+                1_699_999_925_000_000_000,
+                Some("12.5"),
+                &eu("eu-west", "c7g.large"),
+            ),
+            event(
+                2,
+                1_699_919_910_000_000_000,
+                Some("0.750"),
+                &eu("eu-central", "m7i.xlarge"),
+            ),
+            event(
+                3,
+                1_699_999_990_123_456_789,
+                None,
+                &[("region", "us-east-1")],
+            ),
+        ]
+    }
+
+    #[test]
+    fn golden_batch_paths_match_the_doc() {
+        // Goal: the worked example of docs/audit-proofs.md §13: in the golden
+        // batch, event 1's path is [leaf 0, leaf 2] and leads to the events root
+        // of docs/journal-format.md §10.3.
+        let batch = golden_batch();
+        let root = events_root(&batch);
+        assert_eq!(
+            hex::encode(root),
+            "27c55f323502ef91c12db2cfc7d8a1ec69a366737159f088b0486865a7452367"
+        );
+        let path = event_path(&batch, 1).unwrap();
+        let path_hex: Vec<String> = path.iter().map(hex::encode).collect();
+        assert_eq!(
+            path_hex,
+            [
+                "1a59062ceaea4a1ef901817f4c4e8939be2aa5e66ed3f3eb3848b2f1e3db85d3",
+                "f11d740106fd20bda5f87b1d6bf48e622a2d68218d87d9c9942d2e5fe45ac4c1",
+            ]
+        );
+        assert_eq!(
+            hex::encode(event_leaf_hash(&batch[1])),
+            "c41cd889aa72e78f8f0bb18414c27aabb75814fb729cc41e351d9d6ef9d58483"
+        );
+        assert_eq!(
+            path,
+            [event_leaf_hash(&batch[0]), event_leaf_hash(&batch[2])]
+        );
+        assert_eq!(verify_event_path(&batch[1], 1, 3, &path, &root), Ok(()));
+    }
+
     #[test]
     fn the_root_of_one_event_is_its_leaf() {
         // Goal: the tree is RFC 9162's: one leaf is its own root, and the leaf is
