@@ -349,6 +349,13 @@ pub fn define_meter(
 ) -> Result<(u32, u64, bool), LedgerError> {
     spec.validate().map_err(spec_error)?;
     validate::max_len("meter.description", &description, NAME_BYTES_MAX)?;
+    // A filter's values are a set: one order, so that the same meaning is the
+    // same definition (and the same bytes). `group_by` keeps its order: it is
+    // the order of the result's group values.
+    let mut spec = spec;
+    for values in spec.filters.values_mut() {
+        values.sort_unstable();
+    }
     let version = match state.catalog().meter(&spec.code) {
         Some(current) if current.spec == spec && current.description == description => {
             return Ok((current.version, current.seq, false));
