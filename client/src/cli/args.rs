@@ -7,7 +7,10 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
-use tally_client::{AccountType, AsOf, BalanceConstraint, Decimal};
+use tally_client::{
+    AccountType, Aggregation, AsOf, BalanceConstraint, BucketWidth, Decimal, TimestampNs,
+    INGEST_EVENTS_MAX,
+};
 
 /// Where `tally` connects unless told otherwise; `tallyd` listens there by default.
 pub const SERVER_DEFAULT: &str = "http://127.0.0.1:50051";
@@ -62,6 +65,146 @@ pub enum Command {
     /// API keys: create, rotate, revoke, list (admin keys), whoami.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Customers, whose usage is metered: create and list.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+    /// Meters: define (or change, as a new version) and list.
+    #[command(subcommand)]
+    Meter(MeterCommand),
+    /// Usage events: send, query, close a period, list late events.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+}
+
+impl Command {
+    /// True for `usage send`, whose failure to reach the server is an undelivered input.
+    pub fn sends_usage(&self) -> bool {
+        matches!(self, Command::Usage(UsageCommand::Send(_)))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Create a customer (idempotent for the same fields).
+    Create {
+        /// The customer's id, as usage events name it (1 to 128 bytes).
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Metadata as key=value; repeatable.
+        #[arg(long = "meta", value_parser = parse_key_value)]
+        metadata: Vec<(String, String)>,
+    },
+    /// List every customer, in id order.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeterCommand {
+    /// Define a meter from flags or from a file; a changed definition is a new version.
+    Define(DefineMeterArgs),
+    /// The current version of every meter, or every version of one.
+    List {
+        /// Every version of this meter.
+        code: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DefineMeterArgs {
+    /// The meter's code: 1 to 64 of a-z, 0-9 and _.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub code: Option<String>,
+    /// sum, count, min, max, unique_count or latest.
+    #[arg(long, value_parser = parse_aggregation, required_unless_present = "file", conflicts_with = "file")]
+    pub aggregation: Option<Aggregation>,
+    /// The property holding the value (instead of the event's value); the distinct key of
+    /// unique_count.
+    #[arg(long, conflicts_with = "file")]
+    pub value_property: Option<String>,
+    /// Count only events whose property has one of the values: PROPERTY=V1,V2; repeatable.
+    #[arg(long = "filter", value_parser = parse_filter, conflicts_with = "file")]
+    pub filters: Vec<(String, Vec<String>)>,
+    /// A property whose values split a customer's usage into groups; repeatable.
+    #[arg(long = "group-by", conflicts_with = "file")]
+    pub group_by: Vec<String>,
+    /// How many seconds before a closed period's end events are still accepted (default 0).
+    #[arg(long = "grace-period", value_name = "SECONDS", conflicts_with = "file")]
+    pub grace_period_seconds: Option<u64>,
+    #[arg(long, conflicts_with = "file")]
+    pub description: Option<String>,
+    /// A meter file, TOML (.toml) or JSON (.json), with the fields code, aggregation,
+    /// value_property, filters, group_by, grace_period_seconds and description.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Send usage events from a JSON-lines file (or stdin), in batches.
+    ///
+    /// Exit status: 0 when every event is recorded or was already (duplicate); 1 when some
+    /// were rejected (each is listed with its line); 2 when a batch could not be delivered
+    /// (sending the file again is safe: event ids deduplicate) or the input is unreadable.
+    Send(SendArgs),
+    /// A meter's usage per customer (and group) over [--from, --to).
+    Query(QueryArgs),
+    /// Close a customer's usage period: later events timestamped before it are late.
+    Close {
+        #[arg(long)]
+        customer: String,
+        /// The end of the period (whole minutes), RFC 3339.
+        #[arg(long, value_parser = parse_time_ns)]
+        through: TimestampNs,
+    },
+    /// Events that arrived after their customer's period was closed, in journal order.
+    Late {
+        /// Only this customer's.
+        #[arg(long)]
+        customer: Option<String>,
+        /// The first journal entry to look at.
+        #[arg(long, default_value_t = 0)]
+        from_seq: u64,
+        /// At most this many events.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The JSON-lines file, one event per line; `-` or nothing reads stdin.
+    pub file: Option<PathBuf>,
+    /// Events per call.
+    #[arg(long, default_value_t = 1000, value_parser = parse_batch_size)]
+    pub batch: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[arg(long)]
+    pub meter: String,
+    /// Only this customer (default: every customer).
+    #[arg(long)]
+    pub customer: Option<String>,
+    /// The window's start (whole minutes), RFC 3339.
+    #[arg(long, value_parser = parse_time_ns)]
+    pub from: TimestampNs,
+    /// The window's end (whole minutes, exclusive), RFC 3339.
+    #[arg(long, value_parser = parse_time_ns)]
+    pub to: TimestampNs,
+    /// Split by one of the meter's group-by properties; repeatable.
+    #[arg(long = "group-by")]
+    pub group_by: Vec<String>,
+    /// Keep only groups whose property has one of the values: PROPERTY=V1,V2; repeatable.
+    #[arg(long = "filter", value_parser = parse_filter)]
+    pub filters: Vec<(String, Vec<String>)>,
+    /// Per minute, hour or day bucket.
+    #[arg(long)]
+    pub series: Option<BucketWidth>,
+    /// Recompute from the raw events instead of the stored aggregates (slower).
+    #[arg(long)]
+    pub recompute: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -369,6 +512,18 @@ pub enum AuditCommand {
     VerifyExport(VerifyArgs),
     /// Follow the ledger's checkpoints: each must extend the last one verified.
     Watch(WatchArgs),
+    /// Write the proof bundle of one usage event: event -> batch -> journal -> checkpoint.
+    ProveEvent {
+        /// The event's id.
+        event_id: String,
+        /// Prove against the checkpoint of this many entries (default: a new one).
+        #[arg(long = "tree-size", visible_alias = "size", value_parser = clap::value_parser!(u64).range(1..))]
+        tree_size: Option<u64>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a usage event proof bundle and print the event (offline).
+    VerifyEvent(VerifyArgs),
 }
 
 impl AuditCommand {
@@ -380,6 +535,7 @@ impl AuditCommand {
                 | AuditCommand::VerifyInclusion(_)
                 | AuditCommand::VerifyConsistency(_)
                 | AuditCommand::VerifyExport(_)
+                | AuditCommand::VerifyEvent(_)
         )
     }
 }
@@ -447,6 +603,47 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     let timestamp = prost_types::Timestamp::from_str(text)
         .map_err(|_| format!("{text:?} is not an RFC 3339 time"))?;
     SystemTime::try_from(timestamp).map_err(|_| format!("{text:?} is out of range"))
+}
+
+/// An RFC 3339 time as nanoseconds since the epoch (the metering commands' unit).
+pub fn parse_time_ns(text: &str) -> Result<TimestampNs, String> {
+    let timestamp = prost_types::Timestamp::from_str(text)
+        .map_err(|_| format!("{text:?} is not an RFC 3339 time"))?;
+    let ns = i128::from(timestamp.seconds) * 1_000_000_000 + i128::from(timestamp.nanos);
+    TimestampNs::try_from(ns).map_err(|_| format!("{text:?} is out of range (1677 to 2262)"))
+}
+
+/// A meter's aggregation by its name: `sum`, `count`, `min`, `max`, `unique_count`, `latest`.
+pub fn parse_aggregation(text: &str) -> Result<Aggregation, String> {
+    Aggregation::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = Aggregation::ALL.iter().map(|a| a.name()).collect();
+        format!("{text:?} is not an aggregation ({})", names.join(", "))
+    })
+}
+
+/// `PROPERTY=V1,V2`: a property and the values it may have (none empty).
+pub fn parse_filter(text: &str) -> Result<(String, Vec<String>), String> {
+    let (property, values) = match text.split_once('=') {
+        Some((property, values)) if !property.is_empty() && !values.is_empty() => {
+            (property, values)
+        }
+        _ => return Err(format!("expected PROPERTY=VALUE[,VALUE...], got {text:?}")),
+    };
+    let values: Vec<String> = values.split(',').map(str::to_string).collect();
+    if values.iter().any(String::is_empty) {
+        return Err(format!("an empty value in {text:?}"));
+    }
+    Ok((property.to_string(), values))
+}
+
+/// Events per `usage send` call: 1 to the server's limit.
+pub fn parse_batch_size(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(size) if (1..=INGEST_EVENTS_MAX).contains(&size) => Ok(size),
+        _ => Err(format!(
+            "{text:?} is not a batch size from 1 to {INGEST_EVENTS_MAX}"
+        )),
+    }
 }
 
 /// `500ms`, `30s`, `2m`, or plain seconds.
@@ -773,6 +970,259 @@ mod tests {
         };
         assert_eq!(args.interval_ms, 5000);
         assert!(args.once);
+    }
+
+    #[test]
+    fn customer_create_takes_name_and_metadata() {
+        // Goal: the id is positional, --meta repeats, the name is optional.
+        let cli = parse(&[
+            "customer",
+            "create",
+            "acme",
+            "--name",
+            "Acme",
+            "--meta",
+            "tier=gold",
+        ])
+        .unwrap();
+        let Command::Customer(CustomerCommand::Create { id, name, metadata }) = cli.command else {
+            panic!("expected customer create");
+        };
+        assert_eq!((id.as_str(), name.as_deref()), ("acme", Some("Acme")));
+        assert_eq!(metadata, [("tier".to_string(), "gold".to_string())]);
+        assert!(parse(&["customer", "create"]).is_err());
+        assert!(matches!(
+            parse(&["customer", "list", "--json"]).unwrap().command,
+            Command::Customer(CustomerCommand::List)
+        ));
+    }
+
+    #[test]
+    fn meter_define_from_flags() {
+        // Goal: every flag of a definition parses into its typed form.
+        let cli = parse(&[
+            "meter",
+            "define",
+            "api_calls",
+            "--aggregation",
+            "unique_count",
+            "--value-property",
+            "user",
+            "--filter",
+            "tier=pro,enterprise",
+            "--group-by",
+            "region",
+            "--group-by",
+            "zone",
+            "--grace-period",
+            "3600",
+            "--description",
+            "active users",
+        ])
+        .unwrap();
+        let Command::Meter(MeterCommand::Define(args)) = cli.command else {
+            panic!("expected meter define");
+        };
+        assert_eq!(args.code.as_deref(), Some("api_calls"));
+        assert_eq!(args.aggregation, Some(Aggregation::UniqueCount));
+        assert_eq!(args.value_property.as_deref(), Some("user"));
+        assert_eq!(
+            args.filters,
+            [(
+                "tier".to_string(),
+                vec!["pro".to_string(), "enterprise".to_string()]
+            )]
+        );
+        assert_eq!(args.group_by, ["region", "zone"]);
+        assert_eq!(args.grace_period_seconds, Some(3600));
+        assert_eq!(args.file, None);
+    }
+
+    #[test]
+    fn meter_define_needs_flags_or_a_file_but_not_both() {
+        // Goal: --file replaces the flags; without it the code and aggregation are needed;
+        // an unknown aggregation or a malformed filter is a usage error.
+        assert!(parse(&["meter", "define", "--file", "m.toml"]).is_ok());
+        let both = parse(&["meter", "define", "c", "--file", "m.toml"]).unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+        let flags = parse(&["meter", "define", "--file", "m.toml", "--group-by", "r"]);
+        assert_eq!(flags.unwrap_err().kind(), ErrorKind::ArgumentConflict);
+        let missing = parse(&["meter", "define", "c"]).unwrap_err();
+        assert_eq!(missing.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(parse(&["meter", "define", "c", "--aggregation", "avg"]).is_err());
+        for bad in ["tier", "tier=", "=pro", "tier=pro,,free"] {
+            let result = parse(&[
+                "meter",
+                "define",
+                "c",
+                "--aggregation",
+                "sum",
+                "--filter",
+                bad,
+            ]);
+            assert!(result.is_err(), "{bad}");
+        }
+        let cli = parse(&["meter", "list", "api_calls"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Meter(MeterCommand::List { code: Some(ref code) }) if code == "api_calls"
+        ));
+    }
+
+    #[test]
+    fn usage_send_batches_are_bounded() {
+        // Goal: 1,000 events per call by default, 1 to 10,000 allowed; no file means stdin.
+        let cli = parse(&["usage", "send"]).unwrap();
+        let Command::Usage(UsageCommand::Send(args)) = cli.command else {
+            panic!("expected usage send");
+        };
+        assert_eq!((args.file, args.batch), (None, 1000));
+        let cli = parse(&["usage", "send", "-", "--batch", "10000"]).unwrap();
+        let Command::Usage(UsageCommand::Send(args)) = cli.command else {
+            panic!("expected usage send");
+        };
+        assert_eq!(args.file, Some(PathBuf::from("-")));
+        assert_eq!(args.batch, 10_000);
+        for bad in ["0", "10001", "-1", "many"] {
+            assert!(
+                parse(&["usage", "send", "f", "--batch", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn usage_query_parses_times_filters_and_series() {
+        // Goal: RFC 3339 times become nanoseconds; the series width is a name.
+        let cli = parse(&[
+            "usage",
+            "query",
+            "--meter",
+            "api_calls",
+            "--from",
+            "2024-05-01T00:00:00Z",
+            "--to",
+            "2024-05-01T02:00:00+02:00",
+            "--group-by",
+            "region",
+            "--filter",
+            "region=eu,us",
+            "--series",
+            "hour",
+            "--recompute",
+        ])
+        .unwrap();
+        let Command::Usage(UsageCommand::Query(args)) = cli.command else {
+            panic!("expected usage query");
+        };
+        assert_eq!(args.from, 1_714_521_600_000_000_000);
+        assert_eq!(args.to, args.from);
+        assert_eq!(args.series, Some(BucketWidth::Hour));
+        assert!(args.recompute && args.customer.is_none());
+        assert_eq!(args.filters[0].1, ["eu", "us"]);
+        assert!(parse(&[
+            "usage",
+            "query",
+            "--meter",
+            "m",
+            "--from",
+            "2024-05-01T00:00:00Z"
+        ])
+        .is_err());
+        let week = parse(&[
+            "usage",
+            "query",
+            "--meter",
+            "m",
+            "--from",
+            "2024-05-01T00:00:00Z",
+            "--to",
+            "2024-05-02T00:00:00Z",
+            "--series",
+            "week",
+        ]);
+        assert!(week.is_err());
+    }
+
+    #[test]
+    fn usage_close_and_late_parse() {
+        // Goal: close needs a customer and a time; late lists everything by default.
+        let cli = parse(&[
+            "usage",
+            "close",
+            "--customer",
+            "acme",
+            "--through",
+            "1970-01-01T00:01:00Z",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Usage(UsageCommand::Close { ref customer, through: 60_000_000_000 }) if customer == "acme"
+        ));
+        assert!(parse(&["usage", "close", "--customer", "acme"]).is_err());
+        let cli = parse(&["usage", "late"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Usage(UsageCommand::Late {
+                customer: None,
+                from_seq: 0,
+                limit: 1000
+            })
+        ));
+        assert_eq!(parse_time_ns("1969-12-31T23:59:59.999999999Z"), Ok(-1));
+        assert!(parse_time_ns("2300-01-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn event_proofs_parse_and_verify_event_is_offline() {
+        // Goal: --tree-size (or --size) must be positive; verify-event needs a key and never
+        // connects.
+        let cli = parse(&[
+            "audit",
+            "prove-event",
+            "evt-1",
+            "--tree-size",
+            "9",
+            "--out",
+            "p.json",
+        ])
+        .unwrap();
+        let Command::Audit(AuditCommand::ProveEvent {
+            event_id,
+            tree_size,
+            out,
+        }) = cli.command
+        else {
+            panic!("expected prove-event");
+        };
+        assert_eq!((event_id.as_str(), tree_size), ("evt-1", Some(9)));
+        assert_eq!(out, PathBuf::from("p.json"));
+        let cli = parse(&["audit", "prove-event", "e", "--size", "3", "--out", "p"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Audit(AuditCommand::ProveEvent {
+                tree_size: Some(3),
+                ..
+            })
+        ));
+        assert!(parse(&[
+            "audit",
+            "prove-event",
+            "e",
+            "--tree-size",
+            "0",
+            "--out",
+            "p"
+        ])
+        .is_err());
+        assert!(parse(&["audit", "prove-event", "e"]).is_err());
+        let cli = parse(&["audit", "verify-event", "p.json", "--key", "@vkey"]).unwrap();
+        let Command::Audit(command) = cli.command else {
+            panic!("expected audit");
+        };
+        assert!(command.is_offline());
+        assert!(parse(&["audit", "verify-event", "p.json"]).is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@ use tally_core::codec;
 use tally_core::entry::{Digest, EntryBody};
 
 use super::args::{AuditCommand, VerifyArgs, WatchArgs};
+use super::audit_event;
 use super::commands::Printer;
 use super::CliError;
 
@@ -49,6 +50,7 @@ pub fn offline(command: &AuditCommand, json: bool, out: &mut dyn Write) -> Resul
         AuditCommand::VerifyInclusion(args) => verify_inclusion_file(args, &mut printer),
         AuditCommand::VerifyConsistency(args) => verify_consistency_file(args, &mut printer),
         AuditCommand::VerifyExport(args) => verify_export_file(args, &mut printer),
+        AuditCommand::VerifyEvent(args) => audit_event::verify_event_file(args, &mut printer),
         _ => Err(CliError::Usage(
             "this audit command needs a server; it is not an offline command".into(),
         )),
@@ -74,6 +76,11 @@ pub async fn online(
         }
         AuditCommand::Export { out, size } => export(client, printer, size, &out).await,
         AuditCommand::Watch(args) => watch(client, printer, args).await,
+        AuditCommand::ProveEvent {
+            event_id,
+            tree_size,
+            out,
+        } => audit_event::prove_event(client, printer, &event_id, tree_size, &out).await,
         offline_command => offline(&offline_command, printer.json, printer.out),
     }
 }
@@ -116,7 +123,7 @@ fn parse_key(text: &str, place: &str) -> Result<NoteVerifier, CliError> {
 }
 
 /// Reads an input file whole, refusing one too large to be what it claims.
-fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
+pub(super) fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
     let usage = |error: io::Error| CliError::Usage(format!("{}: {error}", path.display()));
     let mut bytes = Vec::new();
     File::open(path)
@@ -194,7 +201,7 @@ pub struct ConsistencyBundle {
     pub proof: Vec<Hash>,
 }
 
-fn hex_list(proof: &[Hash]) -> Value {
+pub(super) fn hex_list(proof: &[Hash]) -> Value {
     Value::Array(proof.iter().map(|hash| hex::encode(hash).into()).collect())
 }
 
@@ -258,7 +265,7 @@ impl ConsistencyBundle {
     }
 }
 
-fn parse_json(bytes: &[u8]) -> Result<Value, String> {
+pub(super) fn parse_json(bytes: &[u8]) -> Result<Value, String> {
     serde_json::from_slice(bytes).map_err(|error| format!("not valid JSON: {error}"))
 }
 
@@ -280,19 +287,22 @@ fn bundle_fields<'a>(
     Ok(fields)
 }
 
-fn field<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a Value, String> {
+pub(super) fn field<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a Value, String> {
     fields
         .get(name)
         .ok_or_else(|| format!("missing field {name:?}"))
 }
 
-fn string_field<'a>(fields: &'a Map<String, Value>, name: &str) -> Result<&'a str, String> {
+pub(super) fn string_field<'a>(
+    fields: &'a Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, String> {
     field(fields, name)?
         .as_str()
         .ok_or_else(|| format!("field {name:?}: must be a string"))
 }
 
-fn u64_field(fields: &Map<String, Value>, name: &str) -> Result<u64, String> {
+pub(super) fn u64_field(fields: &Map<String, Value>, name: &str) -> Result<u64, String> {
     field(fields, name)?
         .as_u64()
         .ok_or_else(|| format!("field {name:?}: must be an integer from 0 to 2^64-1"))
@@ -304,7 +314,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
     (hex::encode(&bytes) == text).then_some(bytes)
 }
 
-fn hex_field(fields: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
+pub(super) fn hex_field(fields: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
     decode_hex(string_field(fields, name)?)
         .ok_or_else(|| format!("field {name:?}: must be lowercase hex"))
 }
@@ -313,12 +323,12 @@ fn hash_from(value: &Value) -> Option<Hash> {
     decode_hex(value.as_str()?)?.try_into().ok()
 }
 
-fn hash_field(fields: &Map<String, Value>, name: &str) -> Result<Hash, String> {
+pub(super) fn hash_field(fields: &Map<String, Value>, name: &str) -> Result<Hash, String> {
     hash_from(field(fields, name)?)
         .ok_or_else(|| format!("field {name:?}: must be 64 lowercase hex digits"))
 }
 
-fn hashes_field(fields: &Map<String, Value>, name: &str) -> Result<Vec<Hash>, String> {
+pub(super) fn hashes_field(fields: &Map<String, Value>, name: &str) -> Result<Vec<Hash>, String> {
     let items = field(fields, name)?
         .as_array()
         .ok_or_else(|| format!("field {name:?}: must be an array of hashes"))?;
@@ -332,21 +342,21 @@ fn hashes_field(fields: &Map<String, Value>, name: &str) -> Result<Vec<Hash>, St
         .collect()
 }
 
-fn write_bundle(path: &Path, value: &Value) -> Result<(), CliError> {
+pub(super) fn write_bundle(path: &Path, value: &Value) -> Result<(), CliError> {
     let mut text =
         serde_json::to_string_pretty(value).map_err(|error| CliError::Output(error.to_string()))?;
     text.push('\n');
     write_atomically(path, text.as_bytes())
 }
 
-fn failed(path: &Path, message: impl std::fmt::Display) -> CliError {
+pub(super) fn failed(path: &Path, message: impl std::fmt::Display) -> CliError {
     CliError::Verification(format!("{}: {message}", path.display()))
 }
 
 // ---------------------------------------------------------------------------------------
 // Online: checkpoints and keys
 
-async fn fetch_checkpoint(
+pub(super) async fn fetch_checkpoint(
     client: &Client,
     size: Option<u64>,
     create: bool,
@@ -377,7 +387,7 @@ async fn fetch_checkpoint(
 }
 
 /// What a note states, without checking any signature (for the online self-checks).
-fn unsigned_checkpoint(note: &str) -> Result<Checkpoint, CheckpointError> {
+pub(super) fn unsigned_checkpoint(note: &str) -> Result<Checkpoint, CheckpointError> {
     let parsed = SignedNote::parse(note.as_bytes())?;
     Checkpoint::from_note_text(&parsed.text)
 }
@@ -582,7 +592,7 @@ async fn export_to(
 // ---------------------------------------------------------------------------------------
 // Offline verification
 
-fn signers(verified: &VerifiedCheckpoint) -> String {
+pub(super) fn signers(verified: &VerifiedCheckpoint) -> String {
     let names: Vec<String> = verified
         .signed_by
         .iter()
@@ -591,7 +601,7 @@ fn signers(verified: &VerifiedCheckpoint) -> String {
     names.join(", ")
 }
 
-fn checkpoint_json(verified: &VerifiedCheckpoint) -> Value {
+pub(super) fn checkpoint_json(verified: &VerifiedCheckpoint) -> Value {
     let checkpoint = &verified.checkpoint;
     json!({
         "origin": checkpoint.origin(),
@@ -603,7 +613,7 @@ fn checkpoint_json(verified: &VerifiedCheckpoint) -> Value {
     })
 }
 
-fn checkpoint_text(verified: &VerifiedCheckpoint) -> String {
+pub(super) fn checkpoint_text(verified: &VerifiedCheckpoint) -> String {
     let checkpoint = &verified.checkpoint;
     format!(
         "origin      {}\ntree size   {}\nroot        {}\nchain head  {}\ntime        {}\nsigned by   {}\n",

@@ -14,7 +14,7 @@ use super::args::{
     ListTransactionsArgs, OpenAccountArgs, PostArgs, PostPendingArgs, ReverseArgs,
     TrialBalanceArgs, TxCommand, VoidArgs,
 };
-use super::{audit, json, render, txfile, CliError};
+use super::{audit, customer, json, meter, render, txfile, usage, CliError};
 
 /// Where answers go: JSON or text, to one writer.
 pub(super) struct Printer<'a> {
@@ -69,7 +69,17 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         })?;
         builder = builder.ca_certificate(pem);
     }
-    let client = builder.build().await?;
+    let client = match builder.build().await {
+        Ok(client) => client,
+        // `usage send` tells an undelivered input (exit 2) from rejected events (exit 1).
+        Err(error) if cli.command.sends_usage() => {
+            return Err(CliError::Undelivered {
+                error,
+                from_line: 1,
+            })
+        }
+        Err(error) => return Err(error.into()),
+    };
     let mut printer = Printer {
         json: cli.json,
         out,
@@ -87,6 +97,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Journal(command) => journal(&client, &mut printer, command).await,
         Command::Audit(command) => audit::online(&client, &mut printer, command).await,
         Command::Key(command) => key(&client, &mut printer, command).await,
+        Command::Customer(command) => customer::run(&client, &mut printer, command).await,
+        Command::Meter(command) => meter::run(&client, &mut printer, command).await,
+        Command::Usage(command) => usage::run(&client, &mut printer, command).await,
     }
 }
 

@@ -22,7 +22,7 @@ pub fn currency(currency: &Currency) -> Value {
     json!({ "code": currency.code, "scale": currency.scale })
 }
 
-fn metadata(metadata: &Metadata) -> Value {
+pub fn metadata(metadata: &Metadata) -> Value {
     Value::Object(
         metadata
             .iter()

@@ -3,10 +3,15 @@
 
 pub mod args;
 mod audit;
+mod audit_event;
 mod commands;
+mod customer;
+mod events;
 mod json;
+mod meter;
 mod render;
 mod txfile;
+mod usage;
 
 use std::fmt;
 
@@ -27,12 +32,21 @@ pub enum CliError {
     Output(String),
     /// A checkpoint, proof, export or the ledger's history did not verify. Exit 1.
     Verification(String),
+    /// `usage send` could not deliver a batch (the server was unreachable after the
+    /// retries, or refused the whole call): the events from `from_line` on were not sent.
+    /// Exit 2.
+    Undelivered {
+        error: ClientError,
+        from_line: usize,
+    },
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::Client(ClientError::InvalidRequest(_)) => 2,
+            CliError::Usage(_)
+            | CliError::Client(ClientError::InvalidRequest(_))
+            | CliError::Undelivered { .. } => 2,
             CliError::Client(_)
             | CliError::Rejected { .. }
             | CliError::Output(_)
@@ -56,6 +70,10 @@ impl fmt::Display for CliError {
                 write!(f, "{refused} of {total} items were refused")
             }
             CliError::Verification(message) => write!(f, "verification failed: {message}"),
+            CliError::Undelivered { error, from_line } => write!(
+                f,
+                "the events from line {from_line} on were not sent: {error}; sending the input again is safe (event ids deduplicate)"
+            ),
         }
     }
 }

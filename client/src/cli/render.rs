@@ -26,16 +26,27 @@ enum Row {
 
 /// A plain-text table: a header, rows, two spaces between columns.
 pub struct Table {
-    headers: Vec<&'static str>,
+    headers: Vec<String>,
     aligns: Vec<Align>,
     rows: Vec<Row>,
 }
 
 impl Table {
     pub fn new(columns: &[(&'static str, Align)]) -> Self {
+        Table::with_columns(
+            columns
+                .iter()
+                .map(|(name, align)| (name.to_string(), *align))
+                .collect(),
+        )
+    }
+
+    /// A table whose column names are known only at run time (e.g. group-by properties).
+    pub fn with_columns(columns: Vec<(String, Align)>) -> Self {
+        let (headers, aligns) = columns.into_iter().unzip();
         Table {
-            headers: columns.iter().map(|(name, _)| *name).collect(),
-            aligns: columns.iter().map(|(_, align)| *align).collect(),
+            headers,
+            aligns,
             rows: Vec::new(),
         }
     }
@@ -65,8 +76,7 @@ impl Table {
     pub fn render(&self) -> String {
         let widths = self.widths();
         let total_width = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
-        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
-        let mut out = self.line(&headers, &widths);
+        let mut out = self.line(&self.headers, &widths);
         for row in &self.rows {
             match row {
                 Row::Cells(cells) => out.push_str(&self.line(cells, &widths)),
@@ -113,11 +123,21 @@ pub fn time(time: SystemTime) -> String {
     prost_types::Timestamp::from(time).to_string()
 }
 
+/// RFC 3339, in UTC, of nanoseconds since the epoch.
+pub fn time_ns(ns: i64) -> String {
+    const NANOS_PER_SECOND: i64 = 1_000_000_000;
+    let timestamp = prost_types::Timestamp {
+        seconds: ns.div_euclid(NANOS_PER_SECOND),
+        nanos: ns.rem_euclid(NANOS_PER_SECOND) as i32,
+    };
+    timestamp.to_string()
+}
+
 fn optional_time(value: Option<SystemTime>) -> String {
     value.map(time).unwrap_or_default()
 }
 
-fn metadata(metadata: &Metadata) -> String {
+pub fn metadata(metadata: &Metadata) -> String {
     let pairs: Vec<String> = metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
     pairs.join(", ")
 }
