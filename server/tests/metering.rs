@@ -245,10 +245,7 @@ async fn each_bad_event_gets_its_own_error_and_the_rest_are_recorded() {
         Some((ErrorCode::CustomerNotFound, "events[2].customer")),
         Some((ErrorCode::ValueMissing, "events[3].value")),
         Some((ErrorCode::ValueNotNumeric, "events[4].value")),
-        Some((
-            ErrorCode::PropertyMissing,
-            "events[5].properties.region",
-        )),
+        Some((ErrorCode::PropertyMissing, "events[5].properties.region")),
         Some((ErrorCode::TimestampInFuture, "events[6].timestamp")),
         Some((ErrorCode::FieldRequired, "events[7].event_id")),
         None,
@@ -562,4 +559,129 @@ fn engine_keys(engine: &Engine) -> Vec<tally_audit::NoteVerifier> {
         .into_iter()
         .map(|key| tally_audit::NoteVerifier::from_vkey(&key.vkey).unwrap())
         .collect()
+}
+
+mod arbitrary_events {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> BoxedStrategy<String> {
+        prop_oneof![
+            Just(String::new()),
+            "[a-z0-9_-]{1,12}",
+            ".{0,40}",
+            "[a-z]{130,140}",
+        ]
+        .boxed()
+    }
+
+    fn value() -> BoxedStrategy<Option<String>> {
+        prop_oneof![
+            Just(None),
+            "-?[0-9]{1,30}(\\.[0-9]{1,30})?".prop_map(Some),
+            ".{0,20}".prop_map(Some),
+            Just(Some("79228162514264337593543950335".to_string())),
+            Just(Some("1e3".to_string())),
+        ]
+        .boxed()
+    }
+
+    fn arbitrary_event() -> impl Strategy<Value = UsageEvent> {
+        (
+            prop_oneof![text(), "e-[0-9]{1,3}"],
+            prop_oneof![Just("acme".to_string()), text()],
+            prop_oneof![
+                Just("tokens".to_string()),
+                Just("seats".to_string()),
+                text()
+            ],
+            prop_oneof![
+                Just(0i64),
+                any::<i64>(),
+                (-100_000i64..100_000).prop_map(|s| now_ns() + s * 1_000_000_000),
+            ],
+            value(),
+            prop::collection::btree_map(
+                prop_oneof![Just("region".to_string()), Just("user".to_string()), text()],
+                text(),
+                0..4,
+            ),
+        )
+            .prop_map(
+                |(event_id, customer, meter, timestamp, value, properties)| UsageEvent {
+                    event_id,
+                    customer,
+                    meter,
+                    timestamp,
+                    value,
+                    properties,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn any_batch_gets_one_precise_answer_per_event_and_the_aggregates_stay_consistent(
+            batches in prop::collection::vec(prop::collection::vec(arbitrary_event(), 1..40), 1..4),
+        ) {
+            // Goal: whatever a client sends, the engine does not panic, answers every
+            // event with a place or an error naming that event's field, records each id
+            // at most once, and its stored aggregates equal a scan of what it recorded.
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let dir = tempfile::tempdir().unwrap();
+                let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+                customers(&engine, &["acme"]).await;
+                engine.define_meter(meter("tokens", Aggregation::Sum), String::new()).await.unwrap();
+                engine.define_meter(meter("seats", Aggregation::UniqueCount), String::new()).await.unwrap();
+                let mut places = std::collections::HashMap::new();
+                for batch in batches {
+                    let results = ingest(&engine, batch.clone()).await;
+                    assert_eq!(results.len(), batch.len());
+                    for (index, (event, result)) in batch.iter().zip(&results).enumerate() {
+                        match result {
+                            Ok(recorded) => {
+                                let place = (recorded.seq, recorded.index);
+                                match places.get(&event.event_id) {
+                                    Some(first) => {
+                                        assert!(recorded.duplicate, "a recorded id again is a duplicate");
+                                        assert_eq!(*first, place, "an id has one place");
+                                    }
+                                    None => {
+                                        assert!(!recorded.duplicate, "a new id is recorded");
+                                        places.insert(event.event_id.clone(), place);
+                                    }
+                                }
+                            }
+                            Err(error) => assert!(
+                                error.field.starts_with(&format!("events[{index}]")),
+                                "{error} does not name event {index}"
+                            ),
+                        }
+                    }
+                }
+                for code in ["tokens", "seats"] {
+                    let all = QueryFields {
+                        meter: code.into(),
+                        from: -(1i64 << 62) / MINUTE * MINUTE,
+                        to: (1i64 << 62) / MINUTE * MINUTE,
+                        ..Default::default()
+                    };
+                    // Values near Decimal's limit may overflow a sum: an error, the
+                    // same one both ways, never a rounded figure.
+                    let answer = |recompute| match engine.query_usage(all.clone(), recompute) {
+                        Ok(answer) => Ok(answer.buckets),
+                        Err(Error::Ledger(error)) => Err(error.code),
+                        Err(other) => panic!("{other}"),
+                    };
+                    let stored = answer(false);
+                    assert!(matches!(stored, Ok(_) | Err(ErrorCode::AmountOverflow)), "{stored:?}");
+                    assert_eq!(stored, answer(true));
+                }
+                engine.shutdown().await;
+            });
+        }
+    }
 }
