@@ -292,10 +292,28 @@ async fn late_events_are_kept_flagged_and_reported_and_older_ones_refused() {
         .await
         .unwrap();
     let closed = base();
+    // Recorded while the period is open; retried after it closed, long before
+    // the grace window: still a duplicate (exactly once), never refused.
+    let early = event(
+        "early",
+        "acme",
+        "tokens",
+        closed - 5 * 60 * MINUTE,
+        Some("3"),
+    );
+    assert!(
+        !ingest(&engine, vec![early.clone()]).await[0]
+            .as_ref()
+            .unwrap()
+            .late
+    );
     engine
         .close_usage_period("acme".into(), closed)
         .await
         .unwrap();
+    let retry = ingest(&engine, vec![early]).await;
+    let retry = retry[0].as_ref().unwrap();
+    assert!(retry.duplicate && retry.counted && !retry.late);
     let again = engine
         .close_usage_period("acme".into(), closed)
         .await
@@ -347,6 +365,14 @@ async fn late_events_are_kept_flagged_and_reported_and_older_ones_refused() {
         )
         .as_deref(),
         Some("4")
+    );
+    assert_eq!(
+        value_of(
+            &engine,
+            query("tokens", "acme", closed - 6 * 60 * MINUTE, closed)
+        )
+        .as_deref(),
+        Some("7")
     );
     // A retry of the late event is a duplicate that says it was late.
     let retry = ingest(

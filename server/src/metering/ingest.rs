@@ -11,7 +11,7 @@
 //!   when that entry is applied, inside the group whose one write makes it
 //!   durable (`claims`).
 
-use super::catalog::MeterVersion;
+use super::catalog::{Catalog, MeterVersion};
 use super::claims::{content_of, id_key, Claim};
 use super::event::{meter_event, EventOutcome, EventRejection, ValidationContext};
 use crate::error::LedgerError;
@@ -134,6 +134,24 @@ pub fn prepare_event(
     }
 }
 
+/// Whether a recorded event counts: measured against the meter version of
+/// its entry (`seq`; for an entry being built, the current version).
+fn counted_when_recorded(catalog: &Catalog, seq: u64, event: &UsageEvent) -> bool {
+    let meter = catalog
+        .meter_at(&event.meter, seq)
+        .or_else(|| catalog.meter(&event.meter));
+    meter.is_some_and(|meter| {
+        let any_time = ValidationContext {
+            now: TimestampNs::MAX,
+            earliest: TimestampNs::MIN,
+        };
+        matches!(
+            meter_event(&meter.spec, &any_time, event),
+            Ok(EventOutcome::Counted(_))
+        )
+    })
+}
+
 /// The encoded size of an event inside an entry (bincode, fixed-width).
 fn encoded_len(event: &UsageEvent) -> usize {
     let text = |s: &str| 8 + s.len();
@@ -217,6 +235,38 @@ pub fn record_usage(
             checked,
         } = prepared;
         let catalog = state.catalog();
+        // Deduplication comes first: a retry of a recorded event is a
+        // duplicate whatever changed since (a new meter version, a closed
+        // period), or it would not be exactly once.
+        let content = content_of(&hash);
+        let key = id_key(&event.event_id);
+        let earlier = in_call
+            .get(&key)
+            .copied()
+            .or_else(|| state.claims().get(&event.event_id));
+        if let Some(claim) = earlier {
+            results.push(if claim.content == content {
+                Ok(EventRecorded {
+                    seq: claim.seq,
+                    index: claim.index,
+                    late: claim.late,
+                    counted: counted_when_recorded(catalog, claim.seq, &event),
+                    duplicate: true,
+                })
+            } else {
+                Err(LedgerError::new(
+                    ErrorCode::EventIdConflict,
+                    format!("events[{index}].event_id"),
+                    format!(
+                        "event id {} was recorded (entry {}, event {}) with other content",
+                        quoted(&event.event_id),
+                        claim.seq,
+                        claim.index
+                    ),
+                ))
+            });
+            continue;
+        }
         // Redo the check when the meter changed since the caller saw it (or
         // was defined since).
         let checked = match checked {
@@ -268,35 +318,6 @@ pub fn record_usage(
                 )));
                 continue;
             }
-        }
-        let content = content_of(&hash);
-        let key = id_key(&event.event_id);
-        let earlier = in_call
-            .get(&key)
-            .copied()
-            .or_else(|| state.claims().get(&event.event_id));
-        if let Some(claim) = earlier {
-            results.push(if claim.content == content {
-                Ok(EventRecorded {
-                    seq: claim.seq,
-                    index: claim.index,
-                    late: claim.late,
-                    counted,
-                    duplicate: true,
-                })
-            } else {
-                Err(LedgerError::new(
-                    ErrorCode::EventIdConflict,
-                    format!("events[{index}].event_id"),
-                    format!(
-                        "event id {} was recorded (entry {}, event {}) with other content",
-                        quoted(&event.event_id),
-                        claim.seq,
-                        claim.index
-                    ),
-                ))
-            });
-            continue;
         }
         let size = encoded_len(&event);
         if batch.bytes + size > ENTRY_EVENT_BYTES_MAX {
