@@ -307,15 +307,21 @@ async fn late_events_are_kept_flagged_and_reported_and_older_ones_refused() {
             .unwrap()
             .late
     );
-    engine
+    let closed_seq = engine
         .close_usage_period("acme".into(), closed)
         .await
         .unwrap();
+    let repeat = engine.close_usage_period("acme".into(), closed).await;
+    assert_eq!(
+        repeat.unwrap(),
+        closed_seq,
+        "the same close again is a retry"
+    );
     let retry = ingest(&engine, vec![early]).await;
     let retry = retry[0].as_ref().unwrap();
     assert!(retry.duplicate && retry.counted && !retry.late);
     let again = engine
-        .close_usage_period("acme".into(), closed)
+        .close_usage_period("acme".into(), closed - MINUTE)
         .await
         .unwrap_err();
     assert!(matches!(

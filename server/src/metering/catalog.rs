@@ -15,8 +15,9 @@ use tally_core::meter::MeterSpec;
 pub struct CustomerState {
     pub created: CustomerCreated,
     pub created_seq: u64,
-    /// The end of the last closed usage period (`usage_period_closed`).
+    /// The end of the last closed usage period, and its `usage_period_closed` entry.
     pub closed_through: Option<TimestampNs>,
+    pub closed_seq: Option<u64>,
 }
 
 /// One version of a meter.
@@ -92,6 +93,7 @@ impl Catalog {
                         created: created.clone(),
                         created_seq: seq,
                         closed_through: None,
+                        closed_seq: None,
                     },
                 );
             }
@@ -135,6 +137,7 @@ impl Catalog {
                     ));
                 }
                 customer.closed_through = Some(*through);
+                customer.closed_seq = Some(seq);
             }
             _ => {}
         }

@@ -481,6 +481,12 @@ pub fn close_usage_period(
             ),
         ));
     }
+    // The same close again is a retry: its answer is the original entry.
+    if customer.closed_through == Some(through) {
+        if let Some(seq) = customer.closed_seq {
+            return Ok(seq);
+        }
+    }
     if let Some(closed) = customer.closed_through.filter(|closed| *closed >= through) {
         return Err(LedgerError::new(
             ErrorCode::PeriodNotAfterClosed,
