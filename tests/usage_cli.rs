@@ -326,9 +326,16 @@ fn late_event_after_closing(url: &str, dir: &Path) {
         closed.contains("closed the usage period of acme"),
         "{closed}"
     );
-    run(
+    // The same close again is a retry (same answer); an earlier end is refused.
+    let repeated = run(
         url,
         &["usage", "close", "--customer", "acme", "--through", TO],
+        0,
+    );
+    assert_eq!(repeated, closed);
+    run(
+        url,
+        &["usage", "close", "--customer", "acme", "--through", FROM],
         1,
     );
     let late = dir.join("late.jsonl");
