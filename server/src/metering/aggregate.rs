@@ -18,10 +18,10 @@
 
 use super::event::{MeteredEvent, Observation};
 use super::exact_sum::ExactSum;
-use tally_core::meter::{Aggregation, MeterSpec};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use tally_core::entry::TimestampNs;
+use tally_core::meter::{Aggregation, MeterSpec};
 
 /// A half-open interval `[from, to)` of event timestamps, never empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -262,13 +262,12 @@ impl GroupState {
                 self.sum.add(*value);
                 self.min = Some(self.min.map_or(*value, |min| min.min(*value)));
                 self.max = Some(self.max.map_or(*value, |max| max.max(*value)));
-                let candidate = (event.timestamp, event.event_id.clone(), *value);
-                if self
-                    .latest
-                    .as_ref()
-                    .is_none_or(|latest| candidate > *latest)
-                {
-                    self.latest = Some(candidate);
+                // Compared borrowed; the id is copied only when it wins.
+                let later = self.latest.as_ref().is_none_or(|(at, id, latest)| {
+                    (event.timestamp, event.event_id.as_str(), *value) > (*at, id.as_str(), *latest)
+                });
+                if later {
+                    self.latest = Some((event.timestamp, event.event_id.clone(), *value));
                 }
             }
             Observation::Key(key) => {
@@ -335,7 +334,100 @@ pub struct Aggregates {
     meter: String,
     aggregation: Aggregation,
     window: Window,
-    groups: BTreeMap<GroupKey, GroupState>,
+    groups: GroupMap,
+}
+
+/// Groups by key. A stored minute bucket holds one group or a few, and a
+/// B-tree's first node is sized for eleven (about 2.5 KiB here), so a few
+/// groups live in a sorted vector; past [`FEW_GROUPS_MAX`] they move to a
+/// B-tree, where a query's thousands of groups insert in O(log n).
+#[derive(Debug, Clone)]
+enum GroupMap {
+    Few(Vec<(GroupKey, GroupState)>),
+    Many(BTreeMap<GroupKey, GroupState>),
+}
+
+const FEW_GROUPS_MAX: usize = 8;
+
+impl Default for GroupMap {
+    fn default() -> Self {
+        GroupMap::Few(Vec::new())
+    }
+}
+
+impl PartialEq for GroupMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for GroupMap {}
+
+impl GroupMap {
+    fn len(&self) -> usize {
+        match self {
+            GroupMap::Few(groups) => groups.len(),
+            GroupMap::Many(groups) => groups.len(),
+        }
+    }
+
+    /// In key order.
+    fn iter(&self) -> Box<dyn Iterator<Item = (&GroupKey, &GroupState)> + '_> {
+        match self {
+            GroupMap::Few(groups) => Box::new(groups.iter().map(|(k, v)| (k, v))),
+            GroupMap::Many(groups) => Box::new(groups.iter()),
+        }
+    }
+
+    /// The state of the group `customer`/`group`; `make` builds its key when
+    /// the group is new (so an existing group costs no allocation).
+    fn state_mut(
+        &mut self,
+        customer: &str,
+        group: &[String],
+        make: impl FnOnce() -> GroupKey,
+    ) -> &mut GroupState {
+        let find = |groups: &[(GroupKey, GroupState)]| {
+            groups.binary_search_by(|(key, _)| {
+                (key.customer.as_str(), key.group.as_slice()).cmp(&(customer, group))
+            })
+        };
+        if let GroupMap::Few(groups) = self {
+            if find(groups).is_err() && groups.len() == FEW_GROUPS_MAX {
+                *self = GroupMap::Many(std::mem::take(groups).into_iter().collect());
+            }
+        }
+        match self {
+            GroupMap::Few(groups) => {
+                let at = match find(groups) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        groups.insert(at, (make(), GroupState::default()));
+                        at
+                    }
+                };
+                &mut groups[at].1
+            }
+            GroupMap::Many(groups) => groups.entry(make()).or_default(),
+        }
+    }
+
+    /// Merges `state` into the group `key`.
+    fn merge(&mut self, key: GroupKey, state: GroupState) {
+        if let GroupMap::Many(groups) = self {
+            match groups.entry(key) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(state);
+                }
+                std::collections::btree_map::Entry::Occupied(mut slot) => {
+                    slot.get_mut().merge(state);
+                }
+            }
+            return;
+        }
+        let ours = self.state_mut(&key.customer, &key.group, || key.clone());
+        ours.merge(state);
+    }
 }
 
 impl Aggregates {
@@ -345,7 +437,7 @@ impl Aggregates {
             meter: meter.code.clone(),
             aggregation: meter.aggregation,
             window,
-            groups: BTreeMap::new(),
+            groups: GroupMap::default(),
         }
     }
 
@@ -360,8 +452,7 @@ impl Aggregates {
             return false;
         }
         self.groups
-            .entry(GroupKey::of(event))
-            .or_default()
+            .state_mut(&event.customer, &event.group, || GroupKey::of(event))
             .add(event);
         true
     }
@@ -386,13 +477,12 @@ impl Aggregates {
                 theirs: other.window,
             })?;
         self.window = window;
-        for (key, state) in other.groups {
-            match self.groups.get_mut(&key) {
-                Some(ours) => ours.merge(state),
-                None => {
-                    self.groups.insert(key, state);
-                }
-            }
+        let groups: Vec<(GroupKey, GroupState)> = match other.groups {
+            GroupMap::Few(groups) => groups,
+            GroupMap::Many(groups) => groups.into_iter().collect(),
+        };
+        for (key, state) in groups {
+            self.groups.merge(key, state);
         }
         Ok(())
     }
@@ -419,14 +509,9 @@ impl Aggregates {
                 theirs: part.window,
             });
         }
-        for (key, state) in &part.groups {
+        for (key, state) in part.groups.iter() {
             let Some(key) = rekey(key) else { continue };
-            match self.groups.get_mut(&key) {
-                Some(ours) => ours.merge(state.clone()),
-                None => {
-                    self.groups.insert(key, state.clone());
-                }
-            }
+            self.groups.merge(key, state.clone());
         }
         Ok(())
     }
@@ -434,7 +519,7 @@ impl Aggregates {
     /// The aggregates so far.
     pub fn result(&self) -> Result<AggregateResult, AggregateError> {
         let mut groups = BTreeMap::new();
-        for (key, state) in &self.groups {
+        for (key, state) in self.groups.iter() {
             let aggregate =
                 state
                     .aggregate(self.aggregation)

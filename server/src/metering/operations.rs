@@ -5,7 +5,7 @@ use super::aggregate::{AggregateResult, Window};
 use super::catalog::{CustomerState, MeterVersion};
 use super::ingest::{prepare_event, CustomerSpec, EventRecorded, PreparedEvent, INGEST_EVENTS_MAX};
 use super::series::{bucket_windows, BucketWidth};
-use super::stored::{check_query, scan_series, QueryFields, UsageQuery};
+use super::stored::{check_query, QueryFields, Scan, UsageQuery};
 use crate::engine::Engine;
 use crate::error::{Error, LedgerError, Result, StoreError};
 use crate::ledger::limits::PAGE_SIZE_MAX;
@@ -302,16 +302,19 @@ impl Engine {
     ) -> Result<Vec<AggregateResult>> {
         let (seqs, catalog) = {
             let model = self.store.read_model();
-            let end = model.usage.usage_entries.partition_point(|&seq| seq < as_of_seq);
+            let end = model
+                .usage
+                .usage_entries
+                .partition_point(|&seq| seq < as_of_seq);
             (
                 model.usage.usage_entries[..end].to_vec(),
                 model.usage.catalog.clone(),
             )
         };
+        let mut scan = Scan::new(&catalog, query, windows)?;
         let Some(&first) = seqs.first() else {
-            return Ok(scan_series(&catalog, query, windows, [])?);
+            return Ok(scan.finish()?);
         };
-        let mut entries = Vec::with_capacity(seqs.len());
         for row in self.store.journal_rows(first) {
             let (seq, _, canonical) = row?;
             if seq >= as_of_seq {
@@ -323,15 +326,10 @@ impl Engine {
             let entry = tally_core::codec::decode(&canonical)
                 .map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
             if let EntryBody::UsageRecorded(recorded) = entry.body {
-                entries.push((seq, recorded));
+                scan.feed(seq, &recorded);
             }
         }
-        Ok(scan_series(
-            &catalog,
-            query,
-            windows,
-            entries.iter().map(|(seq, recorded)| (*seq, recorded)),
-        )?)
+        Ok(scan.finish()?)
     }
 
     /// Late events from `from_seq` (inclusive), of one customer or all, at
@@ -363,10 +361,14 @@ impl Engine {
         for late in refs.iter().take(limit) {
             if entry.as_ref().is_none_or(|(seq, _, _)| *seq != late.seq) {
                 let Some((_, read)) = self.store.entry(late.seq)? else {
-                    return Err(StoreError::Corrupt(format!("late event's entry {}", late.seq)).into());
+                    return Err(
+                        StoreError::Corrupt(format!("late event's entry {}", late.seq)).into(),
+                    );
                 };
                 let EntryBody::UsageRecorded(recorded) = read.body else {
-                    return Err(StoreError::Corrupt(format!("entry {} is not usage", late.seq)).into());
+                    return Err(
+                        StoreError::Corrupt(format!("entry {} is not usage", late.seq)).into(),
+                    );
                 };
                 entry = Some((late.seq, read.recorded_at, recorded));
             }

@@ -11,7 +11,7 @@
 //! bucket's group values are those of its version's `group_by`.
 
 use super::aggregate::{AggregateError, AggregateResult, Aggregates, GroupKey, Window};
-use super::catalog::{Catalog, MeterVersion};
+use super::catalog::Catalog;
 use super::claims::EventClaims;
 use super::event::{meter_event, EventOutcome, ValidationContext};
 use crate::error::LedgerError;
@@ -71,7 +71,10 @@ impl UsageModel {
             | EntryBody::MeterDefined(_)
             | EntryBody::UsagePeriodClosed { .. } => {
                 let applied = self.catalog.apply(seq, recorded_at, body);
-                debug_assert!(applied.is_ok(), "the writer's state applied it: {applied:?}");
+                debug_assert!(
+                    applied.is_ok(),
+                    "the writer's state applied it: {applied:?}"
+                );
             }
             EntryBody::UsageRecorded(recorded) => self.apply_usage(seq, recorded),
             _ => {}
@@ -203,7 +206,10 @@ pub fn check_query(catalog: &Catalog, fields: QueryFields) -> Result<UsageQuery,
                 "a filter needs at least one value",
             ));
         }
-        if filters.insert(property.clone(), values.into_iter().collect()).is_some() {
+        if filters
+            .insert(property.clone(), values.into_iter().collect())
+            .is_some()
+        {
             return Err(invalid(
                 format!("filters[{i}].property"),
                 format!("{} is filtered twice", quoted(&property)),
@@ -230,7 +236,8 @@ pub fn check_window(from: TimestampNs, to: TimestampNs) -> Result<Window, Ledger
             ));
         }
     }
-    Window::new(from, to).map_err(|error| LedgerError::new(ErrorCode::WindowInvalid, "to", error.to_string()))
+    Window::new(from, to)
+        .map_err(|error| LedgerError::new(ErrorCode::WindowInvalid, "to", error.to_string()))
 }
 
 /// How a query maps the groups of one meter version.
@@ -358,29 +365,63 @@ pub fn scan_series<'e>(
     windows: &[Window],
     entries: impl IntoIterator<Item = (u64, &'e UsageRecorded)>,
 ) -> Result<Vec<AggregateResult>, LedgerError> {
-    let current = catalog
-        .meter(&query.meter)
-        .ok_or_else(|| LedgerError::new(ErrorCode::MeterNotFound, "meter", "no such meter"))?;
-    let mut results: Vec<Aggregates> = windows
-        .iter()
-        .map(|window| Aggregates::new(&current.spec, *window))
-        .collect();
-    let mut selections: BTreeMap<u32, (Selection, &MeterVersion)> = BTreeMap::new();
+    let mut scan = Scan::new(catalog, query, windows)?;
     for (seq, recorded) in entries {
+        scan.feed(seq, recorded);
+    }
+    scan.finish()
+}
+
+/// A scan fed one entry at a time, so that a recomputation holds one entry
+/// in memory, not the journal's events.
+pub struct Scan<'c> {
+    catalog: &'c Catalog,
+    query: &'c UsageQuery,
+    windows: &'c [Window],
+    results: Vec<Aggregates>,
+    selections: BTreeMap<u32, Selection<'c>>,
+}
+
+impl<'c> Scan<'c> {
+    pub fn new(
+        catalog: &'c Catalog,
+        query: &'c UsageQuery,
+        windows: &'c [Window],
+    ) -> Result<Scan<'c>, LedgerError> {
+        let current = catalog
+            .meter(&query.meter)
+            .ok_or_else(|| LedgerError::new(ErrorCode::MeterNotFound, "meter", "no such meter"))?;
+        Ok(Scan {
+            catalog,
+            query,
+            windows,
+            results: windows
+                .iter()
+                .map(|window| Aggregates::new(&current.spec, *window))
+                .collect(),
+            selections: BTreeMap::new(),
+        })
+    }
+
+    /// Adds the events of the `usage_recorded` entry at `seq`.
+    pub fn feed(&mut self, seq: u64, recorded: &UsageRecorded) {
         for event in &recorded.events {
-            if event.meter != query.meter || !query.window.contains(event.timestamp) {
+            if event.meter != self.query.meter || !self.query.window.contains(event.timestamp) {
                 continue;
             }
-            let bucket = windows.partition_point(|window| window.to() <= event.timestamp);
-            let Some(result) = results.get_mut(bucket) else {
+            let bucket = self
+                .windows
+                .partition_point(|window| window.to() <= event.timestamp);
+            let Some(result) = self.results.get_mut(bucket) else {
                 continue;
             };
-            let Some(version) = catalog.meter_at(&event.meter, seq) else {
+            let Some(version) = self.catalog.meter_at(&event.meter, seq) else {
                 continue;
             };
-            let (selection, version) = selections
+            let selection = self
+                .selections
                 .entry(version.version)
-                .or_insert_with(|| (Selection::new(query, &version.spec), version));
+                .or_insert_with(|| Selection::new(self.query, &version.spec));
             let Ok(EventOutcome::Counted(mut metered)) =
                 meter_event(&version.spec, &any_time(), event)
             else {
@@ -401,10 +442,13 @@ pub fn scan_series<'e>(
             debug_assert!(added, "a selected event is inside its bucket");
         }
     }
-    results
-        .iter()
-        .map(|result| result.result().map_err(overflow))
-        .collect()
+
+    pub fn finish(self) -> Result<Vec<AggregateResult>, LedgerError> {
+        self.results
+            .iter()
+            .map(|result| result.result().map_err(overflow))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -446,7 +490,10 @@ mod tests {
             value: Some(format!("{}.{:02}", value / 100, value.rem_euclid(100))),
             properties: BTreeMap::from([
                 ("region".to_string(), REGIONS[region].to_string()),
-                ("tier".to_string(), if tier { "gold" } else { "free" }.to_string()),
+                (
+                    "tier".to_string(),
+                    if tier { "gold" } else { "free" }.to_string(),
+                ),
                 ("user".to_string(), format!("u{user}")),
             ]),
         }
