@@ -7,7 +7,7 @@
 
 use super::id_map::IdMap;
 use crate::metering::catalog::Catalog;
-use crate::metering::claims::{content_of, Claim, EventClaims};
+use crate::metering::claims::{content_of, id_key, Claim, EventClaims, IdKey};
 use std::sync::Arc;
 use super::view::{Balance, PendingState, TransactionKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -114,6 +114,9 @@ pub struct LedgerState {
     catalog: Catalog,
     /// Shared with the read model (see `claims`).
     claims: Arc<EventClaims>,
+    /// The claims of the usage entry about to be appended, computed by the
+    /// ingestion that built it (`prepare_claims`); a replay computes them.
+    prepared_claims: Vec<(IdKey, Claim)>,
 }
 
 /// An API key as the journal describes it.
@@ -197,6 +200,12 @@ impl LedgerState {
 
     pub fn claims(&self) -> &Arc<EventClaims> {
         &self.claims
+    }
+
+    /// Hands over the claims of the next `usage_recorded` entry (one per
+    /// event, in order), so that appending it hashes nothing again.
+    pub fn prepare_claims(&mut self, claims: Vec<(IdKey, Claim)>) {
+        self.prepared_claims = claims;
     }
 
     pub fn api_key_count(&self) -> usize {
@@ -613,6 +622,8 @@ impl LedgerState {
         {
             return Err("usage_recorded: late indexes out of order or range".into());
         }
+        let prepared = std::mem::take(&mut self.prepared_claims);
+        debug_assert!(prepared.is_empty() || prepared.len() == recorded.events.len());
         for (index, event) in recorded.events.iter().enumerate() {
             if self.catalog.meter(&event.meter).is_none() {
                 return Err(format!("event {index}: no meter {:?}", event.meter));
@@ -620,13 +631,29 @@ impl LedgerState {
             if self.catalog.customer(&event.customer).is_none() {
                 return Err(format!("event {index}: no customer {:?}", event.customer));
             }
-            let claim = Claim {
-                content: content_of(&tally_core::usage::event_hash(event)),
-                seq,
-                index: index as u32,
-                late: recorded.late.binary_search(&(index as u32)).is_ok(),
+            let (key, claim) = match prepared.get(index) {
+                Some(&(key, claim)) => (key, claim),
+                None => (
+                    id_key(&event.event_id),
+                    Claim {
+                        content: content_of(&tally_core::usage::event_hash(event)),
+                        seq,
+                        index: index as u32,
+                        late: recorded.late.binary_search(&(index as u32)).is_ok(),
+                    },
+                ),
             };
-            if !self.claims.claim(&event.event_id, claim) {
+            debug_assert_eq!(key, id_key(&event.event_id));
+            debug_assert_eq!(
+                claim,
+                Claim {
+                    content: content_of(&tally_core::usage::event_hash(event)),
+                    seq,
+                    index: index as u32,
+                    late: recorded.late.binary_search(&(index as u32)).is_ok(),
+                }
+            );
+            if !self.claims.claim_by_key(key, claim) {
                 return Err(format!(
                     "event {index}: event id {:?} recorded twice",
                     event.event_id

@@ -74,14 +74,22 @@ impl EventClaims {
     }
 
     pub fn get(&self, event_id: &str) -> Option<Claim> {
-        let key = id_key(event_id);
-        let shard = self.shard(&key).read().unwrap_or_else(|e| e.into_inner());
-        shard.get(&key).copied()
+        self.get_by_key(&id_key(event_id))
+    }
+
+    /// [`EventClaims::get`] with the id's key already computed.
+    pub fn get_by_key(&self, key: &IdKey) -> Option<Claim> {
+        let shard = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
+        shard.get(key).copied()
     }
 
     /// Claims `event_id`; `false` (and nothing changes) if it was claimed.
     pub fn claim(&self, event_id: &str, claim: Claim) -> bool {
-        let key = id_key(event_id);
+        self.claim_by_key(id_key(event_id), claim)
+    }
+
+    /// [`EventClaims::claim`] with the id's key already computed.
+    pub fn claim_by_key(&self, key: IdKey, claim: Claim) -> bool {
         let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
         match shard.entry(key) {
             std::collections::hash_map::Entry::Occupied(_) => false,

@@ -12,7 +12,7 @@
 //!   durable (`claims`).
 
 use super::catalog::{Catalog, MeterVersion};
-use super::claims::{content_of, id_key, Claim};
+use super::claims::{content_of, id_key, Claim, IdKey};
 use super::event::{meter_event, EventOutcome, EventRejection, ValidationContext};
 use crate::error::LedgerError;
 use crate::ledger::execute::Context;
@@ -49,6 +49,10 @@ pub struct CustomerSpec {
 pub struct PreparedEvent {
     pub event: UsageEvent,
     pub hash: Digest,
+    /// The claims index's key of the event id, and the event's Merkle leaf
+    /// hash: computed here, in parallel, not by the writer.
+    pub id_key: IdKey,
+    pub leaf: tally_audit::Hash,
     /// The check against the meter version the caller saw (its number, and
     /// whether the event counts), or the refusal.
     pub checked: Result<(u32, bool), LedgerError>,
@@ -127,8 +131,11 @@ pub fn prepare_event(
     index: usize,
     event: UsageEvent,
 ) -> PreparedEvent {
+    let hash = event_hash(&event);
     PreparedEvent {
-        hash: event_hash(&event),
+        hash,
+        id_key: id_key(&event.event_id),
+        leaf: tally_audit::merkle::leaf_hash(&tally_audit::Blake3, &hash),
         checked: check_event(meter, now, index, &event),
         event,
     }
@@ -173,7 +180,9 @@ fn encoded_len(event: &UsageEvent) -> usize {
 #[derive(Default)]
 struct Batch {
     events: Vec<UsageEvent>,
-    hashes: Vec<Digest>,
+    leaves: Vec<tally_audit::Hash>,
+    /// The claims the entry makes, in event order (see `LedgerState::prepare_claims`).
+    claims: Vec<(IdKey, Claim)>,
     late: Vec<u32>,
     bytes: usize,
 }
@@ -192,12 +201,8 @@ fn flush(state: &mut LedgerState, ctx: &Context, batch: &mut Batch, out: &mut Ve
         return;
     }
     let batch = std::mem::take(batch);
-    let leaves: Vec<_> = batch
-        .hashes
-        .iter()
-        .map(|hash| tally_audit::merkle::leaf_hash(&tally_audit::Blake3, hash))
-        .collect();
-    let events_root = tally_audit::merkle::root(&tally_audit::Blake3, &leaves);
+    let events_root = tally_audit::merkle::root(&tally_audit::Blake3, &batch.leaves);
+    state.prepare_claims(batch.claims);
     debug_assert_eq!(
         events_root,
         tally_audit::usage::events_root(&batch.events),
@@ -232,6 +237,8 @@ pub fn record_usage(
         let PreparedEvent {
             event,
             hash,
+            id_key: key,
+            leaf,
             checked,
         } = prepared;
         let catalog = state.catalog();
@@ -239,11 +246,10 @@ pub fn record_usage(
         // duplicate whatever changed since (a new meter version, a closed
         // period), or it would not be exactly once.
         let content = content_of(&hash);
-        let key = id_key(&event.event_id);
         let earlier = in_call
             .get(&key)
             .copied()
-            .or_else(|| state.claims().get(&event.event_id));
+            .or_else(|| state.claims().get_by_key(&key));
         if let Some(claim) = earlier {
             results.push(if claim.content == content {
                 Ok(EventRecorded {
@@ -333,9 +339,10 @@ pub fn record_usage(
             batch.late.push(claim.index);
         }
         in_call.insert(key, claim);
+        batch.claims.push((key, claim));
         batch.bytes += size;
         batch.events.push(event);
-        batch.hashes.push(hash);
+        batch.leaves.push(leaf);
         results.push(Ok(EventRecorded {
             seq: claim.seq,
             index: claim.index,
