@@ -221,6 +221,22 @@ impl Tallyd {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Stops the server with SIGTERM, expects a clean exit, then runs
+    /// `tallyd verify` on its data directory and expects it to pass: what a
+    /// test that killed and restarted the server ends with.
+    pub fn terminate_and_verify(self) {
+        let data_dir = self.data_dir.clone();
+        let status = self.terminate();
+        assert!(status.success(), "tallyd exited with {status}");
+        let verify = verify_data_dir(&data_dir);
+        assert!(
+            verify.status.success(),
+            "tallyd verify failed: {}{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        );
+    }
 }
 
 impl Drop for Tallyd {
