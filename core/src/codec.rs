@@ -7,7 +7,7 @@
 //! u64 length then its (key, value) pairs in key order. `docs/journal-format.md`
 //! spells out each entry; the golden vectors in the tests freeze it.
 
-use crate::entry::Entry;
+use crate::entry::{Entry, EntryBody};
 use bincode::config::{BigEndian, Configuration, Fixint, Limit};
 
 /// The version byte that starts every canonical entry.
@@ -49,8 +49,20 @@ pub enum DecodeError {
 /// The ledger's input limits (postings, metadata, string sizes) keep every
 /// entry far below `ENTRY_BYTES_MAX`; the debug assertion checks it.
 pub fn encode(entry: &Entry) -> Vec<u8> {
-    // A two-posting transfer takes about 170 bytes: one allocation, no regrowth.
-    let mut bytes = Vec::with_capacity(256);
+    // A two-posting transfer takes about 170 bytes: one allocation, no
+    // regrowth. A usage batch takes up to megabytes: its size is measured
+    // first, so that it is written once into a buffer of exactly that size
+    // instead of being copied through every doubling.
+    let capacity = match &entry.body {
+        EntryBody::UsageRecorded(_) => {
+            let mut size = bincode::enc::write::SizeWriter::default();
+            bincode::encode_into_writer(entry, &mut size, CONFIG)
+                .expect("measuring an encoding cannot fail");
+            1 + size.bytes_written
+        }
+        _ => 256,
+    };
+    let mut bytes = Vec::with_capacity(capacity);
     bytes.push(FORMAT_VERSION);
     bincode::encode_into_std_write(entry, &mut bytes, CONFIG)
         .expect("encoding into a Vec cannot fail");

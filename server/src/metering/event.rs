@@ -12,14 +12,14 @@
 //!    not an error, and its value is not read;
 //! 4. group-by properties, then the value (or distinct key).
 
-use tally_core::meter::{
-    is_property_name, quoted, Aggregation, MeterSpec, PROPERTY_NAME_BYTES_MAX,
-};
-pub use tally_core::usage::UsageEvent;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use tally_core::entry::TimestampNs;
+use tally_core::meter::{
+    is_property_name, quoted, Aggregation, MeterSpec, PROPERTY_NAME_BYTES_MAX,
+};
 use tally_core::money::{parse_decimal, ParseError};
+pub use tally_core::usage::UsageEvent;
 
 /// The longest event id, in bytes (the ledger's id limit).
 pub const EVENT_ID_BYTES_MAX: usize = 128;
@@ -143,6 +143,27 @@ pub enum EventOutcome {
     /// of the listed values). Not an error: the event is valid, it just does not
     /// count for this meter.
     NotCounted { property: String },
+}
+
+/// What [`meter_event`] decides, without building the metered event: `true`
+/// when it counts, `false` when a filter excludes it, or the same error. The
+/// ingestion path checks every event with it; only the fold that aggregates
+/// needs the event itself.
+pub fn event_counts(
+    meter: &MeterSpec,
+    context: &ValidationContext,
+    event: &UsageEvent,
+) -> Result<bool, EventError> {
+    check_shape(meter, event)?;
+    check_timestamp(context, event.timestamp)?;
+    if excluding_filter(meter, event).is_some() {
+        return Ok(false);
+    }
+    for name in &meter.group_by {
+        required_property(event, name)?;
+    }
+    observed(meter, event)?;
+    Ok(true)
 }
 
 /// Checks `event` against `meter` and the context: a counted event, a
@@ -344,26 +365,33 @@ fn required_property<'a>(event: &'a UsageEvent, name: &str) -> Result<&'a str, E
         })
 }
 
+/// An observation borrowed from its event.
+enum Observed<'a> {
+    Occurrence,
+    Value(Decimal),
+    Key(&'a str),
+}
+
 /// The value comes from `value_property` when the meter sets one (the event's
 /// `value` is then ignored), from `value` otherwise.
-fn observation(meter: &MeterSpec, event: &UsageEvent) -> Result<Observation, EventError> {
+fn observed<'a>(meter: &MeterSpec, event: &'a UsageEvent) -> Result<Observed<'a>, EventError> {
     match (meter.aggregation, &meter.value_property) {
-        (Aggregation::Count, _) => Ok(Observation::Occurrence),
+        (Aggregation::Count, _) => Ok(Observed::Occurrence),
         (Aggregation::UniqueCount, Some(name)) => {
-            Ok(Observation::Key(required_property(event, name)?.to_owned()))
+            Ok(Observed::Key(required_property(event, name)?))
         }
         (Aggregation::UniqueCount, None) => {
             unreachable!("a valid unique_count meter has value_property")
         }
         (_, Some(name)) => {
             let text = required_property(event, name)?;
-            Ok(Observation::Value(decimal(
+            Ok(Observed::Value(decimal(
                 &format!("properties.{name}"),
                 text,
             )?))
         }
         (_, None) => match &event.value {
-            Some(text) => Ok(Observation::Value(decimal("value", text)?)),
+            Some(text) => Ok(Observed::Value(decimal("value", text)?)),
             None => Err(EventError::new(
                 "value",
                 EventRejection::ValueMissing,
@@ -371,6 +399,14 @@ fn observation(meter: &MeterSpec, event: &UsageEvent) -> Result<Observation, Eve
             )),
         },
     }
+}
+
+fn observation(meter: &MeterSpec, event: &UsageEvent) -> Result<Observation, EventError> {
+    Ok(match observed(meter, event)? {
+        Observed::Occurrence => Observation::Occurrence,
+        Observed::Value(value) => Observation::Value(value),
+        Observed::Key(key) => Observation::Key(key.to_owned()),
+    })
 }
 
 /// A plain decimal (`-12.50`), exact. Text in that form that a `Decimal`
@@ -762,6 +798,10 @@ mod tests {
             prop_assert!(meter.validate().is_ok());
             let event = UsageEvent { event_id, customer, meter: "tokens".into(), timestamp, value, properties };
             let context = ValidationContext::for_open_period(now, period_start, &meter);
+            // The check without the metered event decides the same.
+            let decided = meter_event(&meter, &context, &event)
+                .map(|outcome| matches!(outcome, EventOutcome::Counted(_)));
+            prop_assert_eq!(event_counts(&meter, &context, &event), decided);
             if let Ok(EventOutcome::Counted(metered)) = meter_event(&meter, &context, &event) {
                 prop_assert!(context.earliest <= metered.timestamp && metered.timestamp <= context.latest());
                 if let Observation::Value(value) = metered.observation {

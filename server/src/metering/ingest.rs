@@ -13,14 +13,14 @@
 
 use super::catalog::{Catalog, MeterVersion};
 use super::claims::{content_of, id_key, Claim, IdKey};
-use super::event::{meter_event, EventOutcome, EventRejection, ValidationContext};
+use super::event::{event_counts, EventRejection, ValidationContext};
 use crate::error::LedgerError;
 use crate::ledger::execute::Context;
 use crate::ledger::state::{FastMap, Journaled, LedgerState};
 use crate::ledger::validate;
 use tally_core::codec::ENTRY_BYTES_MAX;
 use tally_core::entry::{
-    CustomerCreated, Digest, Entry, EntryBody, MeterDefined, Metadata, TimestampNs, UsageRecorded,
+    CustomerCreated, Digest, Entry, EntryBody, Metadata, MeterDefined, TimestampNs, UsageRecorded,
 };
 use tally_core::error_code::ErrorCode;
 use tally_core::meter::{quoted, MeterSpec, MeterSpecRejection};
@@ -116,11 +116,9 @@ fn check_event(
             )
         });
     };
-    match meter_event(&meter.spec, &unbounded(now), event) {
-        Ok(EventOutcome::Counted(_)) => Ok((meter.version, true)),
-        Ok(EventOutcome::NotCounted { .. }) => Ok((meter.version, false)),
-        Err(error) => Err(event_error(index, error)),
-    }
+    event_counts(&meter.spec, &unbounded(now), event)
+        .map(|counted| (meter.version, counted))
+        .map_err(|error| event_error(index, error))
 }
 
 /// The caller's half of ingestion: hash and check one event against the
@@ -152,10 +150,7 @@ fn counted_when_recorded(catalog: &Catalog, seq: u64, event: &UsageEvent) -> boo
             now: TimestampNs::MAX,
             earliest: TimestampNs::MIN,
         };
-        matches!(
-            meter_event(&meter.spec, &any_time, event),
-            Ok(EventOutcome::Counted(_))
-        )
+        event_counts(&meter.spec, &any_time, event).unwrap_or(false)
     })
 }
 
@@ -412,7 +407,10 @@ pub fn define_meter(
         }),
         out,
     );
-    let seq = out.last().map(|journaled| journaled.seq).unwrap_or_default();
+    let seq = out
+        .last()
+        .map(|journaled| journaled.seq)
+        .unwrap_or_default();
     Ok((version, seq, true))
 }
 
@@ -510,5 +508,8 @@ pub fn close_usage_period(
         },
         out,
     );
-    Ok(out.last().map(|journaled| journaled.seq).unwrap_or_default())
+    Ok(out
+        .last()
+        .map(|journaled| journaled.seq)
+        .unwrap_or_default())
 }

@@ -108,7 +108,13 @@ impl UsageModel {
                 continue;
             };
             let minute = minute_of(metered.timestamp);
-            let customers = self.buckets.entry(event.meter.clone()).or_default();
+            // Looked up before inserted: a key is copied once per meter, not per event.
+            if !self.buckets.contains_key(&event.meter) {
+                self.buckets.insert(event.meter.clone(), FastMap::default());
+            }
+            let Some(customers) = self.buckets.get_mut(&event.meter) else {
+                continue;
+            };
             let buckets = match customers.get_mut(&event.customer) {
                 Some(buckets) => buckets,
                 None => customers.entry(event.customer.clone()).or_default(),
