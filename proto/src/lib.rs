@@ -43,15 +43,8 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         | WindowInvalid => Code::InvalidArgument,
         // Over a named size limit.
         BatchTooLarge => Code::ResourceExhausted,
-        AccountNotFound
-        | TransactionNotFound
-        | CheckpointNotFound
-        | ApiKeyNotFound
-        | CustomerNotFound
-        | MeterNotFound
-        | EventNotFound => {
-            Code::NotFound
-        }
+        AccountNotFound | TransactionNotFound | CheckpointNotFound | ApiKeyNotFound
+        | CustomerNotFound | MeterNotFound | EventNotFound => Code::NotFound,
         AccountExists | CurrencyExists | TransactionExists | CustomerExists | EventIdConflict => {
             Code::AlreadyExists
         }

@@ -190,7 +190,10 @@ impl Engine {
         })
     }
 
-    pub(crate) async fn call<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Request) -> Result<T> {
+    pub(crate) async fn call<T>(
+        &self,
+        make: impl FnOnce(writer::Reply<T>) -> Request,
+    ) -> Result<T> {
         let sender = self.requests.lock().expect("requests lock").clone();
         let sender =
             sender.ok_or_else(|| Error::Unavailable("the ledger is shutting down".into()))?;

@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tally_proto::v1::admin_server::AdminServer;
-use tally_proto::v1::metering_server::MeteringServer;
 use tally_proto::v1::audit_server::AuditServer;
 use tally_proto::v1::ledger_server::LedgerServer;
+use tally_proto::v1::metering_server::MeteringServer;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;

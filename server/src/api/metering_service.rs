@@ -448,11 +448,10 @@ impl Metering for MeteringService {
         let request = request.into_inner();
         let tree_size = (request.tree_size != 0).then_some(request.tree_size);
         let engine = Arc::clone(&self.engine);
-        let proof = tokio::task::spawn_blocking(move || {
-            engine.prove_event(&request.event_id, tree_size)
-        })
-        .await
-        .map_err(|e| super::status::internal("event proof", e))??;
+        let proof =
+            tokio::task::spawn_blocking(move || engine.prove_event(&request.event_id, tree_size))
+                .await
+                .map_err(|e| super::status::internal("event proof", e))??;
         Ok(Response::new(pb::EventProof {
             event: Some(proto_event(proof.event)),
             seq: proof.seq,

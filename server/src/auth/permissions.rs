@@ -82,7 +82,11 @@ pub const RULES: &[Rule] = &[
     rule("/tally.v1.Admin/WhoAmI", Read, EVERYONE),
     // Metering: events from posters; meters and closed periods are billing
     // configuration (finance); customers from front ends or finance.
-    rule("/tally.v1.Metering/CreateCustomers", Write, CUSTOMER_WRITERS),
+    rule(
+        "/tally.v1.Metering/CreateCustomers",
+        Write,
+        CUSTOMER_WRITERS,
+    ),
     rule("/tally.v1.Metering/ListCustomers", Read, EVERYONE),
     rule("/tally.v1.Metering/DefineMeter", Write, FINANCE),
     rule("/tally.v1.Metering/ListMeters", Read, EVERYONE),

@@ -6,11 +6,11 @@
 //! the state after a restart is the state before it.
 
 use super::id_map::IdMap;
+use super::view::{Balance, PendingState, TransactionKind};
 use crate::metering::catalog::Catalog;
 use crate::metering::claims::{content_of, id_key, Claim, EventClaims, IdKey};
-use std::sync::Arc;
-use super::view::{Balance, PendingState, TransactionKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use tally_audit::NoteVerifier;
 use tally_core::entry::Role;
 
@@ -347,7 +347,9 @@ impl LedgerState {
         // ones are checked, or a changed event would go unnoticed.
         if let EntryBody::UsageRecorded(recorded) = &entry.body {
             if tally_audit::usage::events_root(&recorded.events) != recorded.events_root {
-                return Err(fail("usage_recorded: events_root does not match its events".into()));
+                return Err(fail(
+                    "usage_recorded: events_root does not match its events".into(),
+                ));
             }
         }
         self.apply(seq, &entry).map_err(fail)?;

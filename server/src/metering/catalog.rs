@@ -131,7 +131,10 @@ impl Catalog {
                     .customers
                     .get_mut(customer_id)
                     .ok_or_else(|| format!("customer {customer_id:?} does not exist"))?;
-                if customer.closed_through.is_some_and(|closed| closed >= *through) {
+                if customer
+                    .closed_through
+                    .is_some_and(|closed| closed >= *through)
+                {
                     return Err(format!(
                         "customer {customer_id:?}: period closed through {through} is not after the last"
                     ));

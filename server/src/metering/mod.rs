@@ -28,9 +28,9 @@ pub mod aggregate;
 pub mod catalog;
 pub mod claims;
 pub mod event;
+mod exact_sum;
 pub mod ingest;
 pub mod operations;
-mod exact_sum;
 #[cfg(test)]
 mod reference;
 pub mod series;
@@ -43,6 +43,6 @@ pub use event::{
     meter_event, EventError, EventOutcome, EventRejection, MeteredEvent, Observation, UsageEvent,
     ValidationContext,
 };
+pub use series::{series, series_partials, Bucket, BucketWidth, Series};
 pub use tally_core::meter::{Aggregation, MeterSpec, MeterSpecError, MeterSpecRejection};
 pub use tally_core::usage::event_hash;
-pub use series::{series, series_partials, Bucket, BucketWidth, Series};

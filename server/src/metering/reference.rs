@@ -4,11 +4,11 @@
 
 use super::aggregate::{Aggregate, GroupKey};
 use super::event::{meter_event, EventOutcome, MeteredEvent, UsageEvent, ValidationContext};
-use tally_core::meter::{Aggregation, MeterSpec};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
+use tally_core::meter::{Aggregation, MeterSpec};
 
 /// A random meter over the stream's properties.
 pub(crate) fn meters() -> impl Strategy<Value = MeterSpec> {

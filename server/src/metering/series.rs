@@ -15,9 +15,9 @@
 
 use super::aggregate::{Aggregate, AggregateError, Aggregates, GroupKey, Window};
 use super::event::MeteredEvent;
-use tally_core::meter::MeterSpec;
 use std::collections::BTreeMap;
 use tally_core::entry::TimestampNs;
+use tally_core::meter::MeterSpec;
 
 /// The most buckets a series may have (a week of minutes is 10,080).
 pub const SERIES_BUCKETS_MAX: u64 = 10_080;
@@ -161,9 +161,9 @@ pub fn merge_partials(partials: Vec<Aggregates>) -> Result<Option<Aggregates>, A
 mod tests {
     use super::*;
     use crate::metering::aggregate::aggregate_scan;
-    use tally_core::meter::Aggregation;
     use crate::metering::reference::{metered, meters, streams, windows};
     use proptest::prelude::*;
+    use tally_core::meter::Aggregation;
 
     const SECOND: i64 = 1_000_000_000;
 

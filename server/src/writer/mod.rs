@@ -22,11 +22,11 @@ use crate::ledger::command::{AccountSpec, ApiKeySpec, CurrencySpec, PreparedItem
 use crate::ledger::execute::{self, Context, EntryLookup, ItemOutcome};
 use crate::ledger::state::{Journaled, LedgerState};
 use crate::metering::ingest::{self, CustomerSpec, EventRecorded, PreparedEvent};
-use tally_core::meter::MeterSpec;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs};
+use tally_core::meter::MeterSpec;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// How often the writer wakes up by itself to expire pending transactions.
