@@ -292,8 +292,8 @@ pub struct LateEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LateEventsPage {
     pub events: Vec<LateEvent>,
-    /// The `from_seq` of the next page; `None` after the last.
-    pub next_from_seq: Option<u64>,
+    /// Where the next page starts (`from_seq`, `from_index`); `None` after the last.
+    pub next: Option<(u64, u32)>,
 }
 
 /// The proof of one recorded event, as the server sent it: nothing here is
@@ -526,17 +526,19 @@ impl Client {
         Ok(answer.seq)
     }
 
-    /// One page of late events in journal order, from `from_seq` (inclusive),
-    /// of one customer or of all (`None`); `limit` 0 means the most.
+    /// One page of late events in journal order, from `from` (an entry's seq
+    /// and an event's index in it, inclusive; `(0, 0)` for the first page), of
+    /// one customer or of all (`None`); `limit` 0 means the most.
     pub async fn list_late_events(
         &self,
         customer: Option<&str>,
-        from_seq: u64,
+        from: (u64, u32),
         limit: u32,
     ) -> Result<LateEventsPage> {
         let request = pb::ListLateEventsRequest {
             customer: customer.unwrap_or_default().to_string(),
-            from_seq,
+            from_seq: from.0,
+            from_index: from.1,
             limit: limit.min(LIST_PAGE_SIZE_MAX),
         };
         let response = self
@@ -544,7 +546,7 @@ impl Client {
                 raw.list_late_events(request).await
             })
             .await?;
-        convert::late_events_page(response, from_seq)
+        convert::late_events_page(response, from)
     }
 
     /// The proof of one recorded event against the checkpoint of `tree_size`

@@ -357,8 +357,8 @@ async fn late_events_are_kept_flagged_and_reported_and_older_ones_refused() {
         !results[3].as_ref().unwrap().late,
         "another customer's period is open"
     );
-    let (late, next) = engine.late_events(None, 0, 0).unwrap();
-    assert_eq!(next, 0);
+    let (late, next) = engine.late_events(None, (0, 0), 0).unwrap();
+    assert_eq!(next, None);
     assert_eq!(late.len(), 1);
     assert_eq!(
         (late[0].event.event_id.as_str(), late[0].closed_through),
@@ -716,4 +716,47 @@ mod arbitrary_events {
             });
         }
     }
+}
+
+#[tokio::test]
+async fn late_events_page_through_an_entry_without_repeats() {
+    // Goal: a page may end inside one entry's late events; the next page goes
+    // on from the next event, so every late event is listed exactly once.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+    customers(&engine, &["acme"]).await;
+    engine
+        .define_meter(meter("tokens", Aggregation::Sum), String::new())
+        .await
+        .unwrap();
+    let closed = base();
+    engine
+        .close_usage_period("acme".into(), closed)
+        .await
+        .unwrap();
+    let batch: Vec<UsageEvent> = (0..5)
+        .map(|i| {
+            event(
+                &format!("late-{i}"),
+                "acme",
+                "tokens",
+                closed - MINUTE,
+                Some("1"),
+            )
+        })
+        .collect();
+    assert!(ingest(&engine, batch)
+        .await
+        .iter()
+        .all(|r| r.as_ref().unwrap().late));
+    let mut listed = Vec::new();
+    let mut from = Some((0, 0));
+    while let Some(position) = from {
+        let (page, next) = engine.late_events(Some("acme"), position, 2).unwrap();
+        assert!(page.len() <= 2);
+        listed.extend(page.into_iter().map(|late| late.event.event_id));
+        from = next;
+    }
+    assert_eq!(listed, ["late-0", "late-1", "late-2", "late-3", "late-4"]);
+    engine.shutdown().await;
 }

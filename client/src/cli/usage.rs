@@ -465,18 +465,16 @@ async fn late_events(
     limit: usize,
 ) -> Result<Vec<LateEvent>, ClientError> {
     let mut events = Vec::new();
-    let mut next = Some(from_seq);
-    while let Some(from_seq) = next {
+    let mut next = Some((from_seq, 0));
+    while let Some(from) = next {
         if events.len() >= limit {
             break;
         }
         let wanted = (limit - events.len()).min(LIST_PAGE_SIZE_MAX as usize);
         let page_size = u32::try_from(wanted).unwrap_or(LIST_PAGE_SIZE_MAX);
-        let page = client
-            .list_late_events(customer, from_seq, page_size)
-            .await?;
+        let page = client.list_late_events(customer, from, page_size).await?;
         events.extend(page.events);
-        next = page.next_from_seq;
+        next = page.next;
     }
     events.truncate(limit);
     Ok(events)

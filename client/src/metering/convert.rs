@@ -449,7 +449,7 @@ fn late_event(position: usize, late: pb::LateEvent) -> Result<LateEvent> {
 /// again and again.
 pub(crate) fn late_events_page(
     response: pb::ListLateEventsResponse,
-    from_seq: u64,
+    from: (u64, u32),
 ) -> Result<LateEventsPage> {
     let events = response
         .events
@@ -457,20 +457,20 @@ pub(crate) fn late_events_page(
         .enumerate()
         .map(|(position, value)| late_event(position, value))
         .collect::<Result<Vec<_>>>()?;
-    let next_from_seq = match response.next_from_seq {
-        0 => None,
-        next if next > from_seq => Some(next),
-        next => {
+    let next = match (response.next_from_seq, response.next_from_index) {
+        (0, _) => None,
+        next if next > from => Some(next),
+        (seq, index) => {
             return Err(invalid(
                 "next_from_seq",
-                format!("{next} does not move past {from_seq}"),
+                format!(
+                    "({seq}, {index}) does not move past ({}, {})",
+                    from.0, from.1
+                ),
             ))
         }
     };
-    Ok(LateEventsPage {
-        events,
-        next_from_seq,
-    })
+    Ok(LateEventsPage { events, next })
 }
 
 pub(crate) fn event_proof(answer: pb::EventProof) -> Result<EventProof> {
@@ -694,14 +694,24 @@ mod tests {
 
     #[test]
     fn late_event_pages_must_move_forward() {
-        // Goal: 0 ends the listing; a next start at or before this one is refused.
-        let page = |next| pb::ListLateEventsResponse {
+        // Goal: 0 ends the listing; a next start at or before this one is
+        // refused; a page may end inside an entry (same seq, later index).
+        let page = |seq, index| pb::ListLateEventsResponse {
             events: vec![],
-            next_from_seq: next,
+            next_from_seq: seq,
+            next_from_index: index,
         };
-        assert_eq!(late_events_page(page(0), 5).unwrap().next_from_seq, None);
-        assert_eq!(late_events_page(page(9), 5).unwrap().next_from_seq, Some(9));
-        assert!(late_events_page(page(5), 5).is_err());
+        assert_eq!(late_events_page(page(0, 0), (5, 0)).unwrap().next, None);
+        assert_eq!(
+            late_events_page(page(9, 0), (5, 0)).unwrap().next,
+            Some((9, 0))
+        );
+        assert_eq!(
+            late_events_page(page(5, 3), (5, 1)).unwrap().next,
+            Some((5, 3))
+        );
+        assert!(late_events_page(page(5, 1), (5, 1)).is_err());
+        assert!(late_events_page(page(4, 9), (5, 0)).is_err());
     }
 
     #[test]

@@ -422,9 +422,12 @@ impl Metering for MeteringService {
     ) -> Result<Response<pb::ListLateEventsResponse>, Status> {
         let request = request.into_inner();
         let customer = (!request.customer.is_empty()).then_some(request.customer.as_str());
-        let (late, next_from_seq) =
-            self.engine
-                .late_events(customer, request.from_seq, request.limit as usize)?;
+        let (late, next) = self.engine.late_events(
+            customer,
+            (request.from_seq, request.from_index),
+            request.limit as usize,
+        )?;
+        let (next_from_seq, next_from_index) = next.unwrap_or((0, 0));
         let events = late
             .into_iter()
             .map(|late| pb::LateEvent {
@@ -438,6 +441,7 @@ impl Metering for MeteringService {
         Ok(Response::new(pb::ListLateEventsResponse {
             events,
             next_from_seq,
+            next_from_index,
         }))
     }
 

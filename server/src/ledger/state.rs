@@ -633,6 +633,9 @@ impl LedgerState {
             if self.catalog.customer(&event.customer).is_none() {
                 return Err(format!("event {index}: no customer {:?}", event.customer));
             }
+            if event.timestamp < 0 {
+                return Err(format!("event {index}: timestamp before the epoch"));
+            }
             let (key, claim) = match prepared.get(index) {
                 Some(&(key, claim)) => (key, claim),
                 None => (

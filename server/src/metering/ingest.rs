@@ -53,8 +53,9 @@ pub struct PreparedEvent {
     /// hash: computed here, in parallel, not by the writer.
     pub id_key: IdKey,
     pub leaf: tally_audit::Hash,
-    /// The check against the meter version the caller saw (its number, and
-    /// whether the event counts), or the refusal.
+    /// The meter version the caller checked against (`None`: no such meter),
+    /// and the check: whether the event counts, or the refusal.
+    pub seen_version: Option<u32>,
     pub checked: Result<(u32, bool), LedgerError>,
 }
 
@@ -116,6 +117,18 @@ fn check_event(
             )
         });
     };
+    // Usage is stored per whole minute since the epoch: an earlier time is no
+    // usage time (and the first instants of `i64` have no whole minute).
+    if event.timestamp < 0 {
+        return Err(LedgerError::new(
+            ErrorCode::FieldInvalid,
+            format!("events[{index}].timestamp"),
+            format!(
+                "timestamp {} is before 1970-01-01T00:00:00Z",
+                event.timestamp
+            ),
+        ));
+    }
     event_counts(&meter.spec, &unbounded(now), event)
         .map(|counted| (meter.version, counted))
         .map_err(|error| event_error(index, error))
@@ -134,6 +147,7 @@ pub fn prepare_event(
         hash,
         id_key: id_key(&event.event_id),
         leaf: tally_audit::merkle::leaf_hash(&tally_audit::Blake3, &hash),
+        seen_version: meter.map(|m| m.version),
         checked: check_event(meter, now, index, &event),
         event,
     }
@@ -234,6 +248,7 @@ pub fn record_usage(
             hash,
             id_key: key,
             leaf,
+            seen_version,
             checked,
         } = prepared;
         let catalog = state.catalog();
@@ -268,21 +283,14 @@ pub fn record_usage(
             });
             continue;
         }
-        // Redo the check when the meter changed since the caller saw it (or
-        // was defined since).
-        let checked = match checked {
-            Ok((version, counted))
-                if catalog.meter(&event.meter).map(|m| m.version) == Some(version) =>
-            {
-                Ok((version, counted))
-            }
-            Err(error)
-                if error.code != ErrorCode::MeterNotFound
-                    || catalog.meter(&event.meter).is_none() =>
-            {
-                Err(error)
-            }
-            _ => check_event(catalog.meter(&event.meter), ctx.now, index, &event),
+        // Redo the check, refusals included, when the meter changed since
+        // the caller saw it (or was defined since): an event is measured
+        // against the version current when it arrives.
+        let current = catalog.meter(&event.meter);
+        let checked = if current.map(|m| m.version) == seen_version {
+            checked
+        } else {
+            check_event(current, ctx.now, index, &event)
         };
         let counted = match checked {
             Ok((_, counted)) => counted,
@@ -512,4 +520,69 @@ pub fn close_usage_period(
         .last()
         .map(|journaled| journaled.seq)
         .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use tally_core::meter::Aggregation;
+
+    const NOW: TimestampNs = 1_800_000_000_000_000_000;
+
+    fn meter(group_by: &[&str]) -> MeterSpec {
+        MeterSpec {
+            code: "tokens".into(),
+            aggregation: Aggregation::Sum,
+            value_property: None,
+            filters: BTreeMap::new(),
+            group_by: group_by.iter().map(|p| p.to_string()).collect(),
+            grace_period_seconds: 0,
+        }
+    }
+
+    #[test]
+    fn a_refusal_against_a_replaced_meter_version_is_checked_again() {
+        // Goal: an event the caller refused against version 1 (no "region")
+        // is measured against version 2, current when it reaches the writer,
+        // which does not group by region: it is recorded.
+        let ctx = Context {
+            now: NOW,
+            key_id: String::new(),
+        };
+        let mut state = LedgerState::new();
+        let mut out = Vec::new();
+        let customer = CustomerSpec {
+            customer_id: "acme".into(),
+            name: String::new(),
+            metadata: Default::default(),
+        };
+        assert!(create_customer(&mut state, &customer, &ctx, &mut out).unwrap());
+        define_meter(
+            &mut state,
+            meter(&["region"]),
+            String::new(),
+            &ctx,
+            &mut out,
+        )
+        .unwrap();
+        let version_1 = state.catalog().meter("tokens").unwrap().clone();
+        let event = UsageEvent {
+            event_id: "e-1".into(),
+            customer: "acme".into(),
+            meter: "tokens".into(),
+            timestamp: NOW - 1,
+            value: Some("2".into()),
+            properties: BTreeMap::new(),
+        };
+        let prepared = prepare_event(Some(&version_1), NOW, 0, event);
+        assert_eq!(
+            prepared.checked.as_ref().unwrap_err().code,
+            ErrorCode::PropertyMissing
+        );
+        define_meter(&mut state, meter(&[]), String::new(), &ctx, &mut out).unwrap();
+        let results = record_usage(&mut state, vec![prepared], &ctx, &mut out);
+        let recorded = results[0].as_ref().unwrap();
+        assert!(recorded.counted && !recorded.duplicate);
+    }
 }

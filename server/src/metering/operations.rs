@@ -43,6 +43,9 @@ pub struct LateEventView {
     pub closed_through: TimestampNs,
 }
 
+/// A place among late events: an entry's seq, and an event's index in it.
+pub type LatePosition = (u64, u32);
+
 /// Everything an auditor needs to prove one event offline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventProofView {
@@ -332,14 +335,15 @@ impl Engine {
         Ok(scan.finish()?)
     }
 
-    /// Late events from `from_seq` (inclusive), of one customer or all, at
-    /// most `limit` (0: the most); and where to continue (0: nothing more).
+    /// Late events from the position `from` (an entry's seq and an event's
+    /// index in it, inclusive), of one customer or all, at most `limit` (0:
+    /// the most); and where to continue (`None`: nothing more).
     pub fn late_events(
         &self,
         customer: Option<&str>,
-        from_seq: u64,
+        from: LatePosition,
         limit: usize,
-    ) -> Result<(Vec<LateEventView>, u64)> {
+    ) -> Result<(Vec<LateEventView>, Option<LatePosition>)> {
         let limit = if limit == 0 {
             PAGE_SIZE_MAX
         } else {
@@ -347,7 +351,10 @@ impl Engine {
         };
         let refs: Vec<_> = {
             let model = self.store.read_model();
-            let start = model.usage.late.partition_point(|late| late.seq < from_seq);
+            let start = model
+                .usage
+                .late
+                .partition_point(|late| (late.seq, late.index) < from);
             model.usage.late[start..]
                 .iter()
                 .filter(|late| customer.is_none_or(|c| late.customer == c))
@@ -382,9 +389,9 @@ impl Engine {
             });
         }
         let next = if more {
-            refs.get(limit).map_or(0, |late| late.seq)
+            refs.get(limit).map(|late| (late.seq, late.index))
         } else {
-            0
+            None
         };
         Ok((views, next))
     }

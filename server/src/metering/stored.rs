@@ -59,8 +59,11 @@ fn any_time() -> ValidationContext {
     }
 }
 
-fn minute_of(timestamp: TimestampNs) -> TimestampNs {
-    timestamp - timestamp.rem_euclid(MINUTE_NS)
+/// The start of the minute holding `timestamp`; `None` for the first
+/// instants of `i64`, which have no whole minute (ingestion refuses times
+/// before the epoch, so a recorded event always has one).
+fn minute_of(timestamp: TimestampNs) -> Option<TimestampNs> {
+    timestamp.checked_sub(timestamp.rem_euclid(MINUTE_NS))
 }
 
 impl UsageModel {
@@ -107,7 +110,10 @@ impl UsageModel {
             else {
                 continue;
             };
-            let minute = minute_of(metered.timestamp);
+            let Some(minute) = minute_of(metered.timestamp) else {
+                debug_assert!(false, "a recorded event has a whole minute");
+                continue;
+            };
             // Looked up before inserted: a key is copied once per meter, not per event.
             if !self.buckets.contains_key(&event.meter) {
                 self.buckets.insert(event.meter.clone(), FastMap::default());
