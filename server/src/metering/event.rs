@@ -86,6 +86,15 @@ impl ValidationContext {
         }
     }
 
+    /// The context of an event measured again after it was recorded: it was
+    /// checked on arrival, so no time bound applies any more.
+    pub fn any_time() -> Self {
+        ValidationContext {
+            now: TimestampNs::MAX,
+            earliest: TimestampNs::MIN,
+        }
+    }
+
     /// The latest accepted timestamp (inclusive).
     pub fn latest(&self) -> TimestampNs {
         self.now.saturating_add(FUTURE_SKEW_MAX_NS)

@@ -14,6 +14,7 @@
 use super::catalog::{Catalog, MeterVersion};
 use super::claims::{content_of, id_key, Claim, IdKey};
 use super::event::{event_counts, EventRejection, ValidationContext};
+use super::series::MINUTE_NS;
 use crate::error::LedgerError;
 use crate::ledger::execute::Context;
 use crate::ledger::state::{FastMap, Journaled, LedgerState};
@@ -160,11 +161,7 @@ fn counted_when_recorded(catalog: &Catalog, seq: u64, event: &UsageEvent) -> boo
         .meter_at(&event.meter, seq)
         .or_else(|| catalog.meter(&event.meter));
     meter.is_some_and(|meter| {
-        let any_time = ValidationContext {
-            now: TimestampNs::MAX,
-            earliest: TimestampNs::MIN,
-        };
-        event_counts(&meter.spec, &any_time, event).unwrap_or(false)
+        event_counts(&meter.spec, &ValidationContext::any_time(), event).unwrap_or(false)
     })
 }
 
@@ -458,8 +455,6 @@ pub fn create_customer(
     );
     Ok(true)
 }
-
-const MINUTE_NS: i64 = 60_000_000_000;
 
 /// Closes a customer's usage through `through` (a whole minute, not in the
 /// future, later than the period closed before).

@@ -22,7 +22,8 @@ use tally_core::meter::MeterSpec;
 /// The most buckets a series may have (a week of minutes is 10,080).
 pub const SERIES_BUCKETS_MAX: u64 = 10_080;
 
-const MINUTE_NS: i64 = 60 * 1_000_000_000;
+/// One minute in nanoseconds: the grain of stored usage.
+pub const MINUTE_NS: i64 = 60 * 1_000_000_000;
 
 /// The width of a series' buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -14,6 +14,7 @@ use super::aggregate::{AggregateError, AggregateResult, Aggregates, GroupKey, Wi
 use super::catalog::Catalog;
 use super::claims::EventClaims;
 use super::event::{meter_event, EventOutcome, ValidationContext};
+pub use super::series::MINUTE_NS;
 use crate::error::LedgerError;
 use crate::ledger::state::FastMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,8 +22,6 @@ use std::sync::Arc;
 use tally_core::entry::{EntryBody, TimestampNs, UsageRecorded};
 use tally_core::error_code::ErrorCode;
 use tally_core::meter::{quoted, MeterSpec};
-
-pub const MINUTE_NS: i64 = 60_000_000_000;
 
 /// A late event's place, and the customer's closed period when it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,15 +47,6 @@ pub struct UsageModel {
     pub events_recorded: u64,
     /// The writer's index of recorded ids, shared (see `claims`).
     pub claims: Arc<EventClaims>,
-}
-
-/// The context stored events are measured in: they were checked on arrival,
-/// so no time bound applies any more.
-fn any_time() -> ValidationContext {
-    ValidationContext {
-        now: TimestampNs::MAX,
-        earliest: TimestampNs::MIN,
-    }
 }
 
 /// The start of the minute holding `timestamp`; `None` for the first
@@ -106,7 +96,8 @@ impl UsageModel {
                 debug_assert!(false, "events name defined meters");
                 continue;
             };
-            let Ok(EventOutcome::Counted(metered)) = meter_event(&meter.spec, &any_time(), event)
+            let Ok(EventOutcome::Counted(metered)) =
+                meter_event(&meter.spec, &ValidationContext::any_time(), event)
             else {
                 continue;
             };
@@ -435,7 +426,7 @@ impl<'c> Scan<'c> {
                 .entry(version.version)
                 .or_insert_with(|| Selection::new(self.query, &version.spec));
             let Ok(EventOutcome::Counted(mut metered)) =
-                meter_event(&version.spec, &any_time(), event)
+                meter_event(&version.spec, &ValidationContext::any_time(), event)
             else {
                 continue;
             };
