@@ -237,6 +237,9 @@ async fn each_bad_event_gets_its_own_error_and_the_rest_are_recorded() {
         ),
         event("", "acme", "tokens", at, Some("1")),
         event("e-8", "acme", "tokens", at, Some("2.25")),
+        // The first instant of i64 has no whole minute to be stored in.
+        event("e-9", "acme", "tokens", i64::MIN, Some("1")),
+        event("e-10", "acme", "tokens", -1, Some("1")),
     ];
     let results = ingest(&engine, batch).await;
     let expected = [
@@ -249,6 +252,8 @@ async fn each_bad_event_gets_its_own_error_and_the_rest_are_recorded() {
         Some((ErrorCode::TimestampInFuture, "events[6].timestamp")),
         Some((ErrorCode::FieldRequired, "events[7].event_id")),
         None,
+        Some((ErrorCode::FieldInvalid, "events[9].timestamp")),
+        Some((ErrorCode::FieldInvalid, "events[10].timestamp")),
     ];
     for (index, (result, expected)) in results.iter().zip(expected).enumerate() {
         match (result, expected) {
