@@ -60,6 +60,17 @@ async fn customers(engine: &Engine, ids: &[&str]) {
     }
 }
 
+/// A ledger in `dir` with these customers and a `tokens` meter (sum, by region).
+async fn tokens_ledger(dir: &std::path::Path, ids: &[&str]) -> Engine {
+    let engine = Engine::open(EngineConfig::new(dir)).unwrap();
+    customers(&engine, ids).await;
+    engine
+        .define_meter(meter("tokens", Aggregation::Sum), String::new())
+        .await
+        .unwrap();
+    engine
+}
+
 async fn ingest(
     engine: &Engine,
     events: Vec<UsageEvent>,
@@ -212,12 +223,7 @@ async fn each_bad_event_gets_its_own_error_and_the_rest_are_recorded() {
     // Goal: per-event errors name the field and a stable code; the good events
     // of the same call are recorded.
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
-    customers(&engine, &["acme"]).await;
-    engine
-        .define_meter(meter("tokens", Aggregation::Sum), String::new())
-        .await
-        .unwrap();
+    let engine = tokens_ledger(dir.path(), &["acme"]).await;
     let at = base();
     let mut no_region = event("e-5", "acme", "tokens", at, Some("1"));
     no_region.properties.remove("region");
@@ -290,12 +296,7 @@ async fn late_events_are_kept_flagged_and_reported_and_older_ones_refused() {
     // is recorded, flagged late, listed and counted in its own minute; an event
     // before the grace window is refused.
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
-    customers(&engine, &["acme", "zeta"]).await;
-    engine
-        .define_meter(meter("tokens", Aggregation::Sum), String::new())
-        .await
-        .unwrap();
+    let engine = tokens_ledger(dir.path(), &["acme", "zeta"]).await;
     let closed = base();
     // Recorded while the period is open; retried after it closed, long before
     // the grace window: still a duplicate (exactly once), never refused.
@@ -408,12 +409,7 @@ async fn meter_versions_group_by_filters_and_series() {
     // change; query group-by and filters use group-by properties; a series
     // splits the window into buckets whose sum is the window's.
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
-    customers(&engine, &["acme"]).await;
-    engine
-        .define_meter(meter("tokens", Aggregation::Sum), String::new())
-        .await
-        .unwrap();
+    let engine = tokens_ledger(dir.path(), &["acme"]).await;
     let same = engine
         .define_meter(meter("tokens", Aggregation::Sum), String::new())
         .await
@@ -539,12 +535,7 @@ async fn one_event_is_proven_against_a_signed_checkpoint() {
     // Goal: the proof's event path leads to the entry's events_root, and the
     // entry is in the checkpointed journal.
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
-    customers(&engine, &["acme"]).await;
-    engine
-        .define_meter(meter("tokens", Aggregation::Sum), String::new())
-        .await
-        .unwrap();
+    let engine = tokens_ledger(dir.path(), &["acme"]).await;
     let at = base();
     let batch: Vec<UsageEvent> = (0..5)
         .map(|i| event(&format!("p-{i}"), "acme", "tokens", at, Some("1")))
@@ -728,12 +719,7 @@ async fn late_events_page_through_an_entry_without_repeats() {
     // Goal: a page may end inside one entry's late events; the next page goes
     // on from the next event, so every late event is listed exactly once.
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
-    customers(&engine, &["acme"]).await;
-    engine
-        .define_meter(meter("tokens", Aggregation::Sum), String::new())
-        .await
-        .unwrap();
+    let engine = tokens_ledger(dir.path(), &["acme"]).await;
     let closed = base();
     engine
         .close_usage_period("acme".into(), closed)

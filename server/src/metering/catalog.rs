@@ -30,6 +30,13 @@ pub struct MeterVersion {
     pub defined_at: TimestampNs,
 }
 
+/// Of a meter's versions (oldest first), the one entries at `seq` were
+/// measured against: the latest defined before `seq`.
+pub fn version_at(versions: &[MeterVersion], seq: u64) -> Option<&MeterVersion> {
+    let defined = versions.partition_point(|version| version.seq < seq);
+    defined.checked_sub(1).map(|index| &versions[index])
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     customers: FastMap<String, CustomerState>,
@@ -46,10 +53,6 @@ impl Catalog {
         self.customers.values()
     }
 
-    pub fn customer_count(&self) -> usize {
-        self.customers.len()
-    }
-
     /// The current version of a meter.
     pub fn meter(&self, code: &str) -> Option<&MeterVersion> {
         self.meters.get(code).and_then(|versions| versions.last())
@@ -63,9 +66,7 @@ impl Catalog {
     /// The version of `code` that events recorded at `seq` were measured
     /// against: the latest defined before `seq`.
     pub fn meter_at(&self, code: &str, seq: u64) -> Option<&MeterVersion> {
-        let versions = self.meters.get(code)?;
-        let defined = versions.partition_point(|version| version.seq < seq);
-        defined.checked_sub(1).map(|index| &versions[index])
+        version_at(self.meters.get(code)?, seq)
     }
 
     /// The current version of every meter, by code.

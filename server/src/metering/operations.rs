@@ -303,7 +303,9 @@ impl Engine {
         windows: &[Window],
         as_of_seq: u64,
     ) -> Result<Vec<AggregateResult>> {
-        let (seqs, catalog) = {
+        // Only the meter's versions are copied out of the read model: the
+        // scan runs without its lock.
+        let (seqs, versions) = {
             let model = self.store.read_model();
             let end = model
                 .usage
@@ -311,10 +313,10 @@ impl Engine {
                 .partition_point(|&seq| seq < as_of_seq);
             (
                 model.usage.usage_entries[..end].to_vec(),
-                model.usage.catalog.clone(),
+                model.usage.catalog.meter_versions(&query.meter).to_vec(),
             )
         };
-        let mut scan = Scan::new(&catalog, query, windows)?;
+        let mut scan = Scan::new(&versions, query, windows)?;
         let Some(&first) = seqs.first() else {
             return Ok(scan.finish()?);
         };

@@ -5,13 +5,13 @@
 //! customer and meter version ([`Aggregates`] over that minute). A query over
 //! whole minutes merges the buckets inside its window ([`Aggregates::absorb`]),
 //! re-keyed by its customer, filters and group-by. The same query can also be
-//! answered by a scan of the raw events ([`scan`]); both go through the same
+//! answered by a scan of the raw events ([`Scan`]); both go through the same
 //! selection and give the same answer (tested below and end to end). Buckets
 //! are per meter *version* because a version may change the group-by: a
 //! bucket's group values are those of its version's `group_by`.
 
 use super::aggregate::{AggregateError, AggregateResult, Aggregates, GroupKey, Window};
-use super::catalog::Catalog;
+use super::catalog::{version_at, Catalog, MeterVersion};
 use super::claims::EventClaims;
 use super::event::{meter_event, EventOutcome, ValidationContext};
 pub use super::series::MINUTE_NS;
@@ -44,7 +44,6 @@ pub struct UsageModel {
     pub usage_entries: Vec<u64>,
     /// Late events in journal order.
     pub late: Vec<LateRef>,
-    pub events_recorded: u64,
     /// The writer's index of recorded ids, shared (see `claims`).
     pub claims: Arc<EventClaims>,
 }
@@ -76,7 +75,6 @@ impl UsageModel {
 
     fn apply_usage(&mut self, seq: u64, recorded: &UsageRecorded) {
         self.usage_entries.push(seq);
-        self.events_recorded += recorded.events.len() as u64;
         for &index in &recorded.late {
             let event = &recorded.events[index as usize];
             let closed_through = self
@@ -350,35 +348,11 @@ impl UsageModel {
     }
 }
 
-/// The query's answer from raw events: every `usage_recorded` entry given,
-/// each event measured against the meter version current at its entry.
-pub fn scan<'e>(
-    catalog: &Catalog,
-    query: &UsageQuery,
-    entries: impl IntoIterator<Item = (u64, &'e UsageRecorded)>,
-) -> Result<AggregateResult, LedgerError> {
-    let mut results = scan_series(catalog, query, &[query.window], entries)?;
-    Ok(results.remove(0))
-}
-
-/// [`scan`] per bucket: `windows` are adjacent, ascending, inside the query's.
-pub fn scan_series<'e>(
-    catalog: &Catalog,
-    query: &UsageQuery,
-    windows: &[Window],
-    entries: impl IntoIterator<Item = (u64, &'e UsageRecorded)>,
-) -> Result<Vec<AggregateResult>, LedgerError> {
-    let mut scan = Scan::new(catalog, query, windows)?;
-    for (seq, recorded) in entries {
-        scan.feed(seq, recorded);
-    }
-    scan.finish()
-}
-
 /// A scan fed one entry at a time, so that a recomputation holds one entry
 /// in memory, not the journal's events.
 pub struct Scan<'c> {
-    catalog: &'c Catalog,
+    /// Every version of the query's meter, oldest first.
+    versions: &'c [MeterVersion],
     query: &'c UsageQuery,
     windows: &'c [Window],
     results: Vec<Aggregates>,
@@ -386,16 +360,20 @@ pub struct Scan<'c> {
 }
 
 impl<'c> Scan<'c> {
+    /// A scan for `query` per bucket of `windows` (adjacent, ascending, inside
+    /// the query's), given every version of the query's meter, oldest first
+    /// (`Catalog::meter_versions`).
     pub fn new(
-        catalog: &'c Catalog,
+        versions: &'c [MeterVersion],
         query: &'c UsageQuery,
         windows: &'c [Window],
     ) -> Result<Scan<'c>, LedgerError> {
-        let current = catalog
-            .meter(&query.meter)
+        let current = versions
+            .last()
             .ok_or_else(|| LedgerError::new(ErrorCode::MeterNotFound, "meter", "no such meter"))?;
+        debug_assert_eq!(current.spec.code, query.meter);
         Ok(Scan {
-            catalog,
+            versions,
             query,
             windows,
             results: windows
@@ -418,7 +396,7 @@ impl<'c> Scan<'c> {
             let Some(result) = self.results.get_mut(bucket) else {
                 continue;
             };
-            let Some(version) = self.catalog.meter_at(&event.meter, seq) else {
+            let Some(version) = version_at(self.versions, seq) else {
                 continue;
             };
             let selection = self
@@ -500,6 +478,20 @@ mod tests {
                 ("user".to_string(), format!("u{user}")),
             ]),
         }
+    }
+
+    /// The query's answer from a scan of `entries`.
+    fn scan<'e>(
+        catalog: &Catalog,
+        query: &UsageQuery,
+        entries: impl IntoIterator<Item = (u64, &'e UsageRecorded)>,
+    ) -> Result<AggregateResult, LedgerError> {
+        let windows = [query.window];
+        let mut scan = Scan::new(catalog.meter_versions(&query.meter), query, &windows)?;
+        for (seq, recorded) in entries {
+            scan.feed(seq, recorded);
+        }
+        Ok(scan.finish()?.remove(0))
     }
 
     proptest! {
