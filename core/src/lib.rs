@@ -7,13 +7,19 @@
 //! - [`error_code`]: the stable error codes, shared with the gRPC contract.
 //! - [`meter`]: meter definitions (recorded as meter versions) and their checks.
 //! - [`usage`]: usage events as recorded, and their canonical hash.
+//! - [`decimal`]: decimals with a canonical journal form (prices, rates).
+//! - [`calendar`]: civil days and billing intervals.
+//! - [`plan`]: price plans (recorded as plan versions), coupons, tax rules.
 //!
 //! Architecture invariant: this crate does no I/O and reads no clock.
 
+pub mod calendar;
 pub mod chain;
 pub mod codec;
+pub mod decimal;
 pub mod entry;
 pub mod error_code;
 pub mod meter;
 pub mod money;
+pub mod plan;
 pub mod usage;
