@@ -83,6 +83,12 @@ error_codes! {
     WindowInvalid = 91 => "WINDOW_INVALID",
     EventNotFound = 92 => "EVENT_NOT_FOUND",
     PeriodNotAfterClosed = 93 => "PERIOD_NOT_AFTER_CLOSED",
+    PlanNotFound = 100 => "PLAN_NOT_FOUND",
+    PlanCurrencyChanged = 101 => "PLAN_CURRENCY_CHANGED",
+    PeriodInvalid = 102 => "PERIOD_INVALID",
+    QuantityNegative = 103 => "QUANTITY_NEGATIVE",
+    ChargeNotFound = 104 => "CHARGE_NOT_FOUND",
+    PlanMismatch = 105 => "PLAN_MISMATCH",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -40,11 +40,15 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         | PropertyMissing
         | TimestampInFuture
         | TimestampBeforeGrace
-        | WindowInvalid => Code::InvalidArgument,
+        | WindowInvalid
+        | PeriodInvalid
+        | QuantityNegative => Code::InvalidArgument,
         // Over a named size limit.
         BatchTooLarge => Code::ResourceExhausted,
         AccountNotFound | TransactionNotFound | CheckpointNotFound | ApiKeyNotFound
-        | CustomerNotFound | MeterNotFound | EventNotFound => Code::NotFound,
+        | CustomerNotFound | MeterNotFound | EventNotFound | PlanNotFound | ChargeNotFound => {
+            Code::NotFound
+        }
         AccountExists | CurrencyExists | TransactionExists | CustomerExists | EventIdConflict => {
             Code::AlreadyExists
         }
@@ -62,7 +66,9 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         | NotReversible
         | LinkedItemFailed
         | MeterAggregationChanged
-        | PeriodNotAfterClosed => Code::FailedPrecondition,
+        | PeriodNotAfterClosed
+        | PlanCurrencyChanged
+        | PlanMismatch => Code::FailedPrecondition,
         SeqOutOfRange => Code::OutOfRange,
         Internal => Code::Internal,
         Unavailable => Code::Unavailable,

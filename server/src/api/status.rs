@@ -113,7 +113,9 @@ mod tests {
                 | "NOT_REVERSIBLE"
                 | "LINKED_ITEM_FAILED"
                 | "METER_AGGREGATION_CHANGED"
-                | "PERIOD_NOT_AFTER_CLOSED" => Code::FailedPrecondition,
+                | "PERIOD_NOT_AFTER_CLOSED"
+                | "PLAN_CURRENCY_CHANGED"
+                | "PLAN_MISMATCH" => Code::FailedPrecondition,
                 _ => Code::InvalidArgument,
             };
             assert_eq!(grpc_code(code), expected, "{code}");
