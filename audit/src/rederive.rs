@@ -26,18 +26,26 @@
 //! none earlier than the meter's grace allows. Event ids are not checked for uniqueness: that
 //! would take memory per event.
 //!
+//! Plan versions change no balance either, and are checked as the ledger writes them
+//! (`docs/journal-format.md` §4.10): the plan is valid (`PlanSpec::validate`), its versions
+//! count from 1, keep the currency of version 1, which is defined before it; every metered
+//! charge names a meter defined before it, groups by properties of that meter's latest
+//! `group_by`, and a percentage charge reads a `sum` meter.
+//!
 //! Memory: the accounts, the currencies and one small record per transaction id; the
 //! postings of a pending transaction are kept only while it is open; per customer its closed
-//! period, per meter its version count, aggregation and grace.
+//! period, per meter its version count, aggregation, grace and group-by; per plan its version
+//! count and currency.
 
 use std::collections::{BTreeMap, HashMap};
 
 use tally_core::entry::{
-    AccountId, AccountOpened, AccountType, Entry, EntryBody, MeterDefined, PendingPosted, Posting,
-    Side, TimestampNs, TransactionMode, TransactionRecorded, UsageRecorded,
+    AccountId, AccountOpened, AccountType, Entry, EntryBody, MeterDefined, PendingPosted,
+    PlanPublished, Posting, Side, TimestampNs, TransactionMode, TransactionRecorded, UsageRecorded,
 };
 use tally_core::meter::{Aggregation, MeterSpecError};
 use tally_core::money::{format_minor, AMOUNT_MINOR_MAX, SCALE_MAX};
+use tally_core::plan::{PlanError, Pricing};
 
 /// What makes an entry impossible as a ledger state change. The entry's seq is added by
 /// the caller (see [`crate::export::ExportError::Ledger`]).
@@ -175,6 +183,36 @@ pub enum LedgerFault {
         timestamp: TimestampNs,
         earliest: TimestampNs,
     },
+    #[error("spec.{0}")]
+    PlanSpecInvalid(PlanError),
+    #[error("version: plan {code:?} version {version}, expected {expected}")]
+    PlanVersionOutOfOrder {
+        code: String,
+        version: u32,
+        expected: u32,
+    },
+    #[error("spec.currency: plan {code:?} changes its currency from {from} to {to}")]
+    PlanCurrencyChanged {
+        code: String,
+        from: String,
+        to: String,
+    },
+    #[error("spec.currency: plan {code:?}: currency {currency:?} is not defined")]
+    PlanCurrencyUnknown { code: String, currency: String },
+    #[error("{field}: meter {meter:?} does not group by {property:?}")]
+    PlanGroupNotGrouped {
+        field: String,
+        meter: String,
+        property: String,
+    },
+    #[error(
+        "{field}: a percentage charge reads a sum meter; {meter:?} aggregates by {aggregation}"
+    )]
+    PlanPercentageNotSum {
+        field: String,
+        meter: String,
+        aggregation: &'static str,
+    },
 }
 
 /// A currency and the number of decimal places of its minor unit.
@@ -290,13 +328,23 @@ pub struct Rederiver {
     customers: HashMap<String, Option<TimestampNs>>,
     /// Meter code → its latest version.
     meters: HashMap<String, MeterState>,
+    /// Plan code → its latest version.
+    plans: HashMap<String, PlanState>,
 }
 
-/// What the fold remembers of a meter: enough to check its next version and its events.
+/// What the fold remembers of a meter: enough to check its next version, its events and
+/// the plans that read it.
 struct MeterState {
     version: u32,
     aggregation: Aggregation,
     grace_period_seconds: u64,
+    group_by: Vec<String>,
+}
+
+/// What the fold remembers of a plan: enough to check its next version.
+struct PlanState {
+    version: u32,
+    currency: String,
 }
 
 impl Rederiver {
@@ -347,6 +395,8 @@ impl Rederiver {
                 through,
             } => self.close_period(customer_id, *through),
             EntryBody::UsageRecorded(recorded) => self.record_usage(recorded),
+            // A price list changes no balance, but is checked as the ledger writes it.
+            EntryBody::PlanPublished(published) => self.publish_plan(published),
         }
     }
 
@@ -411,8 +461,69 @@ impl Rederiver {
             version: defined.version,
             aggregation: spec.aggregation,
             grace_period_seconds: spec.grace_period_seconds,
+            group_by: spec.group_by.clone(),
         };
         self.meters.insert(spec.code.clone(), meter);
+        Ok(())
+    }
+
+    /// A plan version: valid, next in its code's order, in the currency of its first
+    /// version (a defined one), reading meters defined before it by their groups.
+    fn publish_plan(&mut self, published: &PlanPublished) -> Result<(), LedgerFault> {
+        let spec = &published.spec;
+        spec.validate().map_err(LedgerFault::PlanSpecInvalid)?;
+        let previous = self.plans.get(&spec.code);
+        let expected = previous.map_or(1, |plan| plan.version.saturating_add(1));
+        if published.version != expected {
+            return Err(LedgerFault::PlanVersionOutOfOrder {
+                code: spec.code.clone(),
+                version: published.version,
+                expected,
+            });
+        }
+        if let Some(previous) = previous.filter(|plan| plan.currency != spec.currency) {
+            return Err(LedgerFault::PlanCurrencyChanged {
+                code: spec.code.clone(),
+                from: previous.currency.clone(),
+                to: spec.currency.clone(),
+            });
+        }
+        if !self.currency_index.contains_key(&spec.currency) {
+            return Err(LedgerFault::PlanCurrencyUnknown {
+                code: spec.code.clone(),
+                currency: spec.currency.clone(),
+            });
+        }
+        for (index, charge) in spec.charges.iter().enumerate() {
+            let Some(code) = &charge.meter else { continue };
+            let field = format!("spec.charges[{index}].meter");
+            let Some(meter) = self.meters.get(code) else {
+                return Err(LedgerFault::UnknownMeter {
+                    field,
+                    code: code.clone(),
+                });
+            };
+            if let Some(property) = charge.group.keys().find(|p| !meter.group_by.contains(p)) {
+                return Err(LedgerFault::PlanGroupNotGrouped {
+                    field: format!("spec.charges[{index}].group"),
+                    meter: code.clone(),
+                    property: property.clone(),
+                });
+            }
+            let percentage = matches!(charge.pricing, Pricing::Percentage { .. });
+            if percentage && meter.aggregation != Aggregation::Sum {
+                return Err(LedgerFault::PlanPercentageNotSum {
+                    field,
+                    meter: code.clone(),
+                    aggregation: meter.aggregation.name(),
+                });
+            }
+        }
+        let plan = PlanState {
+            version: published.version,
+            currency: spec.currency.clone(),
+        };
+        self.plans.insert(spec.code.clone(), plan);
         Ok(())
     }
 
@@ -1291,5 +1402,152 @@ mod tests {
         );
         ledger.apply(&close("acme", CLOSED + 1)).unwrap();
         ledger.apply(&close("beta", CLOSED - HOUR_NS)).unwrap();
+    }
+
+    // -----------------------------------------------------------------------
+    // Plan entries
+    // -----------------------------------------------------------------------
+
+    use tally_core::calendar::{BillingInterval, Day, IntervalUnit};
+    use tally_core::decimal::Dec;
+    use tally_core::plan::{Charge, PlanRejection, PlanSpec, RoundingMode};
+
+    /// Version `version` of the plan `pro` in `currency`: 0.01 per call of
+    /// the meter `api_calls`, in `group` if given.
+    fn plan(version: u32, currency: &str, group: &[(&str, &str)], pricing: Pricing) -> Entry {
+        entry(EntryBody::PlanPublished(PlanPublished {
+            version,
+            spec: PlanSpec {
+                code: "pro".into(),
+                name: String::new(),
+                currency: currency.into(),
+                interval: BillingInterval {
+                    unit: IntervalUnit::Monthly,
+                    anchor: Day(20_000),
+                },
+                charges: vec![Charge {
+                    code: "calls".into(),
+                    description: String::new(),
+                    meter: Some("api_calls".into()),
+                    group: group
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    free_units: Dec::ZERO,
+                    pricing,
+                }],
+                minimum_commitment: None,
+                rounding: RoundingMode::HalfUp,
+            },
+        }))
+    }
+
+    fn per_unit() -> Pricing {
+        Pricing::PerUnit {
+            unit_price: Dec("0.01".parse().unwrap()),
+        }
+    }
+
+    fn percentage() -> Pricing {
+        Pricing::Percentage {
+            rate: Dec("2.9".parse().unwrap()),
+            fixed_fee: Dec::ZERO,
+            min_per_transaction: None,
+            max_per_transaction: None,
+        }
+    }
+
+    #[test]
+    fn plan_versions_follow_their_rules() {
+        // Goal: an honest plan and its next version pass and change no balance;
+        // a version out of order, a changed or undefined currency, an invalid
+        // plan, an unknown meter, a group the meter does not split by and a
+        // percentage charge on a non-sum meter are each named.
+        let mut book = metered();
+        book.apply(&plan(1, "USD", &[], per_unit())).unwrap();
+        assert_eq!(
+            book.apply(&plan(3, "USD", &[], per_unit())),
+            Err(LedgerFault::PlanVersionOutOfOrder {
+                code: "pro".into(),
+                version: 3,
+                expected: 2
+            })
+        );
+        book.apply(&entry(EntryBody::CurrencyDefined {
+            code: "EUR".into(),
+            scale: 2,
+        }))
+        .unwrap();
+        assert_eq!(
+            book.apply(&plan(2, "EUR", &[], per_unit())),
+            Err(LedgerFault::PlanCurrencyChanged {
+                code: "pro".into(),
+                from: "USD".into(),
+                to: "EUR".into()
+            })
+        );
+        book.apply(&plan(2, "USD", &[], percentage())).unwrap();
+
+        let fault = |e: Entry| metered().apply(&e).unwrap_err();
+        assert_eq!(
+            fault(plan(1, "JPY", &[], per_unit())),
+            LedgerFault::PlanCurrencyUnknown {
+                code: "pro".into(),
+                currency: "JPY".into()
+            }
+        );
+        let mut invalid = plan(1, "USD", &[], per_unit());
+        if let EntryBody::PlanPublished(published) = &mut invalid.body {
+            published.spec.charges[0].meter = None;
+        }
+        assert!(matches!(
+            fault(invalid),
+            LedgerFault::PlanSpecInvalid(PlanError {
+                reason: PlanRejection::FieldMissing,
+                ..
+            })
+        ));
+        let mut unknown = plan(1, "USD", &[], per_unit());
+        if let EntryBody::PlanPublished(published) = &mut unknown.body {
+            published.spec.charges[0].meter = Some("tokens".into());
+        }
+        assert_eq!(
+            fault(unknown),
+            LedgerFault::UnknownMeter {
+                field: "spec.charges[0].meter".into(),
+                code: "tokens".into()
+            }
+        );
+        assert_eq!(
+            fault(plan(1, "USD", &[("region", "eu")], per_unit())),
+            LedgerFault::PlanGroupNotGrouped {
+                field: "spec.charges[0].group".into(),
+                meter: "api_calls".into(),
+                property: "region".into()
+            }
+        );
+        let mut counted = metered();
+        counted.apply(&meter(2, Aggregation::Sum)).unwrap();
+        let mut regional = meter(3, Aggregation::Sum);
+        if let EntryBody::MeterDefined(defined) = &mut regional.body {
+            defined.spec.group_by = vec!["region".into()];
+        }
+        counted.apply(&regional).unwrap();
+        counted
+            .apply(&plan(1, "USD", &[("region", "eu")], per_unit()))
+            .unwrap();
+
+        let mut logins = ledger();
+        logins.apply(&meter(1, Aggregation::Count)).unwrap();
+        assert_eq!(
+            logins.apply(&plan(1, "USD", &[], percentage())),
+            Err(LedgerFault::PlanPercentageNotSum {
+                field: "spec.charges[0].meter".into(),
+                meter: "api_calls".into(),
+                aggregation: "count"
+            })
+        );
+        let balances = book.finish().unwrap();
+        assert!(balances.accounts.iter().all(|a| a.balance() == 0));
     }
 }

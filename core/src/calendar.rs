@@ -246,7 +246,13 @@ mod tests {
     fn days_read_and_print_alike() {
         assert_eq!(day("1970-01-01"), Day(0));
         assert_eq!(day("2026-10-01").to_string(), "2026-10-01");
-        for bad in ["2026-02-30", "2026-13-01", "26-10-01", "2026-1-01", "+026-10-01"] {
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "26-10-01",
+            "2026-1-01",
+            "+026-10-01",
+        ] {
             assert!(bad.parse::<Day>().is_err(), "{bad}");
         }
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::meter::MeterSpec;
+use crate::plan::PlanSpec;
 use crate::usage::UsageEvent;
 
 /// Free-form key/value pairs attached to accounts and transactions. Sorted, so
@@ -100,6 +101,9 @@ pub enum EntryBody {
         customer_id: String,
         through: TimestampNs,
     },
+    /// A version of a price plan. Version 1 creates the plan; each later
+    /// version replaces its prices from then on (a version never changes).
+    PlanPublished(PlanPublished),
 }
 
 impl EntryBody {
@@ -124,6 +128,7 @@ impl EntryBody {
             EntryBody::MeterDefined(_) => "meter_defined",
             EntryBody::UsageRecorded(_) => "usage_recorded",
             EntryBody::UsagePeriodClosed { .. } => "usage_period_closed",
+            EntryBody::PlanPublished(_) => "plan_published",
         }
     }
 }
@@ -337,6 +342,14 @@ pub struct UsageRecorded {
     /// Indexes into `events` (ascending) of late events: timestamped before
     /// their customer's closed period when they arrived.
     pub late: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
+pub struct PlanPublished {
+    /// 1 for a new plan code, then one more per change.
+    pub version: u32,
+    /// The plan as recorded: every decimal in its canonical (normalized) form.
+    pub spec: PlanSpec,
 }
 
 /// Byte arrays (ids, digests) as lowercase hex in JSON, not as number lists.

@@ -435,7 +435,11 @@ impl PlanSpec {
             .ymd()
             .ok_or_else(|| error("interval.anchor", FieldInvalid, "anchor day out of range"))?;
         if self.charges.is_empty() {
-            return Err(error("charges", FieldMissing, "a plan has at least one charge"));
+            return Err(error(
+                "charges",
+                FieldMissing,
+                "a plan has at least one charge",
+            ));
         }
         if self.charges.len() > CHARGES_MAX {
             return Err(error(
@@ -520,7 +524,10 @@ impl Charge {
             Pricing::Graduated { tiers } | Pricing::Volume { tiers } => {
                 validate_tiers(&format!("{at}.tiers"), tiers)
             }
-            Pricing::Package { size, price: amount } => {
+            Pricing::Package {
+                size,
+                price: amount,
+            } => {
                 positive(&format!("{at}.size"), *size)?;
                 price(&format!("{at}.price"), *amount)
             }
@@ -591,7 +598,10 @@ fn validate_tiers(at: &str, tiers: &[Tier]) -> Result<(), PlanError> {
                     return Err(error(
                         format!("{field}.up_to"),
                         TiersOutOfOrder,
-                        format!("up_to {} is not above the previous tier's {previous}", up_to.0),
+                        format!(
+                            "up_to {} is not above the previous tier's {previous}",
+                            up_to.0
+                        ),
                     ));
                 }
                 previous = up_to.0;
@@ -636,7 +646,11 @@ impl TaxRule {
         }
         if let Some(region) = &self.region {
             if region.is_empty() {
-                return Err(error(format!("{at}.region"), FieldMissing, "region is empty"));
+                return Err(error(
+                    format!("{at}.region"),
+                    FieldMissing,
+                    "region is empty",
+                ));
             }
             text(&format!("{at}.region"), region)?;
         }
@@ -744,7 +758,10 @@ pricing = { model = "graduated", tiers = [
         let mut plan = self::plan();
         plan.charges[1].code = "base".into();
         let e = plan.validate().unwrap_err();
-        assert_eq!((e.field.as_str(), e.reason), ("charges[1].code", PlanRejection::Duplicate));
+        assert_eq!(
+            (e.field.as_str(), e.reason),
+            ("charges[1].code", PlanRejection::Duplicate)
+        );
 
         let mut plan = self::plan();
         plan.minimum_commitment = Some(Dec(Decimal::NEGATIVE_ONE));
@@ -772,6 +789,77 @@ pricing = { model = "graduated", tiers = [
         assert_eq!(codes(Some("CA-QC")), ["gst", "qst"]);
         assert_eq!(codes(Some("CA-ON")), ["gst"]);
         assert!(rules_for(&rules, "US", None).is_empty());
+    }
+
+    /// Replaces the leaf at `target` (in depth-first order) with `value`.
+    fn mutate(doc: &mut serde_json::Value, target: &mut usize, value: &serde_json::Value) {
+        match doc {
+            serde_json::Value::Object(map) => {
+                for (_, child) in map.iter_mut() {
+                    mutate(child, target, value);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for child in items.iter_mut() {
+                    mutate(child, target, value);
+                }
+            }
+            leaf => {
+                if *target == 0 {
+                    *leaf = value.clone();
+                }
+                *target = target.wrapping_sub(1);
+            }
+        }
+    }
+
+    fn json_leaf() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,12}".prop_map(serde_json::Value::from),
+            "-?[0-9]{0,30}(\\.[0-9]{0,30})?".prop_map(serde_json::Value::from),
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}".prop_map(serde_json::Value::from),
+            Just(serde_json::json!({"model": "volume", "tiers": []})),
+        ]
+    }
+
+    proptest::proptest! {
+        /// A plan document with any of its fields replaced by anything is
+        /// read or refused without panicking; whatever validates survives
+        /// the JSON and journal forms unchanged.
+        #[test]
+        fn any_mutated_document_is_refused_or_round_trips(
+            edits in proptest::collection::vec((0usize..40, json_leaf()), 1..4),
+        ) {
+            let mut doc = serde_json::to_value(plan()).unwrap();
+            for (target, value) in &edits {
+                let mut target = *target;
+                mutate(&mut doc, &mut target, value);
+            }
+            let Ok(spec) = serde_json::from_value::<PlanSpec>(doc) else {
+                return Ok(());
+            };
+            if spec.validate().is_err() {
+                return Ok(());
+            }
+            let json = serde_json::to_string(&spec).unwrap();
+            proptest::prop_assert_eq!(&serde_json::from_str::<PlanSpec>(&json).unwrap(), &spec);
+            let bytes = bincode::encode_to_vec(&spec, bincode::config::standard()).unwrap();
+            let (back, _): (PlanSpec, usize) =
+                bincode::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+            proptest::prop_assert_eq!(back, spec);
+        }
+
+        #[test]
+        fn any_text_is_a_day_or_refused(text in "\\PC{0,12}") {
+            if let Ok(day) = text.parse::<crate::calendar::Day>() {
+                proptest::prop_assert_eq!(day.to_string(), text);
+            }
+        }
     }
 
     #[test]

@@ -9,11 +9,14 @@
 
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
+use tally_core::calendar::{BillingInterval, Day, IntervalUnit};
 use tally_core::chain::{entry_hash, ChainError, ChainVerifier, GENESIS_PREV_HASH};
 use tally_core::codec::{decode, encode, DecodeError};
+use tally_core::decimal::Dec;
 use tally_core::entry::*;
 use tally_core::meter::{Aggregation, MeterSpec};
 use tally_core::money::AMOUNT_MINOR_MAX;
+use tally_core::plan::{Charge, FlatTiming, PlanSpec, Pricing, RoundingMode, Tier};
 use tally_core::usage::UsageEvent;
 
 // ---------------------------------------------------------------------------
@@ -261,6 +264,88 @@ prop_compose! {
     }
 }
 
+/// Any decimal, at any scale (the codec normalizes; the ledger validates).
+fn dec() -> impl Strategy<Value = Dec> {
+    (any::<i64>(), 0u32..=28)
+        .prop_map(|(mantissa, scale)| Dec(rust_decimal::Decimal::new(mantissa, scale)))
+}
+
+fn tier() -> impl Strategy<Value = Tier> {
+    (proptest::option::of(dec()), dec(), dec()).prop_map(|(up_to, unit_price, flat_fee)| Tier {
+        up_to,
+        unit_price,
+        flat_fee,
+    })
+}
+
+fn pricing() -> impl Strategy<Value = Pricing> {
+    prop_oneof![
+        (dec(), any::<bool>()).prop_map(|(amount, arrears)| Pricing::Flat {
+            amount,
+            timing: if arrears {
+                FlatTiming::InArrears
+            } else {
+                FlatTiming::InAdvance
+            },
+        }),
+        dec().prop_map(|unit_price| Pricing::PerUnit { unit_price }),
+        vec(tier(), 0..3).prop_map(|tiers| Pricing::Graduated { tiers }),
+        vec(tier(), 0..3).prop_map(|tiers| Pricing::Volume { tiers }),
+        (dec(), dec()).prop_map(|(size, price)| Pricing::Package { size, price }),
+        (
+            dec(),
+            dec(),
+            proptest::option::of(dec()),
+            proptest::option::of(dec())
+        )
+            .prop_map(
+                |(rate, fixed_fee, min_per_transaction, max_per_transaction)| Pricing::Percentage {
+                    rate,
+                    fixed_fee,
+                    min_per_transaction,
+                    max_per_transaction,
+                }
+            ),
+    ]
+}
+
+prop_compose! {
+    fn charge()(
+        code in text(),
+        description in text(),
+        meter in proptest::option::of(text()),
+        group in metadata(),
+        free_units in dec(),
+        pricing in pricing(),
+    ) -> Charge {
+        Charge { code, description, meter, group, free_units, pricing }
+    }
+}
+
+prop_compose! {
+    /// Any plan, valid or not: the codec stores what it is given.
+    fn plan_spec()(
+        code in text(),
+        name in text(),
+        currency in text(),
+        unit in proptest::sample::select(IntervalUnit::ALL.to_vec()),
+        anchor in prop_oneof![any::<i32>(), Just(0), Just(-1), Just(19_662)],
+        charges in vec(charge(), 0..3),
+        minimum_commitment in proptest::option::of(dec()),
+        rounding in proptest::sample::select(RoundingMode::ALL.to_vec()),
+    ) -> PlanSpec {
+        PlanSpec {
+            code,
+            name,
+            currency,
+            interval: BillingInterval { unit, anchor: Day(anchor) },
+            charges,
+            minimum_commitment,
+            rounding,
+        }
+    }
+}
+
 /// Every `EntryBody` variant (keep in step with `entry.rs`; `spec_encode`'s
 /// exhaustive match fails to compile when a variant is added).
 fn body() -> impl Strategy<Value = EntryBody> {
@@ -287,6 +372,8 @@ fn body() -> impl Strategy<Value = EntryBody> {
             customer_id,
             through
         }),
+        (prop_oneof![1..=3u32, any::<u32>()], plan_spec())
+            .prop_map(|(version, spec)| EntryBody::PlanPublished(PlanPublished { version, spec })),
     ]
 }
 
@@ -402,6 +489,105 @@ impl Spec {
         }
         self.strings(&spec.group_by);
         self.u64(spec.grace_period_seconds);
+    }
+    fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    /// A decimal, normalized: trailing zeros of the fraction dropped (1.50
+    /// is 15 at scale 1), then negative (never for zero), mantissa, scale.
+    fn dec(&mut self, value: &Dec) {
+        let mut mantissa = value.0.mantissa().unsigned_abs();
+        let mut scale = value.0.scale();
+        while scale > 0 && mantissa.is_multiple_of(10) {
+            mantissa /= 10;
+            scale -= 1;
+        }
+        self.bool(value.0.is_sign_negative() && mantissa != 0);
+        self.u128(mantissa);
+        self.u8(scale as u8);
+    }
+    fn opt_dec(&mut self, value: &Option<Dec>) {
+        match value {
+            None => self.u8(0),
+            Some(value) => {
+                self.u8(1);
+                self.dec(value);
+            }
+        }
+    }
+    fn tiers(&mut self, tiers: &[Tier]) {
+        self.u64(tiers.len() as u64);
+        for tier in tiers {
+            self.opt_dec(&tier.up_to);
+            self.dec(&tier.unit_price);
+            self.dec(&tier.flat_fee);
+        }
+    }
+    fn plan_spec(&mut self, spec: &PlanSpec) {
+        self.string(&spec.code);
+        self.string(&spec.name);
+        self.string(&spec.currency);
+        self.u32(match spec.interval.unit {
+            IntervalUnit::Weekly => 0,
+            IntervalUnit::Monthly => 1,
+            IntervalUnit::Quarterly => 2,
+            IntervalUnit::Yearly => 3,
+        });
+        self.i32(spec.interval.anchor.0);
+        self.u64(spec.charges.len() as u64);
+        for charge in &spec.charges {
+            self.string(&charge.code);
+            self.string(&charge.description);
+            self.opt_string(&charge.meter);
+            self.metadata(&charge.group);
+            self.dec(&charge.free_units);
+            match &charge.pricing {
+                Pricing::Flat { amount, timing } => {
+                    self.u32(0);
+                    self.dec(amount);
+                    self.u32(match timing {
+                        FlatTiming::InAdvance => 0,
+                        FlatTiming::InArrears => 1,
+                    });
+                }
+                Pricing::PerUnit { unit_price } => {
+                    self.u32(1);
+                    self.dec(unit_price);
+                }
+                Pricing::Graduated { tiers } => {
+                    self.u32(2);
+                    self.tiers(tiers);
+                }
+                Pricing::Volume { tiers } => {
+                    self.u32(3);
+                    self.tiers(tiers);
+                }
+                Pricing::Package { size, price } => {
+                    self.u32(4);
+                    self.dec(size);
+                    self.dec(price);
+                }
+                Pricing::Percentage {
+                    rate,
+                    fixed_fee,
+                    min_per_transaction,
+                    max_per_transaction,
+                } => {
+                    self.u32(5);
+                    self.dec(rate);
+                    self.dec(fixed_fee);
+                    self.opt_dec(min_per_transaction);
+                    self.opt_dec(max_per_transaction);
+                }
+            }
+        }
+        self.opt_dec(&spec.minimum_commitment);
+        self.u32(match spec.rounding {
+            RoundingMode::HalfUp => 0,
+            RoundingMode::HalfEven => 1,
+            RoundingMode::Up => 2,
+            RoundingMode::Down => 3,
+        });
     }
     fn usage_event(&mut self, event: &UsageEvent) {
         self.string(&event.event_id);
@@ -571,6 +757,11 @@ fn spec_encode(e: &Entry) -> Vec<u8> {
             w.u32(17);
             w.string(customer_id);
             w.i64(*through);
+        }
+        EntryBody::PlanPublished(p) => {
+            w.u32(18);
+            w.u32(p.version);
+            w.plan_spec(&p.spec);
         }
     }
     w.0
@@ -839,7 +1030,8 @@ fn every_entry_within_the_size_limit_decodes() {
 fn the_generator_covers_every_kind() {
     // Goal: the arbitrary-entry strategy produces every EntryBody variant, so
     // the properties above hold for each kind, the usage kinds included (the
-    // exhaustive match of spec_encode only proves each is encoded by hand).
+    // exhaustive match of spec_encode only proves each is encoded by hand),
+    // the plan kind included.
     use proptest::strategy::ValueTree;
     use proptest::test_runner::{Config, TestRunner};
     let mut runner = TestRunner::new_with_rng(
@@ -859,8 +1051,9 @@ fn the_generator_covers_every_kind() {
         "meter_defined",
         "usage_recorded",
         "usage_period_closed",
+        "plan_published",
     ] {
         assert!(seen.contains(kind), "{kind} never generated: {seen:?}");
     }
-    assert_eq!(seen.len(), 18, "{seen:?}");
+    assert_eq!(seen.len(), 19, "{seen:?}");
 }

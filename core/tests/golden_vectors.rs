@@ -3,16 +3,19 @@
 //! Each example entry below is frozen as its exact canonical bytes and its exact
 //! entry hash (the examples form one chain from seq 0). The literals of seqs 0
 //! to 15 were produced once by the code and pasted here, then checked with an
-//! independent decoder and Python blake3; those of seqs 16 to 19 were computed
+//! independent decoder and Python blake3; those of seqs 16 to 20 were computed
 //! in Python from docs/journal-format.md alone. If any of these tests fails, the
 //! journal format changed, which breaks every stored journal and every published
 //! hash. Do not "fix" a literal; introduce a new format version instead.
 
 use std::collections::BTreeMap;
+use tally_core::calendar::{BillingInterval, Day, IntervalUnit};
 use tally_core::chain::{entry_hash, ENTRY_HASH_DOMAIN, GENESIS_PREV_HASH};
 use tally_core::codec::{decode, encode, DecodeError, FORMAT_VERSION};
+use tally_core::decimal::Dec;
 use tally_core::entry::*;
 use tally_core::meter::{Aggregation, MeterSpec};
+use tally_core::plan::{Charge, FlatTiming, Pricing, RoundingMode, Tier};
 use tally_core::usage::{event_hash, UsageEvent, EVENT_HASH_DOMAIN};
 
 fn meta(pairs: &[(&str, &str)]) -> Metadata {
@@ -304,6 +307,14 @@ fn examples() -> Vec<Entry> {
                 late: vec![1],
             }),
         },
+        Entry {
+            recorded_at: t0 + 20 * sec,
+            key_id: ADMIN_KEY_ID.to_string(),
+            body: EntryBody::PlanPublished(PlanPublished {
+                version: 1,
+                spec: plan_spec(),
+            }),
+        },
     ]
 }
 
@@ -412,6 +423,63 @@ const EVENT_HASHES: [&str; 3] = [
 /// Seq 19's `events_root`: the RFC 9162 root over `blake3(0x00 || event hash)`.
 const EVENTS_ROOT: &str = "27c55f323502ef91c12db2cfc7d8a1ec69a366737159f088b0486865a7452367";
 
+// The plan entry (seq 20): version 1 of the plan `compute_pro`, in USD
+// (seq 1), monthly from 2023-11-01, with a flat platform fee and a graduated
+// charge on seq 17's meter restricted to its `region` group `eu-west`. Its
+// bytes and entry hash were computed in Python from docs/journal-format.md
+// §4.10 alone (a decimal written with trailing zeros, `49.00`, encoded
+// normalized), not taken from this crate.
+
+/// The plan published at seq 20, as written (decimals with trailing zeros).
+fn plan_spec() -> tally_core::plan::PlanSpec {
+    let dec = |text: &str| Dec(text.parse().expect("decimal"));
+    tally_core::plan::PlanSpec {
+        code: "compute_pro".to_string(),
+        name: "Compute Pro".to_string(),
+        currency: "USD".to_string(),
+        interval: BillingInterval {
+            unit: IntervalUnit::Monthly,
+            anchor: Day::from_ymd(2023, 11, 1).expect("a day"),
+        },
+        charges: vec![
+            Charge {
+                code: "platform".to_string(),
+                description: "Platform fee".to_string(),
+                meter: None,
+                group: BTreeMap::new(),
+                free_units: Dec::ZERO,
+                pricing: Pricing::Flat {
+                    amount: dec("49.00"),
+                    timing: FlatTiming::InAdvance,
+                },
+            },
+            Charge {
+                code: "cpu_eu_west".to_string(),
+                description: "CPU seconds in eu-west".to_string(),
+                meter: Some(METER_CODE.to_string()),
+                group: meta(&[("region", "eu-west")]),
+                free_units: dec("3600"),
+                pricing: Pricing::Graduated {
+                    tiers: vec![
+                        Tier {
+                            up_to: Some(dec("100000")),
+                            unit_price: dec("0.00040"),
+                            flat_fee: Dec::ZERO,
+                        },
+                        Tier {
+                            up_to: None,
+                            unit_price: dec("0.00025"),
+                            flat_fee: dec("2.50"),
+                        },
+                    ],
+                },
+            },
+        ],
+        minimum_commitment: Some(dec("100")),
+        rounding: RoundingMode::HalfEven,
+    }
+}
+
 fn hex32(text: &str) -> Digest {
     hex::decode(text)
         .expect("hex")
@@ -467,7 +535,7 @@ struct Vector {
 }
 
 /// The frozen vectors, in chain order: (kind name, canonical bytes, entry hash).
-const VECTORS: [Vector; 20] = [
+const VECTORS: [Vector; 21] = [
     // seq 0
     Vector {
         kind: "ledger_created",
@@ -734,6 +802,28 @@ const VECTORS: [Vector; 20] = [
         ),
         hash: "6e2005588bc777dfbc81dd47727a38301b9106f26de5be6b43236411624095b4",
     },
+    // seq 20
+    Vector {
+        kind: "plan_published",
+        bytes: concat!(
+            "0117979d02de41c8000000000000000010303030303030303030303030303061",
+            "310000001200000001000000000000000b636f6d707574655f70726f00000000",
+            "0000000b436f6d707574652050726f0000000000000003555344000000010000",
+            "4cce00000000000000020000000000000008706c6174666f726d000000000000",
+            "000c506c6174666f726d20666565000000000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000310000",
+            "000000000000000000000b6370755f65755f7765737400000000000000164350",
+            "55207365636f6e647320696e2065752d7765737401000000000000000f636f6d",
+            "707574655f7365636f6e64730000000000000001000000000000000672656769",
+            "6f6e000000000000000765752d77657374000000000000000000000000000000",
+            "0e10000000000200000000000000020100000000000000000000000000000186",
+            "a000000000000000000000000000000000000404000000000000000000000000",
+            "0000000000000000000000000000000000000000000000190500000000000000",
+            "0000000000000000001901010000000000000000000000000000000064000000",
+            "0001",
+        ),
+        hash: "d9cb5b7da576f9cbe5b5027a2104022f9385be58a20003050cb0c99b9d2d1690",
+    },
 ];
 
 /// Position of each `EntryBody` variant. No wildcard arm: a new variant does not
@@ -758,9 +848,10 @@ fn kind_index(body: &EntryBody) -> usize {
         EntryBody::MeterDefined(_) => 15,
         EntryBody::UsageRecorded(_) => 16,
         EntryBody::UsagePeriodClosed { .. } => 17,
+        EntryBody::PlanPublished(_) => 18,
     }
 }
-const KIND_COUNT: usize = 18;
+const KIND_COUNT: usize = 19;
 
 fn golden_bytes(v: &Vector) -> Vec<u8> {
     hex::decode(v.bytes).expect("golden bytes are hex")
@@ -1691,7 +1782,7 @@ fn usage_entries_match_the_doc() {
     // Goal: the byte-by-byte annotation of the four usage entries in
     // docs/journal-format.md covers their bytes exactly, contiguously and in
     // order.
-    for (seq, v) in VECTORS.iter().enumerate().skip(16) {
+    for (seq, v) in VECTORS.iter().enumerate().take(20).skip(16) {
         let bytes = golden_bytes(v);
         let mut at = 0;
         for &(s, start, end, field, hex_bytes) in USAGE_LAYOUT.iter().filter(|r| r.0 == seq) {
@@ -1703,7 +1794,7 @@ fn usage_entries_match_the_doc() {
     }
     // Values as the doc states them.
     let t0: i64 = 1_700_000_000_000_000_000;
-    for (seq, v) in VECTORS.iter().enumerate().skip(16) {
+    for (seq, v) in VECTORS.iter().enumerate().take(20).skip(16) {
         let bytes = golden_bytes(v);
         assert_eq!(bytes[1..9], (t0 + seq as i64 * 1_000_000_000).to_be_bytes());
         assert_eq!(&bytes[17..33], ADMIN_KEY_ID.as_bytes());
@@ -1930,4 +2021,301 @@ fn usage_options_and_maps_are_strict() {
     ]
     .concat();
     assert_eq!(decode(&swapped), Err(DecodeError::NonCanonical));
+}
+
+/// The plan entry's layout as `docs/journal-format.md` §10.4 annotates it:
+/// (seq, byte range, field, hex of those bytes).
+const PLAN_LAYOUT: &[(usize, usize, usize, &str, &str)] = &[
+    (20, 0, 1, "version", "01"),
+    (20, 1, 9, "recorded_at", "17979d02de41c800"),
+    (20, 9, 17, "key_id length", "0000000000000010"),
+    (20, 17, 33, "key_id", "30303030303030303030303030306131"),
+    (20, 33, 37, "body variant", "00000012"),
+    (20, 37, 41, "version", "00000001"),
+    (20, 41, 49, "spec.code length", "000000000000000b"),
+    (20, 49, 60, "spec.code", "636f6d707574655f70726f"),
+    (20, 60, 68, "spec.name length", "000000000000000b"),
+    (20, 68, 79, "spec.name", "436f6d707574652050726f"),
+    (20, 79, 87, "spec.currency length", "0000000000000003"),
+    (20, 87, 90, "spec.currency", "555344"),
+    (20, 90, 94, "spec.interval.unit", "00000001"),
+    (20, 94, 98, "spec.interval.anchor", "00004cce"),
+    (20, 98, 106, "spec.charges count", "0000000000000002"),
+    (20, 106, 114, "charges[0].code length", "0000000000000008"),
+    (20, 114, 122, "charges[0].code", "706c6174666f726d"),
+    (
+        20,
+        122,
+        130,
+        "charges[0].description length",
+        "000000000000000c",
+    ),
+    (
+        20,
+        130,
+        142,
+        "charges[0].description",
+        "506c6174666f726d20666565",
+    ),
+    (20, 142, 143, "charges[0].meter tag", "00"),
+    (20, 143, 151, "charges[0].group count", "0000000000000000"),
+    (20, 151, 152, "charges[0].free_units negative", "00"),
+    (
+        20,
+        152,
+        168,
+        "charges[0].free_units mantissa",
+        "00000000000000000000000000000000",
+    ),
+    (20, 168, 169, "charges[0].free_units scale", "00"),
+    (20, 169, 173, "charges[0].pricing variant", "00000000"),
+    (20, 173, 174, "charges[0].pricing.amount negative", "00"),
+    (
+        20,
+        174,
+        190,
+        "charges[0].pricing.amount mantissa",
+        "00000000000000000000000000000031",
+    ),
+    (20, 190, 191, "charges[0].pricing.amount scale", "00"),
+    (20, 191, 195, "charges[0].pricing.timing", "00000000"),
+    (20, 195, 203, "charges[1].code length", "000000000000000b"),
+    (20, 203, 214, "charges[1].code", "6370755f65755f77657374"),
+    (
+        20,
+        214,
+        222,
+        "charges[1].description length",
+        "0000000000000016",
+    ),
+    (
+        20,
+        222,
+        244,
+        "charges[1].description",
+        "435055207365636f6e647320696e2065752d77657374",
+    ),
+    (20, 244, 245, "charges[1].meter tag", "01"),
+    (20, 245, 253, "charges[1].meter length", "000000000000000f"),
+    (
+        20,
+        253,
+        268,
+        "charges[1].meter",
+        "636f6d707574655f7365636f6e6473",
+    ),
+    (20, 268, 276, "charges[1].group count", "0000000000000001"),
+    (
+        20,
+        276,
+        284,
+        "charges[1].group key 1 length",
+        "0000000000000006",
+    ),
+    (20, 284, 290, "charges[1].group key 1", "726567696f6e"),
+    (
+        20,
+        290,
+        298,
+        "charges[1].group value 1 length",
+        "0000000000000007",
+    ),
+    (20, 298, 305, "charges[1].group value 1", "65752d77657374"),
+    (20, 305, 306, "charges[1].free_units negative", "00"),
+    (
+        20,
+        306,
+        322,
+        "charges[1].free_units mantissa",
+        "00000000000000000000000000000e10",
+    ),
+    (20, 322, 323, "charges[1].free_units scale", "00"),
+    (20, 323, 327, "charges[1].pricing variant", "00000002"),
+    (
+        20,
+        327,
+        335,
+        "charges[1].pricing.tiers count",
+        "0000000000000002",
+    ),
+    (20, 335, 336, "tiers[0].up_to tag", "01"),
+    (20, 336, 337, "tiers[0].up_to negative", "00"),
+    (
+        20,
+        337,
+        353,
+        "tiers[0].up_to mantissa",
+        "000000000000000000000000000186a0",
+    ),
+    (20, 353, 354, "tiers[0].up_to scale", "00"),
+    (20, 354, 355, "tiers[0].unit_price negative", "00"),
+    (
+        20,
+        355,
+        371,
+        "tiers[0].unit_price mantissa",
+        "00000000000000000000000000000004",
+    ),
+    (20, 371, 372, "tiers[0].unit_price scale", "04"),
+    (20, 372, 373, "tiers[0].flat_fee negative", "00"),
+    (
+        20,
+        373,
+        389,
+        "tiers[0].flat_fee mantissa",
+        "00000000000000000000000000000000",
+    ),
+    (20, 389, 390, "tiers[0].flat_fee scale", "00"),
+    (20, 390, 391, "tiers[1].up_to tag", "00"),
+    (20, 391, 392, "tiers[1].unit_price negative", "00"),
+    (
+        20,
+        392,
+        408,
+        "tiers[1].unit_price mantissa",
+        "00000000000000000000000000000019",
+    ),
+    (20, 408, 409, "tiers[1].unit_price scale", "05"),
+    (20, 409, 410, "tiers[1].flat_fee negative", "00"),
+    (
+        20,
+        410,
+        426,
+        "tiers[1].flat_fee mantissa",
+        "00000000000000000000000000000019",
+    ),
+    (20, 426, 427, "tiers[1].flat_fee scale", "01"),
+    (20, 427, 428, "spec.minimum_commitment tag", "01"),
+    (20, 428, 429, "spec.minimum_commitment negative", "00"),
+    (
+        20,
+        429,
+        445,
+        "spec.minimum_commitment mantissa",
+        "00000000000000000000000000000064",
+    ),
+    (20, 445, 446, "spec.minimum_commitment scale", "00"),
+    (20, 446, 450, "spec.rounding", "00000001"),
+];
+
+#[test]
+fn plan_entry_matches_the_doc() {
+    // Goal: the byte-by-byte annotation of the plan entry in
+    // docs/journal-format.md covers its bytes exactly, contiguously and in
+    // order, and every decimal is written normalized (49.00 as 49, 0.00040 as
+    // 4 at scale 4).
+    let bytes = golden_bytes(&VECTORS[20]);
+    let mut at = 0;
+    for &(seq, start, end, field, hex_bytes) in PLAN_LAYOUT {
+        assert_eq!((seq, start), (20, at), "gap before {field}");
+        assert_eq!(hex::encode(&bytes[start..end]), hex_bytes, "{field}");
+        at = end;
+    }
+    assert_eq!(at, bytes.len());
+    let t0: i64 = 1_700_000_000_000_000_000;
+    assert_eq!(bytes[1..9], (t0 + 20_000_000_000).to_be_bytes());
+    assert_eq!(&bytes[17..33], ADMIN_KEY_ID.as_bytes());
+    // 2023-11-01 is day 19662 after 1970-01-01.
+    assert_eq!(bytes[94..98], 19_662i32.to_be_bytes());
+    // 49.00: not negative, mantissa 49, scale 0.
+    let mut amount = vec![0u8];
+    amount.extend_from_slice(&49u128.to_be_bytes());
+    amount.push(0);
+    assert_eq!(bytes[173..191], amount[..]);
+    let decoded = decode(&bytes).unwrap();
+    let EntryBody::PlanPublished(published) = decoded.body else {
+        panic!("seq 20 is not plan_published");
+    };
+    let Pricing::Flat { amount, .. } = published.spec.charges[0].pricing else {
+        panic!("charge 0 is not flat");
+    };
+    assert_eq!(amount.to_string(), "49", "recorded normalized");
+}
+
+#[test]
+fn plan_entry_follows_the_rules() {
+    // Goal: the golden plan obeys docs/journal-format.md §4.10: a valid plan,
+    // version 1 of a new code, in a currency defined before it (seq 1), its
+    // metered charge naming a meter defined before it (seq 17) and a group
+    // property that meter groups by.
+    let examples = examples();
+    let EntryBody::PlanPublished(published) = &examples[20].body else {
+        panic!("seq 20 is not plan_published");
+    };
+    assert_eq!(published.version, 1);
+    assert_eq!(published.spec.validate(), Ok(()));
+    assert!(matches!(
+        &examples[1].body,
+        EntryBody::CurrencyDefined { code, .. } if *code == published.spec.currency
+    ));
+    let EntryBody::MeterDefined(meter) = &examples[17].body else {
+        panic!("seq 17 is not meter_defined");
+    };
+    let charge = &published.spec.charges[1];
+    assert_eq!(charge.meter.as_deref(), Some(meter.spec.code.as_str()));
+    for property in charge.group.keys() {
+        assert!(meter.spec.group_by.contains(property), "{property}");
+    }
+    assert!(published.spec.charges[0].meter.is_none());
+}
+
+#[test]
+fn plan_enum_indexes_are_frozen() {
+    // Goal: the plan's enums are u32 indexes in their documented order
+    // (§4.10): IntervalUnit at 90..94, RoundingMode at 446..450, FlatTiming at
+    // 191..195 of seq 20; each value re-encodes with exactly that index there
+    // and nothing else changed; an index past the last is malformed.
+    let golden = golden_bytes(&VECTORS[20]);
+    let reencoded = |change: &dyn Fn(&mut tally_core::plan::PlanSpec), at: usize, index: u32| {
+        let mut e = examples()[20].clone();
+        let EntryBody::PlanPublished(published) = &mut e.body else {
+            panic!("seq 20 is not plan_published");
+        };
+        change(&mut published.spec);
+        let bytes = encode(&e);
+        assert_eq!(bytes[at..at + 4], index.to_be_bytes(), "at {at}");
+        assert_eq!(bytes[..at], golden[..at]);
+        assert_eq!(bytes[at + 4..], golden[at + 4..]);
+        assert_eq!(decode(&bytes), Ok(e));
+    };
+    for (index, unit) in IntervalUnit::ALL.into_iter().enumerate() {
+        reencoded(&|spec| spec.interval.unit = unit, 90, index as u32);
+    }
+    for (index, mode) in RoundingMode::ALL.into_iter().enumerate() {
+        reencoded(&|spec| spec.rounding = mode, 446, index as u32);
+    }
+    for (index, timing) in [FlatTiming::InAdvance, FlatTiming::InArrears]
+        .into_iter()
+        .enumerate()
+    {
+        let set = move |spec: &mut tally_core::plan::PlanSpec| {
+            spec.charges[0].pricing = Pricing::Flat {
+                amount: Dec("49".parse().unwrap()),
+                timing,
+            }
+        };
+        reencoded(&set, 191, index as u32);
+    }
+    for (at, old, bad) in [(90, 1u32, 4u32), (446, 1, 4), (191, 0, 2), (169, 0, 6)] {
+        let b = patched(20, at, &old.to_be_bytes(), &bad.to_be_bytes());
+        assert_malformed(&b, "plan enum variant");
+    }
+}
+
+#[test]
+fn plan_decimals_must_be_canonical() {
+    // Goal: a decimal with a trailing zero in its mantissa (49 written as 490
+    // at scale 1), a scale above 28, a mantissa above 2^96 - 1, or a negative
+    // zero is refused: one value, one byte string (§4.10).
+    let mantissa = |value: u128| value.to_be_bytes();
+    // charges[0].pricing.amount: negative at 173, mantissa at 174..190, scale at 190.
+    let mut b = patched(20, 174, &mantissa(49), &mantissa(490));
+    b[190] = 1;
+    assert_malformed(&b, "non-normalized decimal");
+    let b = patched(20, 190, &[0], &[29]);
+    assert_malformed(&b, "scale 29");
+    let b = patched(20, 174, &mantissa(49), &mantissa(1u128 << 96));
+    assert_malformed(&b, "mantissa 2^96");
+    let b = patched(20, 151, &[0], &[1]);
+    assert_malformed(&b, "negative zero (charges[0].free_units)");
 }

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod maintenance;
 pub mod metering;
 pub mod parallel;
+pub mod rating;
 pub mod server;
 pub mod store;
 pub mod writer;

@@ -1,5 +1,6 @@
-//! The gRPC server around an engine: the Ledger service, health checking and
-//! reflection, on one listener, with a graceful shutdown.
+//! The gRPC server around an engine: the Ledger, Audit, Admin, Metering and
+//! Rating services, health checking and reflection, on one listener, with a
+//! graceful shutdown.
 //!
 //! [`start`] is what `tallyd` and the in-process tests use: it opens the
 //! engine, binds (port 0 picks a free port) and serves in a task;
@@ -15,13 +16,14 @@ use tally_proto::v1::admin_server::AdminServer;
 use tally_proto::v1::audit_server::AuditServer;
 use tally_proto::v1::ledger_server::LedgerServer;
 use tally_proto::v1::metering_server::MeteringServer;
+use tally_proto::v1::rating_server::RatingServer;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::ServerTlsConfig;
 
-use crate::api::{AdminService, AuditService, LedgerService, MeteringService};
+use crate::api::{AdminService, AuditService, LedgerService, MeteringService, RatingService};
 use crate::auth::layer::AuthLayer;
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
@@ -83,7 +85,7 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 /// The name health checks ask about.
 pub const LEDGER_SERVICE_NAME: &str = "tally.v1.Ledger";
 
-/// Serves the Ledger service, health and reflection on `listener` until
+/// Serves the Tally services, health and reflection on `listener` until
 /// `shutdown` resolves, then stops gracefully: no new connections, open
 /// journal streams end, calls in flight finish. Does not shut the engine down.
 pub async fn serve(
@@ -101,6 +103,9 @@ pub async fn serve(
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
     let metering = MeteringServer::new(MeteringService::new(Arc::clone(&engine)))
+        .max_decoding_message_size(options.message_bytes_max)
+        .max_encoding_message_size(options.message_bytes_max);
+    let rating = RatingServer::new(RatingService::new(Arc::clone(&engine)))
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
     let ledger = LedgerServer::new(LedgerService::new(engine, streams_stopped))
@@ -146,6 +151,7 @@ pub async fn serve(
         .add_service(audit)
         .add_service(admin)
         .add_service(metering)
+        .add_service(rating)
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     Ok(())

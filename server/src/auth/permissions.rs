@@ -96,6 +96,13 @@ pub const RULES: &[Rule] = &[
     rule("/tally.v1.Metering/CloseUsagePeriod", Write, FINANCE),
     rule("/tally.v1.Metering/ListLateEvents", Read, EVERYONE),
     rule("/tally.v1.Metering/ProveEvent", Read, EVERYONE),
+    // Rating: plan versions are billing configuration (finance), like meters;
+    // quotes and simulations record nothing, so every role may read them.
+    rule("/tally.v1.Rating/PublishPlan", Write, FINANCE),
+    rule("/tally.v1.Rating/ListPlans", Read, EVERYONE),
+    rule("/tally.v1.Rating/GetPlan", Read, EVERYONE),
+    rule("/tally.v1.Rating/Quote", Read, EVERYONE),
+    rule("/tally.v1.Rating/Simulate", Read, EVERYONE),
 ];
 
 pub fn is_public(path: &str) -> bool {

@@ -26,3 +26,11 @@ pub const TIMEOUT_SECONDS_MAX: u64 = 10 * 365 * 24 * 3600;
 /// Page size of listings.
 pub const PAGE_SIZE_MAX: usize = 1_000;
 pub const PAGE_SIZE_DEFAULT: usize = 100;
+/// Coupons, tax rules and manual adjustments in one quote.
+pub const QUOTE_COUPONS_MAX: usize = 16;
+pub const QUOTE_TAXES_MAX: usize = 16;
+pub const QUOTE_ADJUSTMENTS_MAX: usize = 64;
+/// Transactions of a quote's percentage charges, all together.
+pub const QUOTE_TRANSACTIONS_MAX: usize = 100_000;
+/// Customers named in one simulation (none named: every customer).
+pub const SIMULATION_CUSTOMERS_MAX: usize = 10_000;

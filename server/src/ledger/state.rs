@@ -9,6 +9,7 @@ use super::id_map::IdMap;
 use super::view::{Balance, PendingState, TransactionKind};
 use crate::metering::catalog::Catalog;
 use crate::metering::claims::{content_of, id_key, Claim, EventClaims, IdKey};
+use crate::rating::catalog::{check_references, PlanCatalog};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tally_audit::NoteVerifier;
@@ -112,6 +113,8 @@ pub struct LedgerState {
     audit: AuditState,
     api_keys: FastMap<String, ApiKeyState>,
     catalog: Catalog,
+    /// Every version of every price plan.
+    plans: PlanCatalog,
     /// Shared with the read model (see `claims`).
     claims: Arc<EventClaims>,
     /// The claims of the usage entry about to be appended, computed by the
@@ -196,6 +199,10 @@ impl LedgerState {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    pub fn plans(&self) -> &PlanCatalog {
+        &self.plans
     }
 
     pub fn claims(&self) -> &Arc<EventClaims> {
@@ -601,8 +608,34 @@ impl LedgerState {
                 self.catalog.apply(seq, entry.recorded_at, &entry.body)?
             }
             EntryBody::UsageRecorded(recorded) => self.apply_usage(seq, recorded)?,
+            EntryBody::PlanPublished(published) => {
+                self.apply_plan(seq, entry.recorded_at, published)?
+            }
         }
         Ok(())
+    }
+
+    /// A plan version must name a defined currency and meters (with their
+    /// groups) at its place in the journal, as the writer checked when it
+    /// recorded it; the catalog checks its version and currency. The
+    /// document's own rules (`PlanSpec::validate`) are not checked again: a
+    /// later, stricter rule must not make a recorded journal unreadable
+    /// (rating checks a plan before it prices it, and the auditor's
+    /// re-derivation reports it).
+    fn apply_plan(
+        &mut self,
+        seq: u64,
+        recorded_at: TimestampNs,
+        published: &tally_core::entry::PlanPublished,
+    ) -> Result<(), String> {
+        let spec = &published.spec;
+        check_references(
+            spec,
+            |code| self.currencies.contains_key(code),
+            &self.catalog,
+        )
+        .map_err(|e| format!("plan {:?}: {}: {}", spec.code, e.field, e.message))?;
+        self.plans.apply(seq, recorded_at, published)
     }
 
     /// Claims the ids of a usage batch. Its events were checked when they were

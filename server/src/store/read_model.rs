@@ -14,6 +14,7 @@ use crate::ledger::id_map::IdMap;
 use crate::ledger::state::{ApiKeyState, FastMap, Journaled};
 use crate::ledger::view::{Balance, PendingState, TransactionKind};
 use crate::metering::stored::UsageModel;
+use crate::rating::catalog::PlanCatalog;
 use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs, TransactionMode};
 
 /// An account's balance after one entry that changed it.
@@ -56,6 +57,8 @@ pub struct ReadModel {
     pub api_keys: FastMap<String, ApiKeyState>,
     /// Customers, meters and stored usage.
     pub usage: UsageModel,
+    /// Every version of every price plan.
+    pub plans: PlanCatalog,
 }
 
 impl ReadModel {
@@ -168,6 +171,14 @@ impl ReadModel {
                 self.usage.apply(seq, entry.recorded_at, &entry.body);
                 return;
             }
+            EntryBody::PlanPublished(published) => {
+                let applied = self.plans.apply(seq, entry.recorded_at, published);
+                debug_assert!(
+                    applied.is_ok(),
+                    "the writer's state applied it: {applied:?}"
+                );
+                return;
+            }
             EntryBody::LedgerCreated { .. }
             | EntryBody::AccountClosed { .. }
             | EntryBody::TransactionRejected(_) => return,
@@ -235,6 +246,11 @@ impl ReadModel {
                 kind,
             });
         }
+    }
+
+    /// The scale of a defined currency.
+    pub fn currency_scale(&self, code: &str) -> Option<u8> {
+        self.currencies.get(code).copied()
     }
 
     /// Every defined currency and its scale, in no particular order.

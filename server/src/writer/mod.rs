@@ -22,11 +22,13 @@ use crate::ledger::command::{AccountSpec, ApiKeySpec, CurrencySpec, PreparedItem
 use crate::ledger::execute::{self, Context, EntryLookup, ItemOutcome};
 use crate::ledger::state::{Journaled, LedgerState};
 use crate::metering::ingest::{self, CustomerSpec, EventRecorded, PreparedEvent};
+use crate::rating::catalog as plans;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs};
 use tally_core::meter::MeterSpec;
+use tally_core::plan::PlanSpec;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// How often the writer wakes up by itself to expire pending transactions.
@@ -99,6 +101,12 @@ pub enum Request {
         events: Vec<PreparedEvent>,
         reply: Reply<Vec<Result<EventRecorded, LedgerError>>>,
     },
+    /// A plan version, parsed and validated by the caller
+    /// (`rating::catalog::parse_plan`); answered with (version, seq, created).
+    PublishPlan {
+        spec: Box<PlanSpec>,
+        reply: Reply<Result<(u32, u64, bool), LedgerError>>,
+    },
     /// Sign a checkpoint now, unless the latest one is of the journal as it
     /// is; answers with the checkpoint's tree size (its entry's seq).
     Checkpoint { reply: Reply<u64> },
@@ -119,7 +127,9 @@ impl Request {
             | Request::Tick => 1,
             Request::Transactions { items, .. } => items.len(),
             Request::Customers { specs, .. } => specs.len(),
-            Request::DefineMeter { .. } | Request::CloseUsagePeriod { .. } => 1,
+            Request::DefineMeter { .. }
+            | Request::CloseUsagePeriod { .. }
+            | Request::PublishPlan { .. } => 1,
             // Events are cheap next to transactions: a full call counts as
             // one batch of transactions, so groups stay bounded in time.
             Request::Usage { events, .. } => events.len().div_ceil(16).max(1),
@@ -174,6 +184,10 @@ enum Answer {
         Reply<Result<(u32, u64, bool), LedgerError>>,
         Result<(u32, u64, bool), LedgerError>,
     ),
+    Plan(
+        Reply<Result<(u32, u64, bool), LedgerError>>,
+        Result<(u32, u64, bool), LedgerError>,
+    ),
     Usage(
         Reply<Vec<Result<EventRecorded, LedgerError>>>,
         Vec<Result<EventRecorded, LedgerError>>,
@@ -199,6 +213,7 @@ impl Answer {
             Answer::Seq(reply, result) => drop(reply.send(Ok(result))),
             Answer::Customers(reply, results) => drop(reply.send(Ok(results))),
             Answer::Meter(reply, result) => drop(reply.send(Ok(result))),
+            Answer::Plan(reply, result) => drop(reply.send(Ok(result))),
             Answer::Usage(reply, results) => drop(reply.send(Ok(results))),
         }
     }
@@ -214,6 +229,7 @@ impl Answer {
             Answer::Seq(reply, _) => drop(reply.send(Err(message))),
             Answer::Customers(reply, _) => drop(reply.send(Err(message))),
             Answer::Meter(reply, _) => drop(reply.send(Err(message))),
+            Answer::Plan(reply, _) => drop(reply.send(Err(message))),
             Answer::Usage(reply, _) => drop(reply.send(Err(message))),
         }
     }
@@ -412,6 +428,9 @@ impl Writer {
             ),
             Request::Usage { events, reply } => {
                 Answer::Usage(reply, ingest::record_usage(state, events, ctx, out))
+            }
+            Request::PublishPlan { spec, reply } => {
+                Answer::Plan(reply, plans::publish_plan(state, *spec, ctx, out))
             }
         })
     }

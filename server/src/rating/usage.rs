@@ -1,0 +1,385 @@
+//! Usage for rating: what each charge of a plan reads, per customer, over a
+//! period of days.
+//!
+//! One function, [`Engine::gather_usage`], used by quotes and simulations
+//! today and by invoicing next, so that every figure a customer is billed on
+//! is gathered the same way:
+//!
+//! - a charge on meter `m` with group `g` reads `m`'s aggregate for the
+//!   customer over `[period.start 00:00 UTC, period.end 00:00 UTC)`, from the
+//!   stored aggregates of the read model. The query filters on `g` and does
+//!   not split by group, so the answer is one figure over every matching
+//!   event: for `sum` and `count` that is the sum of the groups' figures, and
+//!   for `max`, `min`, `unique_count` and `latest` it is the figure of the
+//!   events together (the largest of all, the distinct values of all) — not a
+//!   sum of per-group figures, which would count a user active in two regions
+//!   twice. No matching event is a quantity of zero.
+//! - a percentage charge reads each matching event's value (one transaction
+//!   per event), in journal order, from the journal's raw events, as a
+//!   recomputation does (`metering::stored`'s scan): aggregates keep no
+//!   single values. Its quantity is their sum.
+//!
+//! Every figure is read at one journal length (`as_of_seq`): the stored
+//! aggregates under one lock of the read model, and the raw events of the
+//! entries before that length. Several plans can be gathered together, so
+//! that a simulation compares two plans on exactly the same usage.
+
+use super::ChargeUsage;
+use crate::engine::Engine;
+use crate::error::{LedgerError, Result, StoreError};
+use crate::metering::aggregate::Window;
+use crate::metering::catalog::{version_at, MeterVersion};
+use crate::metering::event::{meter_event, Observation, FUTURE_SKEW_MAX_NS};
+use crate::metering::stored::UsageQuery;
+use crate::metering::{EventOutcome, ValidationContext};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use tally_core::calendar::Period;
+use tally_core::entry::{EntryBody, TimestampNs, UsageRecorded};
+use tally_core::error_code::ErrorCode;
+use tally_core::meter::quoted;
+use tally_core::plan::{PlanSpec, Pricing};
+
+/// One customer's usage under one plan: charge code → usage. Every metered
+/// charge of the plan is present (a flat fee reads no usage).
+pub type CustomerUsage = BTreeMap<String, ChargeUsage>;
+
+/// Usage gathered at one journal length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatheredUsage {
+    /// The journal length the figures reflect: every entry before it, none
+    /// after.
+    pub as_of_seq: u64,
+    /// Per plan, in the order asked: customer id → its usage. Every customer
+    /// asked for is present.
+    pub plans: Vec<BTreeMap<String, CustomerUsage>>,
+}
+
+/// Up to this many customers, each is queried on its own; beyond, one query
+/// over every customer is cheaper than that many.
+const CUSTOMER_QUERIES_MAX: usize = 16;
+
+/// The window of timestamps a period of days covers: from the first day's
+/// 00:00 UTC to the end day's (exclusive).
+pub fn period_window(period: Period) -> std::result::Result<Window, LedgerError> {
+    let invalid = || {
+        LedgerError::new(
+            ErrorCode::PeriodInvalid,
+            "period_end",
+            format!("period {period} is not a range of days usage can be timestamped in"),
+        )
+    };
+    let from = period.start.start_ns().ok_or_else(invalid)?;
+    let to = period.end.start_ns().ok_or_else(invalid)?;
+    Window::new(from, to).map_err(|_| invalid())
+}
+
+/// A percentage charge whose transactions a journal scan collects.
+struct TransactionsJob {
+    plan: usize,
+    charge: String,
+    meter: String,
+    group: BTreeMap<String, String>,
+    /// Every version of the meter, oldest first (events are measured against
+    /// the version of their entry).
+    versions: Vec<MeterVersion>,
+}
+
+/// Whether a metered event (group values in `spec_group_by` order) is in
+/// the charge's group; a property the meter version lacks has the value "",
+/// as in the stored queries.
+fn in_group(group: &BTreeMap<String, String>, spec_group_by: &[String], values: &[String]) -> bool {
+    group.iter().all(|(property, wanted)| {
+        let value = spec_group_by
+            .iter()
+            .position(|p| p == property)
+            .and_then(|position| values.get(position))
+            .map_or("", String::as_str);
+        value == wanted
+    })
+}
+
+fn overflow(customer: &str, charge: &str) -> LedgerError {
+    LedgerError::new(
+        ErrorCode::AmountOverflow,
+        "",
+        format!(
+            "the usage of customer {} for charge {} overflows",
+            quoted(customer),
+            quoted(charge)
+        ),
+    )
+}
+
+impl Engine {
+    /// The usage of `customers` for every metered charge of each of `plans`
+    /// over `period`, all read at one journal length. The plans' meters must
+    /// exist (a published or checked plan's do); customers need not have any
+    /// usage.
+    pub fn gather_usage(
+        &self,
+        plans: &[&PlanSpec],
+        period: Period,
+        customers: &[String],
+    ) -> Result<GatheredUsage> {
+        let window = period_window(period)?;
+        let wanted: HashSet<&str> = customers.iter().map(String::as_str).collect();
+        let empty: CustomerUsage = BTreeMap::new();
+        let mut gathered: Vec<BTreeMap<String, CustomerUsage>> = plans
+            .iter()
+            .map(|_| {
+                customers
+                    .iter()
+                    .map(|customer| (customer.clone(), empty.clone()))
+                    .collect()
+            })
+            .collect();
+        let mut jobs = Vec::new();
+        let (as_of_seq, usage_entries) = {
+            let model = self.store.read_model();
+            let catalog = &model.usage.catalog;
+            for (plan_index, plan) in plans.iter().enumerate() {
+                for charge in &plan.charges {
+                    let Some(meter_code) = &charge.meter else {
+                        continue;
+                    };
+                    let meter = catalog.meter(meter_code).ok_or_else(|| {
+                        LedgerError::new(
+                            ErrorCode::MeterNotFound,
+                            "",
+                            format!("no meter {}", quoted(meter_code)),
+                        )
+                    })?;
+                    for usage in gathered[plan_index].values_mut() {
+                        usage.insert(charge.code.clone(), ChargeUsage::default());
+                    }
+                    if matches!(charge.pricing, Pricing::Percentage { .. }) {
+                        jobs.push(TransactionsJob {
+                            plan: plan_index,
+                            charge: charge.code.clone(),
+                            meter: meter_code.clone(),
+                            group: charge.group.clone(),
+                            versions: catalog.meter_versions(meter_code).to_vec(),
+                        });
+                        continue;
+                    }
+                    let aggregation = meter.spec.aggregation;
+                    let filters = charge
+                        .group
+                        .iter()
+                        .map(|(property, value)| {
+                            (property.clone(), BTreeSet::from([value.clone()]))
+                        })
+                        .collect();
+                    let query = |customer: Option<&String>| UsageQuery {
+                        meter: meter_code.clone(),
+                        customer: customer.cloned(),
+                        window,
+                        filters: BTreeMap::clone(&filters),
+                        group_by: Vec::new(),
+                    };
+                    let results = if customers.len() <= CUSTOMER_QUERIES_MAX {
+                        customers
+                            .iter()
+                            .map(|customer| model.usage.query(&query(Some(customer))))
+                            .collect::<std::result::Result<Vec<_>, _>>()?
+                    } else {
+                        vec![model.usage.query(&query(None))?]
+                    };
+                    let usage = &mut gathered[plan_index];
+                    for result in results {
+                        for (key, aggregate) in result.groups {
+                            if !wanted.contains(key.customer.as_str()) {
+                                continue;
+                            }
+                            let quantity = aggregate.value(aggregation).unwrap_or_default();
+                            if let Some(charges) = usage.get_mut(&key.customer) {
+                                charges.insert(
+                                    charge.code.clone(),
+                                    ChargeUsage {
+                                        quantity,
+                                        transactions: Vec::new(),
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            // The committed length cannot move while the read model is
+            // locked: the publisher raises it under the write lock.
+            let as_of_seq = self.store.committed();
+            let usage_entries = if jobs.is_empty() {
+                Vec::new()
+            } else {
+                let end = model
+                    .usage
+                    .usage_entries
+                    .partition_point(|&seq| seq < as_of_seq);
+                model.usage.usage_entries[..end].to_vec()
+            };
+            (as_of_seq, usage_entries)
+        };
+        if !jobs.is_empty() {
+            self.scan_transactions(&jobs, window, &wanted, &usage_entries, &mut gathered)?;
+        }
+        Ok(GatheredUsage {
+            as_of_seq,
+            plans: gathered,
+        })
+    }
+
+    /// Collects the percentage charges' transactions from the usage entries
+    /// `usage_entries` (ascending seqs, all before the gathering's length).
+    fn scan_transactions(
+        &self,
+        jobs: &[TransactionsJob],
+        window: Window,
+        wanted: &HashSet<&str>,
+        usage_entries: &[u64],
+        gathered: &mut [BTreeMap<String, CustomerUsage>],
+    ) -> Result<()> {
+        // An entry holds events timestamped at most FUTURE_SKEW_MAX_NS after
+        // it was recorded, so entries recorded before the window's start less
+        // that skew hold none of the period's events: the scan starts after
+        // them (recorded_at increases along the journal).
+        let earliest = window.from().saturating_sub(FUTURE_SKEW_MAX_NS);
+        let start = self.first_recorded_at_or_after(usage_entries, earliest)?;
+        let entries = &usage_entries[start..];
+        let Some(&first) = entries.first() else {
+            return Ok(());
+        };
+        let last = entries[entries.len() - 1];
+        let context = ValidationContext::any_time();
+        for row in self.store.journal_rows(first) {
+            let (seq, _, canonical) = row?;
+            if seq > last {
+                break;
+            }
+            if entries.binary_search(&seq).is_err() {
+                continue;
+            }
+            let entry = tally_core::codec::decode(&canonical)
+                .map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
+            let EntryBody::UsageRecorded(recorded) = entry.body else {
+                continue;
+            };
+            for job in jobs {
+                collect(job, seq, &recorded, window, wanted, &context, gathered)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The index in `seqs` of the first entry recorded at or after `at`: a
+    /// binary search that reads each probed entry's `recorded_at` straight
+    /// from its canonical bytes (the format version byte, then `recorded_at`
+    /// as 8 bytes big endian: docs/journal-format.md §2, §4), without
+    /// decoding its events.
+    fn first_recorded_at_or_after(&self, seqs: &[u64], at: TimestampNs) -> Result<usize> {
+        let (mut low, mut high) = (0, seqs.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let seq = seqs[middle];
+            let (_, _, canonical) = self
+                .store
+                .journal_row(seq)?
+                .ok_or_else(|| StoreError::Corrupt(format!("usage entry {seq} is missing")))?;
+            let recorded_at = canonical
+                .get(1..9)
+                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                .map(i64::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} is too short")))?;
+            if recorded_at < at {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        Ok(low)
+    }
+}
+
+/// Adds the transactions one entry holds for one percentage charge.
+fn collect(
+    job: &TransactionsJob,
+    seq: u64,
+    recorded: &UsageRecorded,
+    window: Window,
+    wanted: &HashSet<&str>,
+    context: &ValidationContext,
+    gathered: &mut [BTreeMap<String, CustomerUsage>],
+) -> Result<()> {
+    let Some(version) = version_at(&job.versions, seq) else {
+        return Ok(());
+    };
+    for event in &recorded.events {
+        if event.meter != job.meter
+            || !window.contains(event.timestamp)
+            || !wanted.contains(event.customer.as_str())
+        {
+            continue;
+        }
+        let Ok(EventOutcome::Counted(metered)) = meter_event(&version.spec, context, event) else {
+            continue;
+        };
+        if !in_group(&job.group, &version.spec.group_by, &metered.group) {
+            continue;
+        }
+        let Observation::Value(value) = metered.observation else {
+            continue;
+        };
+        let Some(usage) = gathered[job.plan]
+            .get_mut(&event.customer)
+            .and_then(|charges| charges.get_mut(&job.charge))
+        else {
+            continue;
+        };
+        usage.quantity = usage
+            .quantity
+            .checked_add(value)
+            .ok_or_else(|| overflow(&event.customer, &job.charge))?;
+        usage.transactions.push(value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_matches_by_the_versions_own_positions() {
+        // Goal: a charge's group is matched against each meter version's own
+        // group_by order; a property the version lacks has the value "".
+        let group = BTreeMap::from([("region".to_string(), "eu".to_string())]);
+        let by = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let values = |v: &[&str]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(in_group(
+            &group,
+            &by(&["tier", "region"]),
+            &values(&["gold", "eu"])
+        ));
+        assert!(!in_group(
+            &group,
+            &by(&["tier", "region"]),
+            &values(&["eu", "us"])
+        ));
+        assert!(!in_group(&group, &by(&["tier"]), &values(&["eu"])));
+        assert!(in_group(&BTreeMap::new(), &by(&[]), &values(&[])));
+    }
+
+    #[test]
+    fn a_period_is_its_days_from_midnight_utc() {
+        // Goal: [2026-10-01, 2026-11-01) covers October's instants, UTC.
+        let period = Period {
+            start: "2026-10-01".parse().unwrap(),
+            end: "2026-11-01".parse().unwrap(),
+        };
+        let window = period_window(period).unwrap();
+        assert_eq!(window.from(), 1_790_812_800_000_000_000);
+        assert_eq!(
+            window.to() - window.from(),
+            31 * tally_core::calendar::DAY_NS
+        );
+    }
+}
