@@ -18,6 +18,7 @@ use tally_proto::v1::admin_client::AdminClient;
 use tally_proto::v1::audit_client::AuditClient;
 use tally_proto::v1::ledger_client::LedgerClient;
 use tally_proto::v1::metering_client::MeteringClient;
+use tally_proto::v1::rating_client::RatingClient;
 use tokio_stream::{Stream, StreamExt};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -45,6 +46,8 @@ pub type RawAdminClient = AdminClient<InterceptedService<Channel, ApiKeyIntercep
 pub type RawAuditClient = AuditClient<InterceptedService<Channel, ApiKeyInterceptor>>;
 /// The generated Metering service client, on the same connection.
 pub type RawMeteringClient = MeteringClient<InterceptedService<Channel, ApiKeyInterceptor>>;
+/// The generated Rating service client, on the same connection.
+pub type RawRatingClient = RatingClient<InterceptedService<Channel, ApiKeyInterceptor>>;
 
 /// The entries of the journal, in seq order.
 pub type JournalStream = Pin<Box<dyn Stream<Item = Result<JournalEntry>> + Send>>;
@@ -227,6 +230,9 @@ impl ClientBuilder {
         let metering = MeteringClient::with_interceptor(channel.clone(), interceptor.clone())
             .max_decoding_message_size(MESSAGE_SIZE_MAX)
             .max_encoding_message_size(MESSAGE_SIZE_MAX);
+        let rating = RatingClient::with_interceptor(channel.clone(), interceptor.clone())
+            .max_decoding_message_size(MESSAGE_SIZE_MAX)
+            .max_encoding_message_size(MESSAGE_SIZE_MAX);
         let raw = LedgerClient::with_interceptor(channel, interceptor)
             .max_decoding_message_size(MESSAGE_SIZE_MAX)
             .max_encoding_message_size(MESSAGE_SIZE_MAX);
@@ -235,6 +241,7 @@ impl ClientBuilder {
             admin,
             audit,
             metering,
+            rating,
             policy: self.policy,
         })
     }
@@ -329,6 +336,7 @@ pub struct Client {
     pub(crate) admin: RawAdminClient,
     pub(crate) audit: RawAuditClient,
     pub(crate) metering: RawMeteringClient,
+    pub(crate) rating: RawRatingClient,
     pub(crate) policy: Policy,
 }
 

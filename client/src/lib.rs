@@ -35,6 +35,7 @@ mod client;
 mod convert;
 mod error;
 mod metering;
+mod rating;
 mod types;
 
 pub use admin::{ApiKey, ApiKeyCreated, Role};
@@ -45,7 +46,7 @@ pub use builders::{
 };
 pub use client::{
     ApiKeyInterceptor, Client, ClientBuilder, JournalStream, RawAdminClient, RawAuditClient,
-    RawClient, RawMeteringClient,
+    RawClient, RawMeteringClient, RawRatingClient,
 };
 pub use error::{ClientError, ErrorCode, ItemError, Result};
 pub use metering::{
@@ -53,6 +54,13 @@ pub use metering::{
     EventResult, IngestOutcome, LateEvent, LateEventsPage, MeterSpec, MeterVersion, TimestampNs,
     UsageBucket, UsageEvent, UsageGroup, UsageQuery, UsageResult, UsageSeries, INGEST_EVENTS_MAX,
     LIST_PAGE_SIZE_MAX,
+};
+pub use rating::{
+    Adjustment, AppliedDiscount, AppliedTier, BillingInterval, Charge, ChargeQuantity, Coupon,
+    CouponDiscount, CouponDuration, CouponGrant, CustomerSimulation, Day, FlatTiming, IntervalUnit,
+    LineKind, LineTax, PackageDetail, PercentageDetail, Period, PlanChoice, PlanError, PlanKey,
+    PlanSpec, PlanVersion, Pricing, Proration, QuoteRequest, RatedLine, RatingResult, RoundingMode,
+    SimulateRequest, SimulationResult, TaxMode, TaxRounding, TaxRule, TaxTotal, Tier,
 };
 pub use types::{
     Account, AccountBalance, AccountCreated, AccountHistory, AccountSpec, AccountType, AsOf,

@@ -9,7 +9,7 @@
 //! come back as `Decimal`, parsed strictly: a server answer that is not a plain
 //! decimal is an `InvalidResponse`, never a rounded number.
 
-mod convert;
+pub(crate) mod convert;
 
 use std::collections::BTreeMap;
 use std::fmt;

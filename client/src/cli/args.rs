@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 use tally_client::{
-    AccountType, Aggregation, AsOf, BalanceConstraint, BucketWidth, Decimal, TimestampNs,
-    INGEST_EVENTS_MAX,
+    AccountType, Aggregation, AsOf, BalanceConstraint, BucketWidth, Day, Decimal, Period, PlanKey,
+    TimestampNs, INGEST_EVENTS_MAX,
 };
 
 /// Where `tally` connects unless told otherwise; `tallyd` listens there by default.
@@ -74,6 +74,9 @@ pub enum Command {
     /// Usage events: send, query, close a period, list late events.
     #[command(subcommand)]
     Usage(UsageCommand),
+    /// Price plans: publish, list, show, quote, simulate a price change.
+    #[command(subcommand)]
+    Plan(PlanCommand),
 }
 
 impl Command {
@@ -205,6 +208,114 @@ pub struct QueryArgs {
     /// Recompute from the raw events instead of the stored aggregates (slower).
     #[arg(long)]
     pub recompute: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Publish a plan document (TOML or JSON): version 1 of a new code, a new version when
+    /// the document changed, nothing when it is the current version.
+    Publish {
+        /// The document: .toml or .json (otherwise read as JSON, then as TOML).
+        file: PathBuf,
+    },
+    /// The current version of every plan, or every version of one.
+    List {
+        /// Every version of this plan.
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Print a plan version's document, TOML by default (it publishes back unchanged).
+    Show {
+        code: String,
+        /// This version (default: the current one).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        version: Option<u32>,
+        /// Print TOML (the default; --json prints the document as JSON).
+        #[arg(long, conflicts_with = "json")]
+        toml: bool,
+    },
+    /// Rate given quantities under a plan (published or draft) and explain every line;
+    /// records nothing.
+    Quote(QuoteArgs),
+    /// Re-rate customers' recorded usage over past days under a candidate plan and compare
+    /// it with a baseline version; records nothing.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuoteArgs {
+    /// A published plan: CODE (its current version) or CODE@VERSION.
+    #[arg(
+        value_name = "CODE[@VERSION]",
+        value_parser = parse_plan_key,
+        required_unless_present = "draft",
+        conflicts_with = "draft"
+    )]
+    pub plan: Option<PlanKey>,
+    /// Rate with this draft document (TOML or JSON) instead; it is not published.
+    #[arg(long, value_name = "FILE")]
+    pub draft: Option<PathBuf>,
+    /// A calendar month: --period 2026-10 rates [2026-10-01, 2026-11-01). Without a period,
+    /// the plan's billing period containing today.
+    #[arg(long, value_name = "YYYY-MM", value_parser = parse_month, conflicts_with_all = ["from", "to"])]
+    pub period: Option<Period>,
+    /// The first day rated (with --to): a part of a billing period prorates flat fees.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day, requires = "to")]
+    pub from: Option<Day>,
+    /// The day after the last day rated.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day, requires = "from")]
+    pub to: Option<Day>,
+    /// A charge's quantity: CHARGE=QTY; repeatable.
+    #[arg(long = "usage", value_name = "CHARGE=QTY", value_parser = parse_charge_quantity)]
+    pub usage: Vec<(String, Decimal)>,
+    /// A percentage charge's transaction amounts: CHARGE=AMT,AMT,...; repeatable.
+    #[arg(long = "transactions", value_name = "CHARGE=AMT,...", value_parser = parse_charge_transactions)]
+    pub transactions: Vec<(String, Vec<Decimal>)>,
+    /// A coupon file (TOML or JSON): code, discount, duration, and optionally
+    /// periods_used and remaining; repeatable, applied in order.
+    #[arg(long = "coupon", value_name = "FILE")]
+    pub coupons: Vec<PathBuf>,
+    /// A tax file (TOML or JSON) with a list of rules, `[[taxes]]`; every rule is applied.
+    #[arg(long, value_name = "FILE")]
+    pub tax: Option<PathBuf>,
+    /// A manual line: REASON=AMOUNT; repeatable.
+    #[arg(long = "adjust", value_name = "REASON=AMOUNT", value_parser = parse_adjustment)]
+    pub adjustments: Vec<(String, Decimal)>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A draft plan document (TOML or JSON) as the candidate.
+    #[arg(required_unless_present = "candidate", conflicts_with = "candidate")]
+    pub file: Option<PathBuf>,
+    /// A published candidate: CODE or CODE@VERSION.
+    #[arg(long, value_name = "CODE[@VERSION]", value_parser = parse_plan_key)]
+    pub candidate: Option<PlanKey>,
+    /// What the customers pay now: CODE or CODE@VERSION (default: the current version of the
+    /// candidate's plan).
+    #[arg(long, value_name = "CODE[@VERSION]", value_parser = parse_plan_key)]
+    pub baseline: Option<PlanKey>,
+    /// A calendar month: --period 2026-10 re-rates [2026-10-01, 2026-11-01).
+    #[arg(
+        long,
+        value_name = "YYYY-MM",
+        value_parser = parse_month,
+        required_unless_present = "from",
+        conflicts_with_all = ["from", "to"]
+    )]
+    pub period: Option<Period>,
+    /// The first day re-rated (with --to).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day, requires = "to")]
+    pub from: Option<Day>,
+    /// The day after the last day re-rated.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day, requires = "from")]
+    pub to: Option<Day>,
+    /// Only this customer; repeatable (default: every customer).
+    #[arg(long = "customer", value_name = "ID")]
+    pub customers: Vec<String>,
+    /// Also print each customer's two ratings, line by line.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -634,6 +745,89 @@ pub fn parse_filter(text: &str) -> Result<(String, Vec<String>), String> {
         return Err(format!("an empty value in {text:?}"));
     }
     Ok((property.to_string(), values))
+}
+
+/// `CODE` (the current version) or `CODE@VERSION` of a published plan.
+pub fn parse_plan_key(text: &str) -> Result<PlanKey, String> {
+    let Some((code, version)) = text.split_once('@') else {
+        if text.is_empty() {
+            return Err("a plan code is required".into());
+        }
+        return Ok(PlanKey::current(text));
+    };
+    let version = version
+        .parse::<u32>()
+        .ok()
+        .filter(|version| *version >= 1)
+        .ok_or_else(|| format!("{version:?} is not a version (1 or more) in {text:?}"))?;
+    if code.is_empty() {
+        return Err(format!("missing plan code in {text:?}"));
+    }
+    Ok(PlanKey::version(code, version))
+}
+
+/// A calendar day, `YYYY-MM-DD`.
+pub fn parse_day(text: &str) -> Result<Day, String> {
+    Day::from_str(text).map_err(|error| error.to_string())
+}
+
+/// `YYYY-MM`: the month's days, `[YYYY-MM-01, first day of the next month)`.
+pub fn parse_month(text: &str) -> Result<Period, String> {
+    let invalid = || format!("{text:?} is not a month of the form YYYY-MM");
+    let (year, month) = text.split_once('-').ok_or_else(invalid)?;
+    let digits =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(year, 4) || !digits(month, 2) {
+        return Err(invalid());
+    }
+    let year: i32 = year.parse().map_err(|_| invalid())?;
+    let month: u8 = month.parse().map_err(|_| invalid())?;
+    let start = Day::from_ymd(year, month, 1).ok_or_else(invalid)?;
+    let (next_year, next_month) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    let end = Day::from_ymd(next_year, next_month, 1)
+        .ok_or_else(|| format!("{text:?} is the last month there is"))?;
+    Ok(Period { start, end })
+}
+
+/// `CHARGE=QTY`, e.g. `api_calls=20`.
+pub fn parse_charge_quantity(text: &str) -> Result<(String, Decimal), String> {
+    let (charge, quantity) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected CHARGE=QTY, got {text:?}"))?;
+    if charge.is_empty() {
+        return Err(format!("missing charge in {text:?}"));
+    }
+    Ok((charge.to_string(), parse_decimal(quantity)?))
+}
+
+/// `CHARGE=AMT,AMT,...`, e.g. `card_fees=100.00,25.50`.
+pub fn parse_charge_transactions(text: &str) -> Result<(String, Vec<Decimal>), String> {
+    let (charge, amounts) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected CHARGE=AMT,AMT,..., got {text:?}"))?;
+    if charge.is_empty() || amounts.is_empty() {
+        return Err(format!("expected CHARGE=AMT,AMT,..., got {text:?}"));
+    }
+    let amounts = amounts
+        .split(',')
+        .map(parse_decimal)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((charge.to_string(), amounts))
+}
+
+/// `REASON=AMOUNT`; the reason may hold `=` (the amount is after the last one).
+pub fn parse_adjustment(text: &str) -> Result<(String, Decimal), String> {
+    let (reason, amount) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("expected REASON=AMOUNT, got {text:?}"))?;
+    if reason.is_empty() {
+        return Err(format!("missing reason in {text:?}"));
+    }
+    Ok((reason.to_string(), parse_decimal(amount)?))
 }
 
 /// Events per `usage send` call: 1 to the server's limit.
@@ -1223,6 +1417,139 @@ mod tests {
         };
         assert!(command.is_offline());
         assert!(parse(&["audit", "verify-event", "p.json"]).is_err());
+    }
+
+    #[test]
+    fn plan_keys_months_and_charge_flags_parse() {
+        // Goal: CODE[@VERSION], YYYY-MM as the month's days, CHARGE=QTY, CHARGE=AMT,...
+        // and REASON=AMOUNT parse exactly; malformed ones are usage errors.
+        assert_eq!(parse_plan_key("pro"), Ok(PlanKey::current("pro")));
+        assert_eq!(parse_plan_key("pro@2"), Ok(PlanKey::version("pro", 2)));
+        for bad in ["", "@2", "pro@", "pro@0", "pro@two", "pro@-1"] {
+            assert!(parse_plan_key(bad).is_err(), "{bad}");
+        }
+        let october = parse_month("2026-10").unwrap();
+        assert_eq!(
+            (october.start.to_string(), october.end.to_string()),
+            ("2026-10-01".to_string(), "2026-11-01".to_string())
+        );
+        let december = parse_month("2026-12").unwrap();
+        assert_eq!(december.end.to_string(), "2027-01-01");
+        assert_eq!(parse_month("2024-02").unwrap().days(), 29);
+        for bad in [
+            "2026-13",
+            "2026-1",
+            "26-10",
+            "2026-10-01",
+            "2026",
+            "9999-12",
+        ] {
+            assert!(parse_month(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_charge_quantity("api_calls=20.5"),
+            Ok(("api_calls".to_string(), dec!(20.5)))
+        );
+        assert!(parse_charge_quantity("=1").is_err());
+        assert!(parse_charge_quantity("api_calls=1e3").is_err());
+        assert_eq!(
+            parse_charge_transactions("fees=100.00,2.5"),
+            Ok(("fees".to_string(), vec![dec!(100.00), dec!(2.5)]))
+        );
+        assert!(parse_charge_transactions("fees=").is_err());
+        assert!(parse_charge_transactions("fees=1,,2").is_err());
+        assert_eq!(
+            parse_adjustment("credit a=b=5.00"),
+            Ok(("credit a=b".to_string(), dec!(5.00)))
+        );
+        assert!(parse_adjustment("=5").is_err());
+        assert!(parse_adjustment("credit").is_err());
+    }
+
+    #[test]
+    fn plan_commands_parse() {
+        // Goal: quote takes a published plan or --draft (not both), a month or --from/--to
+        // (not both, and --from only with --to); simulate needs a candidate and days;
+        // show's --toml excludes --json.
+        let cli = parse(&[
+            "plan",
+            "quote",
+            "pro@2",
+            "--period",
+            "2026-10",
+            "--usage",
+            "api_calls=20",
+            "--usage",
+            "storage=201",
+            "--transactions",
+            "fees=10,20",
+            "--coupon",
+            "c1.toml",
+            "--coupon",
+            "c2.json",
+            "--tax",
+            "t.toml",
+            "--adjust",
+            "setup=50",
+        ])
+        .unwrap();
+        let Command::Plan(PlanCommand::Quote(args)) = cli.command else {
+            panic!("expected plan quote");
+        };
+        assert_eq!(args.plan, Some(PlanKey::version("pro", 2)));
+        assert_eq!(args.usage.len(), 2);
+        assert_eq!(args.coupons.len(), 2);
+        assert_eq!(args.adjustments, [("setup".to_string(), dec!(50))]);
+        assert!(parse(&["plan", "quote", "--draft", "p.toml"]).is_ok());
+        let both = parse(&["plan", "quote", "pro", "--draft", "p.toml"]).unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+        assert!(parse(&["plan", "quote"]).is_err());
+        assert!(parse(&["plan", "quote", "pro", "--from", "2026-10-01"]).is_err());
+        let days = [
+            "plan",
+            "quote",
+            "pro",
+            "--from",
+            "2026-10-17",
+            "--to",
+            "2026-11-01",
+        ];
+        assert!(parse(&days).is_ok());
+        let mut both = days.to_vec();
+        both.extend(["--period", "2026-10"]);
+        assert!(parse(&both).is_err());
+
+        let cli = parse(&[
+            "plan",
+            "simulate",
+            "--candidate",
+            "pro@2",
+            "--baseline",
+            "pro@1",
+            "--period",
+            "2026-10",
+            "--customer",
+            "acme",
+            "--explain",
+        ])
+        .unwrap();
+        let Command::Plan(PlanCommand::Simulate(args)) = cli.command else {
+            panic!("expected plan simulate");
+        };
+        assert_eq!(args.baseline, Some(PlanKey::version("pro", 1)));
+        assert!(args.explain && args.file.is_none());
+        assert!(parse(&["plan", "simulate", "draft.toml", "--period", "2026-10"]).is_ok());
+        assert!(parse(&["plan", "simulate", "draft.toml"]).is_err());
+        assert!(parse(&["plan", "simulate", "--period", "2026-10"]).is_err());
+
+        assert!(parse(&["plan", "show", "pro", "--version", "2", "--toml"]).is_ok());
+        assert!(parse(&["plan", "show", "pro", "--toml", "--json"]).is_err());
+        assert!(parse(&["plan", "show", "pro", "--version", "0"]).is_err());
+        assert!(matches!(
+            parse(&["plan", "list", "--code", "pro"]).unwrap().command,
+            Command::Plan(PlanCommand::List { code: Some(ref code) }) if code == "pro"
+        ));
+        assert!(parse(&["plan", "publish"]).is_err());
     }
 
     #[test]

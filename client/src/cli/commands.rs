@@ -14,7 +14,7 @@ use super::args::{
     ListTransactionsArgs, OpenAccountArgs, PostArgs, PostPendingArgs, ReverseArgs,
     TrialBalanceArgs, TxCommand, VoidArgs,
 };
-use super::{audit, customer, json, meter, render, txfile, usage, CliError};
+use super::{audit, customer, json, meter, plan, render, txfile, usage, CliError};
 
 /// Where answers go: JSON or text, to one writer.
 pub(super) struct Printer<'a> {
@@ -100,6 +100,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Customer(command) => customer::run(&client, &mut printer, command).await,
         Command::Meter(command) => meter::run(&client, &mut printer, command).await,
         Command::Usage(command) => usage::run(&client, &mut printer, command).await,
+        Command::Plan(command) => plan::run(&client, &mut printer, command).await,
     }
 }
 

@@ -9,6 +9,7 @@ mod customer;
 mod events;
 mod json;
 mod meter;
+mod plan;
 mod render;
 mod txfile;
 mod usage;
