@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use tally_core::calendar::{Day, Period};
 use tally_core::error_code::ErrorCode;
 use tally_core::meter::{Aggregation, MeterSpec};
-use tally_core::plan::Pricing;
+use tally_core::plan::{CouponDuration, Pricing};
 use tally_core::usage::UsageEvent;
 use tally_server::error::Error;
 use tally_server::ledger::command::CurrencySpec;
 use tally_server::metering::ingest::CustomerSpec;
 use tally_server::rating::operations::{
-    ChargeQuantity, PlanChoice, PlanKey, QuoteRequest, SimulateRequest,
+    ChargeQuantity, CouponGrant, PlanChoice, PlanKey, QuoteRequest, SimulateRequest,
 };
 use tally_server::{Engine, EngineConfig, LedgerError};
 
@@ -811,6 +811,92 @@ async fn a_quote_takes_a_percentage_charges_transactions() {
             ErrorCode::QuantityNegative,
             "usage[0].transactions[1]".to_string()
         )
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_percentage_charges_quantity_alone_is_refused_not_rated_as_nothing() {
+    // Goal: a percentage charge is priced per transaction; a quantity without
+    // them would be rated as no transaction at all (a fee of 0, a volume of 0
+    // shown for the 150 given), so it is refused like any quantity that is not
+    // its transactions' sum. A zero quantity with no transactions is no usage.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ledger(dir.path(), &[]).await;
+    engine.publish_plan(&pay_plan("2.9")).await.unwrap();
+    assert_eq!(
+        refusal(engine.quote(&quote_of(current("pay"), vec![usage("card_fees", "150")]))),
+        (ErrorCode::FieldInvalid, "usage[0].quantity".to_string())
+    );
+    let none = engine
+        .quote(&quote_of(current("pay"), vec![usage("card_fees", "0")]))
+        .unwrap();
+    assert_eq!(none.net_total, dec("0"));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulation_reads_its_plans_and_usage_at_one_journal_length() {
+    // Goal: the baseline (the current version) and the customers a
+    // simulation rates are those of the journal length it states
+    // (`as_of_seq`), not of an earlier one, even while versions are being
+    // published: every version recorded before `as_of_seq` is known to it.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(ledger(dir.path(), &["acme"]).await);
+    engine.publish_plan(&api_plan("0.01", "USD")).await.unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let simulator = {
+        let (engine, done) = (std::sync::Arc::clone(&engine), std::sync::Arc::clone(&done));
+        tokio::task::spawn_blocking(move || {
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let result = engine.simulate(&simulation(current("api"), &[])).unwrap();
+                seen.push((result.baseline_version, result.as_of_seq));
+            }
+            seen
+        })
+    };
+    for cents in 2..400 {
+        let price = format!("0.{cents:03}");
+        engine.publish_plan(&api_plan(&price, "USD")).await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let seen = simulator.await.unwrap();
+    let versions = engine.list_plans(Some("api")).unwrap();
+    for (baseline_version, as_of_seq) in seen {
+        let known = versions.iter().filter(|v| v.seq < as_of_seq).count() as u32;
+        assert_eq!(
+            baseline_version, known,
+            "as of seq {as_of_seq} the current version is v{known}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_remaining_amount_is_only_a_fixed_once_coupons() {
+    // Goal: only a fixed-amount once coupon carries an unused part over; a
+    // remaining amount given for a fixed coupon of every period would be
+    // ignored (the whole 10.00 taken where the client said 4.00 is left), so
+    // it is refused with its field.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ledger(dir.path(), &[]).await;
+    engine.publish_plan(&api_plan("0.01", "USD")).await.unwrap();
+    let coupon = |duration| CouponGrant {
+        code: "ten".into(),
+        amount: "10".into(),
+        duration: Some(duration),
+        periods_used: 1,
+        remaining: "4".into(),
+        ..Default::default()
+    };
+    let mut request = quote_of(current("api"), vec![usage("calls", "1000")]);
+    request.coupons = vec![coupon(CouponDuration::Once)];
+    // 10.00 + 1,000 x 0.01 = 20.00, less the 4.00 left.
+    assert_eq!(engine.quote(&request).unwrap().net_total, dec("16"));
+    request.coupons = vec![coupon(CouponDuration::Forever)];
+    assert_eq!(
+        refusal(engine.quote(&request)),
+        (ErrorCode::FieldInvalid, "coupons[0].remaining".to_string())
     );
     engine.shutdown().await;
 }

@@ -386,11 +386,16 @@ fn quote_usage(
             sum
         } else {
             let quantity = not_negative(decimal(&given.quantity, &field)?, &field)?;
-            if !amounts.is_empty() && quantity != sum {
+            // A percentage charge is priced per transaction: a quantity that
+            // is not their sum (e.g. a volume given without them) would be
+            // rated as transactions the client did not give.
+            if percentage && quantity != sum {
                 return Err(LedgerError::new(
                     ErrorCode::FieldInvalid,
                     field,
-                    format!("{quantity} is not the transactions' sum {sum}"),
+                    format!(
+                        "{quantity} is not the transactions' sum {sum}: a percentage charge is rated on each transaction's amount"
+                    ),
                 ));
             }
             quantity
@@ -476,11 +481,15 @@ fn coupons(grants: &[CouponGrant]) -> std::result::Result<Vec<AppliedCoupon>, Le
             None
         } else {
             let field = format!("{at}.remaining");
-            let CouponDiscount::Fixed { amount } = coupon.discount else {
+            // Only a fixed `once` coupon carries its unused part over; any
+            // other coupon's remaining amount would be silently ignored.
+            let (CouponDiscount::Fixed { amount }, CouponDuration::Once) =
+                (coupon.discount.clone(), coupon.duration)
+            else {
                 return Err(LedgerError::new(
                     ErrorCode::FieldInvalid,
                     field,
-                    "only a fixed-amount coupon has a remaining amount",
+                    "only a fixed-amount once coupon has a remaining amount",
                 ));
             };
             let remaining = decimal(&grant.remaining, &field)?;
@@ -678,7 +687,11 @@ impl Engine {
     /// candidate plan and compares each with a baseline version, without
     /// coupons, taxes or manual lines. Records nothing.
     pub fn simulate(&self, request: &SimulateRequest) -> Result<Simulation> {
-        let (candidate, baseline, scale, customers) = {
+        // The plans, the customers and the stored usage are read under one
+        // lock of the read model, so that all of them are as of `as_of_seq`
+        // (a version published or a customer created meanwhile is in none or
+        // all of them).
+        let (candidate, baseline, scale, customers, period, stored) = {
             let model = self.store.read_model();
             let (candidate, scale) = choose(&model, request.candidate.as_ref(), "candidate")?;
             let baseline = match &request.baseline {
@@ -712,10 +725,16 @@ impl Engine {
                 .into());
             }
             let customers = simulated_customers(&model, &request.customers)?;
-            (candidate, baseline, scale, customers)
+            let period = given_period(&request.period_start, &request.period_end)?;
+            let stored = self.stored_usage(
+                &model,
+                &[&baseline.spec, &candidate.spec],
+                period,
+                &customers,
+            )?;
+            (candidate, baseline, scale, customers, period, stored)
         };
-        let period = given_period(&request.period_start, &request.period_end)?;
-        let gathered = self.gather_usage(&[&baseline.spec, &candidate.spec], period, &customers)?;
+        let gathered = self.finish_usage(stored, &customers)?;
         let (current_usage, simulated_usage) = (&gathered.plans[0], &gathered.plans[1]);
         let no_usage = BTreeMap::new();
         let rate_one =

@@ -192,9 +192,14 @@ pub fn rate(input: &RatingInput) -> Result<Rating, LedgerError> {
     {
         line.discount = *discount;
         line.amount_after_discount = *base;
-        line.tax = line_taxes.iter().map(|t| t.amount).sum();
+        line.tax = sum(line_taxes.iter().map(|t| t.amount), "taxes")?;
         line.taxes = line_taxes;
-        line.total = if inclusive { *base } else { *base + line.tax };
+        line.total = if inclusive {
+            *base
+        } else {
+            base.checked_add(line.tax)
+                .ok_or_else(|| overflow("taxes"))?
+        };
         debug_assert!(line.amount >= Decimal::ZERO && line.amount_after_discount >= Decimal::ZERO);
     }
     let after_discount = sum(bases.iter().copied(), "lines")?;

@@ -29,7 +29,10 @@ pub struct Taxes {
 /// `rules` (already checked: valid, one mode).
 pub fn apply(rules: &[TaxRule], bases: &[Decimal], scale: u8) -> Result<Taxes, LedgerError> {
     let mode = rules.first().map_or(TaxMode::Exclusive, |rule| rule.mode);
-    let rate_sum: Decimal = rules.iter().map(|rule| rule.rate.0).sum();
+    let rate_sum = rules
+        .iter()
+        .try_fold(Decimal::ZERO, |sum, rule| sum.checked_add(rule.rate.0))
+        .ok_or_else(|| overflow("taxes"))?;
     let divisor = match mode {
         TaxMode::Exclusive => Decimal::ONE_HUNDRED,
         TaxMode::Inclusive => Decimal::ONE_HUNDRED + rate_sum,
@@ -68,7 +71,10 @@ pub fn apply(rules: &[TaxRule], bases: &[Decimal], scale: u8) -> Result<Taxes, L
             amount,
         });
     }
-    let total: Decimal = totals.iter().map(|t| t.amount).sum();
+    let total = totals
+        .iter()
+        .try_fold(Decimal::ZERO, |sum, t| sum.checked_add(t.amount))
+        .ok_or_else(|| overflow("taxes"))?;
     // What was taxed: the bases themselves, or (inclusive) the bases less
     // the tax they hold.
     let gross: Decimal = bases.iter().sum();
@@ -125,7 +131,12 @@ mod tests {
     fn exclusive_per_invoice_rounds_once() {
         // The same lines rounded once: 0.0285 -> 0.03; and 0.0095 x 2 = 0.019 -> 0.02.
         let vat = rule("vat", "19", TaxMode::Exclusive, TaxRounding::PerInvoice);
-        let taxes = apply(std::slice::from_ref(&vat), &[d("0.05"), d("0.05"), d("0.05")], 2).unwrap();
+        let taxes = apply(
+            std::slice::from_ref(&vat),
+            &[d("0.05"), d("0.05"), d("0.05")],
+            2,
+        )
+        .unwrap();
         assert_eq!(taxes.total, d("0.03"));
         let taxes = apply(&[vat], &[d("0.05"), d("0.05")], 2).unwrap();
         assert_eq!(

@@ -496,3 +496,28 @@ proptest! {
         prop_assert!(rating.total >= Decimal::ZERO && rating.net_total >= Decimal::ZERO);
     }
 }
+
+/// A line near the largest decimal with an exclusive tax on top: the line's
+/// total (amount + tax) no longer fits. That is an overflow error, not a
+/// panic (the quantities of a quote are the client's).
+#[test]
+fn a_line_total_beyond_a_decimal_is_an_overflow_not_a_panic() {
+    // 10^15 a unit x 79,228,162,514,264 units fits (7.92e28); 1 % on top does not.
+    let plan = plan("JPY", vec![per_unit("calls", "1000000000000000")]);
+    let mut case = Case::new(plan, 0);
+    case.usage = usage(&[("calls", "79228162514264")]);
+    case.taxes = vec![vat("1", TaxMode::Exclusive, TaxRounding::PerLine)];
+    let error = case.rate().unwrap_err();
+    assert_eq!(error.code, ErrorCode::AmountOverflow);
+    // Stacked rules whose taxes each fit but not together.
+    let plan = self::plan("JPY", vec![per_unit("calls", "1000000000000000")]);
+    let mut case = Case::new(plan, 0);
+    case.usage = usage(&[("calls", "792281625142")]);
+    case.taxes = (0..101)
+        .map(|index| TaxRule {
+            code: format!("t{index}"),
+            ..vat("100", TaxMode::Exclusive, TaxRounding::PerLine)
+        })
+        .collect();
+    assert_eq!(case.rate().unwrap_err().code, ErrorCode::AmountOverflow);
+}

@@ -32,6 +32,7 @@ use crate::metering::catalog::{version_at, MeterVersion};
 use crate::metering::event::{meter_event, Observation, FUTURE_SKEW_MAX_NS};
 use crate::metering::stored::UsageQuery;
 use crate::metering::{EventOutcome, ValidationContext};
+use crate::store::read_model::ReadModel;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use tally_core::calendar::Period;
 use tally_core::entry::{EntryBody, TimestampNs, UsageRecorded};
@@ -110,6 +111,17 @@ fn overflow(customer: &str, charge: &str) -> LedgerError {
     )
 }
 
+/// What [`Engine::stored_usage`] read under one lock of the read model: the
+/// stored aggregates' figures, and what the journal scan of percentage
+/// charges still has to read (without the lock).
+pub struct StoredUsage {
+    window: Window,
+    as_of_seq: u64,
+    gathered: Vec<BTreeMap<String, CustomerUsage>>,
+    jobs: Vec<TransactionsJob>,
+    usage_entries: Vec<u64>,
+}
+
 impl Engine {
     /// The usage of `customers` for every metered charge of each of `plans`
     /// over `period`, all read at one journal length. The plans' meters must
@@ -121,6 +133,23 @@ impl Engine {
         period: Period,
         customers: &[String],
     ) -> Result<GatheredUsage> {
+        let stored = {
+            let model = self.store.read_model();
+            self.stored_usage(&model, plans, period, customers)?
+        };
+        self.finish_usage(stored, customers)
+    }
+
+    /// The first half of [`Engine::gather_usage`], under the caller's lock of
+    /// the read model (`model`), so that a caller that also chose its plans and
+    /// customers under that lock reads everything at one journal length.
+    pub(crate) fn stored_usage(
+        &self,
+        model: &ReadModel,
+        plans: &[&PlanSpec],
+        period: Period,
+        customers: &[String],
+    ) -> Result<StoredUsage> {
         let window = period_window(period)?;
         let wanted: HashSet<&str> = customers.iter().map(String::as_str).collect();
         let empty: CustomerUsage = BTreeMap::new();
@@ -134,92 +163,110 @@ impl Engine {
             })
             .collect();
         let mut jobs = Vec::new();
-        let (as_of_seq, usage_entries) = {
-            let model = self.store.read_model();
-            let catalog = &model.usage.catalog;
-            for (plan_index, plan) in plans.iter().enumerate() {
-                for charge in &plan.charges {
-                    let Some(meter_code) = &charge.meter else {
-                        continue;
-                    };
-                    let meter = catalog.meter(meter_code).ok_or_else(|| {
-                        LedgerError::new(
-                            ErrorCode::MeterNotFound,
-                            "",
-                            format!("no meter {}", quoted(meter_code)),
-                        )
-                    })?;
-                    for usage in gathered[plan_index].values_mut() {
-                        usage.insert(charge.code.clone(), ChargeUsage::default());
-                    }
-                    if matches!(charge.pricing, Pricing::Percentage { .. }) {
-                        jobs.push(TransactionsJob {
-                            plan: plan_index,
-                            charge: charge.code.clone(),
-                            meter: meter_code.clone(),
-                            group: charge.group.clone(),
-                            versions: catalog.meter_versions(meter_code).to_vec(),
-                        });
-                        continue;
-                    }
-                    let aggregation = meter.spec.aggregation;
-                    let filters = charge
-                        .group
-                        .iter()
-                        .map(|(property, value)| {
-                            (property.clone(), BTreeSet::from([value.clone()]))
-                        })
-                        .collect();
-                    let query = |customer: Option<&String>| UsageQuery {
+        let catalog = &model.usage.catalog;
+        for (plan_index, plan) in plans.iter().enumerate() {
+            for charge in &plan.charges {
+                let Some(meter_code) = &charge.meter else {
+                    continue;
+                };
+                let meter = catalog.meter(meter_code).ok_or_else(|| {
+                    LedgerError::new(
+                        ErrorCode::MeterNotFound,
+                        "",
+                        format!("no meter {}", quoted(meter_code)),
+                    )
+                })?;
+                for usage in gathered[plan_index].values_mut() {
+                    usage.insert(charge.code.clone(), ChargeUsage::default());
+                }
+                if matches!(charge.pricing, Pricing::Percentage { .. }) {
+                    jobs.push(TransactionsJob {
+                        plan: plan_index,
+                        charge: charge.code.clone(),
                         meter: meter_code.clone(),
-                        customer: customer.cloned(),
-                        window,
-                        filters: BTreeMap::clone(&filters),
-                        group_by: Vec::new(),
-                    };
-                    let results = if customers.len() <= CUSTOMER_QUERIES_MAX {
-                        customers
-                            .iter()
-                            .map(|customer| model.usage.query(&query(Some(customer))))
-                            .collect::<std::result::Result<Vec<_>, _>>()?
-                    } else {
-                        vec![model.usage.query(&query(None))?]
-                    };
-                    let usage = &mut gathered[plan_index];
-                    for result in results {
-                        for (key, aggregate) in result.groups {
-                            if !wanted.contains(key.customer.as_str()) {
-                                continue;
-                            }
-                            let quantity = aggregate.value(aggregation).unwrap_or_default();
-                            if let Some(charges) = usage.get_mut(&key.customer) {
-                                charges.insert(
-                                    charge.code.clone(),
-                                    ChargeUsage {
-                                        quantity,
-                                        transactions: Vec::new(),
-                                    },
-                                );
-                            }
+                        group: charge.group.clone(),
+                        versions: catalog.meter_versions(meter_code).to_vec(),
+                    });
+                    continue;
+                }
+                let aggregation = meter.spec.aggregation;
+                let filters = charge
+                    .group
+                    .iter()
+                    .map(|(property, value)| (property.clone(), BTreeSet::from([value.clone()])))
+                    .collect();
+                let query = |customer: Option<&String>| UsageQuery {
+                    meter: meter_code.clone(),
+                    customer: customer.cloned(),
+                    window,
+                    filters: BTreeMap::clone(&filters),
+                    group_by: Vec::new(),
+                };
+                let results = if customers.len() <= CUSTOMER_QUERIES_MAX {
+                    customers
+                        .iter()
+                        .map(|customer| model.usage.query(&query(Some(customer))))
+                        .collect::<std::result::Result<Vec<_>, _>>()?
+                } else {
+                    vec![model.usage.query(&query(None))?]
+                };
+                let usage = &mut gathered[plan_index];
+                for result in results {
+                    for (key, aggregate) in result.groups {
+                        if !wanted.contains(key.customer.as_str()) {
+                            continue;
+                        }
+                        let quantity = aggregate.value(aggregation).unwrap_or_default();
+                        if let Some(charges) = usage.get_mut(&key.customer) {
+                            charges.insert(
+                                charge.code.clone(),
+                                ChargeUsage {
+                                    quantity,
+                                    transactions: Vec::new(),
+                                },
+                            );
                         }
                     }
                 }
             }
-            // The committed length cannot move while the read model is
-            // locked: the publisher raises it under the write lock.
-            let as_of_seq = self.store.committed();
-            let usage_entries = if jobs.is_empty() {
-                Vec::new()
-            } else {
-                let end = model
-                    .usage
-                    .usage_entries
-                    .partition_point(|&seq| seq < as_of_seq);
-                model.usage.usage_entries[..end].to_vec()
-            };
-            (as_of_seq, usage_entries)
+        }
+        // The committed length cannot move while the read model is
+        // locked: the publisher raises it under the write lock.
+        let as_of_seq = self.store.committed();
+        let usage_entries = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            let end = model
+                .usage
+                .usage_entries
+                .partition_point(|&seq| seq < as_of_seq);
+            model.usage.usage_entries[..end].to_vec()
         };
+        Ok(StoredUsage {
+            window,
+            as_of_seq,
+            gathered,
+            jobs,
+            usage_entries,
+        })
+    }
+
+    /// The second half of [`Engine::gather_usage`], without the lock: the
+    /// percentage charges' transactions, from the journal before `as_of_seq`.
+    pub(crate) fn finish_usage(
+        &self,
+        stored: StoredUsage,
+        customers: &[String],
+    ) -> Result<GatheredUsage> {
+        let StoredUsage {
+            window,
+            as_of_seq,
+            mut gathered,
+            jobs,
+            usage_entries,
+        } = stored;
         if !jobs.is_empty() {
+            let wanted: HashSet<&str> = customers.iter().map(String::as_str).collect();
             self.scan_transactions(&jobs, window, &wanted, &usage_entries, &mut gathered)?;
         }
         Ok(GatheredUsage {
