@@ -4,11 +4,11 @@
 //! - **Journal**: normalized (no trailing zeros), then sign, mantissa and
 //!   scale, so equal values always have equal bytes and hashes (`0.10` and
 //!   `0.1` are one price). Decoding refuses any other form.
-//! - **Documents** (TOML, JSON): written as a string (`"0.10"`); read from a
-//!   string, an integer, or a float whose shortest text has at most 15
-//!   significant digits (below that, a binary float's shortest text is the
-//!   literal that was written, so `0.10` in TOML is exactly `0.1`). Longer
-//!   floats are refused rather than guessed.
+//! - **Documents** (TOML, JSON): written as a string (`"0.10"`), or as an
+//!   integer. A fractional number is refused, as for transaction amounts: the
+//!   TOML and JSON readers hand it over as a binary float, and a float cannot
+//!   say which literal was written (`1.00000000000000001` arrives as `1`), so
+//!   reading it could round a price silently.
 
 use bincode::de::Decoder;
 use bincode::enc::Encoder;
@@ -21,8 +21,6 @@ use std::str::FromStr;
 
 /// The largest mantissa a `Decimal` holds: 2^96 - 1.
 const MANTISSA_MAX: u128 = (1u128 << 96) - 1;
-/// The most significant digits a document float may carry.
-const FLOAT_DIGITS_MAX: usize = 15;
 
 /// A decimal with a canonical journal form and a lossless document form.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -125,18 +123,10 @@ impl serde::de::Visitor<'_> for DecVisitor {
     }
 
     fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Dec, E> {
-        let text = format!("{value}");
-        let digits = text
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect::<String>();
-        let significant = digits.trim_start_matches('0').len();
-        if !value.is_finite() || text.contains('e') || significant > FLOAT_DIGITS_MAX {
-            return Err(E::custom(format!(
-                "{value} cannot be read exactly as a number; write it as a string, e.g. \"{text}\""
-            )));
-        }
-        self.visit_str(&text)
+        Err(E::custom(format!(
+            "{value} is not a JSON or TOML number Tally reads (a binary float may have \
+             rounded it); write the decimal as a string, e.g. \"{value}\""
+        )))
     }
 }
 
@@ -168,15 +158,18 @@ mod tests {
     }
 
     #[test]
-    fn documents_read_strings_integers_and_short_floats_exactly() {
+    fn documents_read_strings_and_integers_exactly_and_refuse_floats() {
         let read = |json: &str| serde_json::from_str::<Dec>(json).map(|d| d.to_string());
         assert_eq!(read("\"0.10\"").unwrap(), "0.10");
         assert_eq!(read("7").unwrap(), "7");
-        assert_eq!(read("0.1").unwrap(), "0.1");
-        assert_eq!(read("6.5").unwrap(), "6.5");
-        assert!(read("0.12345678901234567").is_err());
-        assert!(read("1e30").is_err());
+        assert_eq!(read("-7").unwrap(), "-7");
+        // A float cannot tell 1.00000000000000001 from 1: refused, never rounded.
+        for float in ["0.1", "6.5", "1.00000000000000001", "1e30", "100000000000000000000"] {
+            let error = read(float).unwrap_err().to_string();
+            assert!(error.contains("write the decimal as a string"), "{float}: {error}");
+        }
         assert!(read("\"ten\"").is_err());
+        assert!(read("\"1e3\"").is_err());
     }
 
     proptest! {

@@ -705,7 +705,7 @@ meter = "api_calls"
 group = { region = "eu" }
 free_units = 1000
 pricing = { model = "graduated", tiers = [
-  { up_to = 1000, unit_price = 0.10 },
+  { up_to = 1000, unit_price = "0.10" },
   { up_to = 10000, unit_price = "0.05" },
   { unit_price = "0.01" },
 ] }
@@ -723,7 +723,7 @@ pricing = { model = "graduated", tiers = [
         let Pricing::Graduated { tiers } = &plan.charges[1].pricing else {
             panic!("graduated expected");
         };
-        assert_eq!(tiers[0].unit_price.to_string(), "0.1");
+        assert_eq!(tiers[0].unit_price.to_string(), "0.10");
         assert_eq!(tiers[2].up_to, None);
         // The JSON form round-trips, and so does the journal form.
         let json = serde_json::to_string(&plan).unwrap();

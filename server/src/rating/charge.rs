@@ -137,11 +137,20 @@ pub fn price(
         }
         Pricing::Package { size, price } => {
             let mut priced = metered(charge, usage, field)?;
-            let blocks = priced
-                .billable_quantity
+            let billable = priced.billable_quantity;
+            let mut blocks = billable
                 .checked_div(size.0)
                 .ok_or_else(|| overflow(field))?
                 .ceil();
+            // The division keeps 28 significant digits: at the extremes its
+            // ceiling can be one block off, so the count is settled exactly.
+            if mul(blocks, size.0, field)? < billable {
+                blocks += Decimal::ONE;
+            } else if blocks > Decimal::ZERO
+                && mul(blocks - Decimal::ONE, size.0, field)? >= billable
+            {
+                blocks -= Decimal::ONE;
+            }
             priced.unrounded = mul(blocks, price.0, field)?;
             priced.package = Some(PackageDetail {
                 size: size.0,
@@ -431,6 +440,24 @@ mod tests {
         assert_eq!(amount(&package, "200"), d("5"));
         assert_eq!(amount(&package, "100"), d("0"));
         assert_eq!(amount(&package, "0"), d("0"));
+    }
+
+    #[test]
+    fn package_blocks_are_exact_where_the_division_is_not() {
+        // 3 x 10^27 + 0.1 units in blocks of 3: the quotient's 29th digit is
+        // lost in the division, yet one more block is started.
+        let package = charge(Pricing::Package {
+            size: Dec(d("3")),
+            price: Dec(d("1")),
+        });
+        assert_eq!(
+            amount(&package, "3000000000000000000000000000.1"),
+            d("1000000000000000000000000001")
+        );
+        assert_eq!(
+            amount(&package, "3000000000000000000000000000"),
+            d("1000000000000000000000000000")
+        );
     }
 
     #[test]

@@ -138,13 +138,25 @@ fn spread(total: Decimal, amounts: &[Decimal], subtotal: Decimal, scale: u8) -> 
     let mut left = total - shares.iter().map(|(floor, _)| *floor).sum::<Decimal>();
     let mut order: Vec<usize> = (0..amounts.len()).collect();
     order.sort_by(|&a, &b| shares[b].1.cmp(&shares[a].1).then(a.cmp(&b)));
-    for index in order {
+    // Units left over go to the largest remainders.
+    for &index in &order {
         if left <= Decimal::ZERO {
             break;
         }
         if shares[index].0 + unit <= amounts[index] {
             shares[index].0 += unit;
             left -= unit;
+        }
+    }
+    // Where a share came from the inexact fallback, the floors may exceed
+    // the discount: units come back from the smallest remainders.
+    for &index in order.iter().rev() {
+        if left >= Decimal::ZERO {
+            break;
+        }
+        if shares[index].0 >= unit {
+            shares[index].0 -= unit;
+            left += unit;
         }
     }
     debug_assert!(left.is_zero());
@@ -200,7 +212,13 @@ mod tests {
             CouponDuration::Once,
             0,
         );
-        let out = apply(std::slice::from_ref(&fifty), &[d("30.00")], 2, RoundingMode::HalfUp).unwrap();
+        let out = apply(
+            std::slice::from_ref(&fifty),
+            &[d("30.00")],
+            2,
+            RoundingMode::HalfUp,
+        )
+        .unwrap();
         assert_eq!(out.total, d("30.00"));
         assert_eq!(out.applied[0].remaining, Some(d("20.00")));
         // Next period: the remainder is what is left.
@@ -265,6 +283,27 @@ mod tests {
             share in 0u32..=1000,
         ) {
             let amounts: Vec<Decimal> = cents.iter().map(|&c| Decimal::new(c, 2)).collect();
+            let subtotal: Decimal = amounts.iter().sum();
+            let total = (subtotal * Decimal::new(i64::from(share), 3))
+                .round_dp_with_strategy(2, RoundingStrategy::ToZero);
+            let per_line = spread(total, &amounts, subtotal, 2);
+            prop_assert_eq!(per_line.iter().sum::<Decimal>(), total);
+            for (part, amount) in per_line.iter().zip(&amounts) {
+                prop_assert!(*part >= Decimal::ZERO && part <= amount);
+            }
+        }
+
+        /// Amounts so large that total × amount overflows take the inexact
+        /// path; the shares still add up exactly and stay within their lines.
+        #[test]
+        fn huge_spreads_add_up_too(
+            units in prop::collection::vec(0i64..1_000_000_000, 1..8),
+            share in 0u32..=1000,
+        ) {
+            let amounts: Vec<Decimal> = units
+                .iter()
+                .map(|&u| Decimal::from(u) * Decimal::from(10_000_000_000_000_000i64) + Decimal::new(u % 100, 2))
+                .collect();
             let subtotal: Decimal = amounts.iter().sum();
             let total = (subtotal * Decimal::new(i64::from(share), 3))
                 .round_dp_with_strategy(2, RoundingStrategy::ToZero);

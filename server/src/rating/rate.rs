@@ -81,8 +81,9 @@ pub fn rate(input: &RatingInput) -> Result<Rating, LedgerError> {
     let mut lines = Vec::with_capacity(plan.charges.len() + 1 + input.adjustments.len());
     for (index, charge) in plan.charges.iter().enumerate() {
         let usage = input.usage.get(&charge.code).unwrap_or(&no_usage);
-        let priced = charge::price(charge, usage, share, &format!("charges[{index}]"))?;
-        let amount = plan.rounding.round(priced.unrounded, scale);
+        let field = format!("charges[{index}]");
+        let priced = charge::price(charge, usage, share, &field)?;
+        let amount = exact(plan.rounding.round(priced.unrounded, scale), scale, &field)?;
         lines.push(RatedLine {
             kind: LineKind::Charge,
             code: charge.code.clone(),
@@ -110,10 +111,14 @@ pub fn rate(input: &RatingInput) -> Result<Rating, LedgerError> {
 
     if let Some(commitment) = plan.minimum_commitment {
         let (due, proration) = share.of(commitment.0, "minimum_commitment")?;
-        let charged = sum(lines.iter().map(|line| line.amount), "lines")?;
+        let charged = sum(lines.iter().map(|line| line.amount), scale, "lines")?;
         if due > charged {
             let unrounded = due - charged;
-            let amount = plan.rounding.round(unrounded, scale);
+            let amount = exact(
+                plan.rounding.round(unrounded, scale),
+                scale,
+                "minimum_commitment",
+            )?;
             lines.push(RatedLine {
                 kind: LineKind::MinimumCommitment,
                 code: "minimum_commitment".into(),
@@ -175,7 +180,11 @@ pub fn rate(input: &RatingInput) -> Result<Rating, LedgerError> {
     }
 
     let amounts: Vec<Decimal> = lines.iter().map(|line| line.amount).collect();
-    let subtotal = sum(amounts.iter().copied(), "lines")?;
+    let subtotal = exact(
+        sum(amounts.iter().copied(), scale, "lines")?,
+        scale,
+        "lines",
+    )?;
     let discounts = discount::apply(input.coupons, &amounts, scale, plan.rounding)?;
     let bases: Vec<Decimal> = amounts
         .iter()
@@ -192,7 +201,7 @@ pub fn rate(input: &RatingInput) -> Result<Rating, LedgerError> {
     {
         line.discount = *discount;
         line.amount_after_discount = *base;
-        line.tax = sum(line_taxes.iter().map(|t| t.amount), "taxes")?;
+        line.tax = sum(line_taxes.iter().map(|t| t.amount), scale, "taxes")?;
         line.taxes = line_taxes;
         line.total = if inclusive {
             *base
@@ -202,7 +211,7 @@ pub fn rate(input: &RatingInput) -> Result<Rating, LedgerError> {
         };
         debug_assert!(line.amount >= Decimal::ZERO && line.amount_after_discount >= Decimal::ZERO);
     }
-    let after_discount = sum(bases.iter().copied(), "lines")?;
+    let after_discount = sum(bases.iter().copied(), scale, "lines")?;
     let (net_total, total) = if inclusive {
         (after_discount - taxes.total, after_discount)
     } else {
@@ -211,6 +220,7 @@ pub fn rate(input: &RatingInput) -> Result<Rating, LedgerError> {
             .ok_or_else(|| overflow("taxes"))?;
         (after_discount, total)
     };
+    let total = exact(total, scale, "taxes")?;
     Ok(Rating {
         plan: plan.code.clone(),
         plan_version: input.plan_version,
@@ -229,10 +239,30 @@ pub fn rate(input: &RatingInput) -> Result<Rating, LedgerError> {
     })
 }
 
-fn sum(values: impl Iterator<Item = Decimal>, field: &str) -> Result<Decimal, LedgerError> {
+/// `value` exactly at the currency's `scale`: an amount the ledger can post
+/// (at most 2^96 - 1 minor units). A `Decimal` too large for that scale
+/// would otherwise keep fewer places, silently.
+fn exact(value: Decimal, scale: u8, field: &str) -> Result<Decimal, LedgerError> {
+    let mut scaled = value;
+    scaled.rescale(u32::from(scale));
+    if scaled.scale() != u32::from(scale) || scaled != value {
+        return Err(overflow(field));
+    }
+    Ok(scaled)
+}
+
+/// The values' sum, starting from zero at the currency's scale (so that no
+/// tax at all reads 0.00, like every other amount).
+fn sum(
+    values: impl Iterator<Item = Decimal>,
+    scale: u8,
+    field: &str,
+) -> Result<Decimal, LedgerError> {
     values
         .into_iter()
-        .try_fold(Decimal::ZERO, |total, value| total.checked_add(value))
+        .try_fold(Decimal::new(0, u32::from(scale)), |total, value| {
+            total.checked_add(value)
+        })
         .ok_or_else(|| overflow(field))
 }
 

@@ -73,7 +73,9 @@ pub fn apply(rules: &[TaxRule], bases: &[Decimal], scale: u8) -> Result<Taxes, L
     }
     let total = totals
         .iter()
-        .try_fold(Decimal::ZERO, |sum, t| sum.checked_add(t.amount))
+        .try_fold(Decimal::new(0, u32::from(scale)), |sum, t| {
+            sum.checked_add(t.amount)
+        })
         .ok_or_else(|| overflow("taxes"))?;
     // What was taxed: the bases themselves, or (inclusive) the bases less
     // the tax they hold.

@@ -297,6 +297,29 @@ fn a_partial_period_prorates_flat_fees_and_the_commitment() {
 }
 
 #[test]
+fn no_tax_reads_zero_at_the_currency_scale() {
+    let plan = plan("USD", vec![flat("base", "10")]);
+    let rating = Case::new(plan, 2).rate().unwrap();
+    assert_eq!(rating.tax_total.to_string(), "0.00");
+    assert_eq!(rating.lines[0].tax.to_string(), "0.00");
+    assert_eq!(rating.total.to_string(), "10.00");
+}
+
+#[test]
+fn an_amount_beyond_what_the_ledger_can_post_is_an_overflow() {
+    // 10^15 a unit x 10^13 units is 10^28 dollars: 10^30 cents, more than
+    // the 2^96 - 1 minor units an amount may hold; no cents may be dropped.
+    let plan = plan("USD", vec![per_unit("calls", "1000000000000000")]);
+    let mut case = Case::new(plan, 2);
+    case.usage = usage(&[("calls", "10000000000000")]);
+    let error = case.rate().unwrap_err();
+    assert_eq!(
+        (error.code, error.field.as_str()),
+        (ErrorCode::AmountOverflow, "charges[0]")
+    );
+}
+
+#[test]
 fn adjustments_are_lines_with_reasons() {
     let plan = plan("USD", vec![flat("base", "10")]);
     let mut case = Case::new(plan, 2);
