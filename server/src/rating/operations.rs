@@ -26,7 +26,7 @@ use tally_core::meter::quoted;
 use tally_core::money::parse_decimal;
 use tally_core::plan::{
     validate_tax_rules, Coupon, CouponDiscount, CouponDuration, PlanSpec, Pricing, RoundingMode,
-    TaxMode, TaxRounding, TaxRule, TEXT_BYTES_MAX,
+    TaxMode, TaxRounding, TaxRule,
 };
 
 /// A published plan version: its code and version (0: the current one).
@@ -539,47 +539,19 @@ fn taxes(inputs: &[TaxInput]) -> std::result::Result<Vec<TaxRule>, LedgerError> 
     Ok(rules)
 }
 
-fn adjustments(
-    inputs: &[AdjustmentInput],
-    scale: u8,
-) -> std::result::Result<Vec<Adjustment>, LedgerError> {
+fn adjustments(inputs: &[AdjustmentInput]) -> std::result::Result<Vec<Adjustment>, LedgerError> {
     if inputs.len() > QUOTE_ADJUSTMENTS_MAX {
         return Err(too_many("adjustments", inputs.len(), QUOTE_ADJUSTMENTS_MAX));
     }
     let mut adjustments = Vec::with_capacity(inputs.len());
     for (index, input) in inputs.iter().enumerate() {
-        let at = format!("adjustments[{index}]");
-        if input.reason.is_empty() {
-            return Err(required(
-                format!("{at}.reason"),
-                "the reason for a manual line",
-            ));
-        }
-        if input.reason.len() > TEXT_BYTES_MAX {
-            return Err(LedgerError::new(
-                ErrorCode::FieldTooLong,
-                format!("{at}.reason"),
-                format!(
-                    "reason is {} bytes; the limit is {TEXT_BYTES_MAX}",
-                    input.reason.len()
-                ),
-            ));
-        }
-        let field = format!("{at}.amount");
+        // The reason and the amount are judged by `rate` itself, the one
+        // place that says what an adjustment may be.
+        let field = format!("adjustments[{index}].amount");
         if input.amount.is_empty() {
             return Err(required(field, "the amount"));
         }
         let amount = decimal(&input.amount, &field)?;
-        // Negative, too large: refused as a price would be. A credit is a
-        // credit note, not a negative line.
-        tally_core::plan::price(&field, Dec(amount)).map_err(super::plan_error)?;
-        if amount.scale() > u32::from(scale) {
-            return Err(LedgerError::new(
-                ErrorCode::AmountScaleExceeded,
-                field,
-                format!("{amount} has more than the currency's {scale} decimal places"),
-            ));
-        }
         adjustments.push(Adjustment {
             reason: input.reason.clone(),
             amount,
@@ -670,7 +642,7 @@ impl Engine {
         let usage = quote_usage(&plan.spec, &request.usage)?;
         let coupons = coupons(&request.coupons)?;
         let taxes = taxes(&request.taxes)?;
-        let adjustments = adjustments(&request.adjustments, scale)?;
+        let adjustments = adjustments(&request.adjustments)?;
         Ok(rate(&RatingInput {
             plan: &plan.spec,
             plan_version: plan.version,
