@@ -295,6 +295,20 @@ async fn a_bad_plan_is_refused_with_its_field_and_records_nothing() {
         ),
         ("{\"code\": ".to_string(), ErrorCode::FieldInvalid, "plan_json"),
         (String::new(), ErrorCode::FieldRequired, "plan_json"),
+        // A struct's fields by position would escape the unknown-field check.
+        (
+            r#"["arr", "", "USD", {"unit": "monthly", "anchor": "2025-01-01"},
+                [["c", "", null, {}, "0", {"model": "flat", "amount": "1"}]]]"#
+                .to_string(),
+            ErrorCode::FieldInvalid,
+            "plan_json",
+        ),
+        // A fractional number may have been rounded on its way in: refused.
+        (
+            plan(r#"{"code": "c", "meter": "api_calls", "pricing": {"model": "per_unit", "unit_price": 0.5}}"#),
+            ErrorCode::FieldInvalid,
+            "charges[0].pricing",
+        ),
     ];
     for (json, code, field) in cases {
         assert_eq!(

@@ -131,6 +131,15 @@ pub fn parse_plan(json: &str, field: &str) -> Result<PlanSpec, LedgerError> {
             ),
         ));
     }
+    // serde also reads a struct from an array of its fields in order, where
+    // unknown fields cannot be refused: a document is an object.
+    if !json.trim_start().starts_with('{') {
+        return Err(LedgerError::new(
+            ErrorCode::FieldInvalid,
+            field,
+            "the plan document is a JSON object",
+        ));
+    }
     let deserializer = &mut serde_json::Deserializer::from_str(json);
     let spec: PlanSpec = serde_path_to_error::deserialize(deserializer)
         .map_err(|error| json_error(&error, field))?;

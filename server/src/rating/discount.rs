@@ -110,24 +110,81 @@ fn at_scale(mut value: Decimal, scale: u8) -> Decimal {
     value
 }
 
-/// Spreads `total` (at most `subtotal`) over `amounts` in proportion.
+/// A non-negative amount at `scale` as a count of minor units.
+fn minor(value: Decimal, scale: u8) -> Option<u128> {
+    let mut scaled = value;
+    scaled.rescale(u32::from(scale));
+    (scaled.scale() == u32::from(scale) && !scaled.is_sign_negative())
+        .then(|| scaled.mantissa().unsigned_abs())
+}
+
+/// Spreads `total` (at most `subtotal`, both at `scale`) over `amounts` in
+/// proportion: each line the floor of its exact share, the units left over
+/// to the largest remainders.
 fn spread(total: Decimal, amounts: &[Decimal], subtotal: Decimal, scale: u8) -> Vec<Decimal> {
     let zero = at_scale(Decimal::ZERO, scale);
     if total.is_zero() || subtotal.is_zero() {
         return vec![zero; amounts.len()];
     }
     debug_assert!(total <= subtotal);
-    let unit = Decimal::new(1, u32::from(scale));
+    let from_minor = |units: u128| Decimal::from_i128_with_scale(units as i128, u32::from(scale));
+    match spread_minor(total, amounts, subtotal, scale) {
+        Some(shares) => shares.into_iter().map(from_minor).collect(),
+        None => spread_decimal(total, amounts, subtotal, scale),
+    }
+}
+
+/// The exact spread in minor units, when every `total × amount` fits in
+/// 128 bits (amounts up to about 10^19 minor units: every realistic invoice).
+fn spread_minor(
+    total: Decimal,
+    amounts: &[Decimal],
+    subtotal: Decimal,
+    scale: u8,
+) -> Option<Vec<u128>> {
+    let total = minor(total, scale)?;
+    let subtotal = minor(subtotal, scale)?;
+    let mut shares = Vec::with_capacity(amounts.len());
+    let mut remainders = Vec::with_capacity(amounts.len());
+    for &amount in amounts {
+        let product = total.checked_mul(minor(amount, scale)?)?;
+        shares.push(product / subtotal);
+        remainders.push(product % subtotal);
+    }
+    // Each floor is less than a unit short, so fewer units are left than lines.
+    let mut left = total - shares.iter().sum::<u128>();
+    debug_assert!(left < amounts.len() as u128);
+    let mut order: Vec<usize> = (0..amounts.len()).collect();
+    order.sort_by(|&a, &b| remainders[b].cmp(&remainders[a]).then(a.cmp(&b)));
+    for index in order {
+        if left == 0 {
+            break;
+        }
+        shares[index] += 1;
+        left -= 1;
+    }
+    Some(shares)
+}
+
+/// The spread for amounts too large for [`spread_minor`]: shares at 28
+/// significant digits, so a floor may be off by more than a unit. The units
+/// are then settled in bulk, by remainder order, within each line's room:
+/// still exact in sum, never above a line, the same for the same input.
+fn spread_decimal(
+    total: Decimal,
+    amounts: &[Decimal],
+    subtotal: Decimal,
+    scale: u8,
+) -> Vec<Decimal> {
     let mut shares: Vec<(Decimal, Decimal)> = amounts
         .iter()
         .map(|&amount| {
-            // Where total × amount overflows, the ratio (at most 1) comes
-            // first (at 28 significant digits; the leftover units still make
-            // the shares add up exactly).
+            // The ratio (at most 1) first where total × amount overflows.
             let exact = total
                 .checked_mul(amount)
                 .and_then(|product| product.checked_div(subtotal))
-                .unwrap_or_else(|| amount / subtotal * total);
+                .unwrap_or_else(|| amount / subtotal * total)
+                .min(amount);
             let floor = at_scale(
                 exact.round_dp_with_strategy(u32::from(scale), RoundingStrategy::ToZero),
                 scale,
@@ -138,29 +195,27 @@ fn spread(total: Decimal, amounts: &[Decimal], subtotal: Decimal, scale: u8) -> 
     let mut left = total - shares.iter().map(|(floor, _)| *floor).sum::<Decimal>();
     let mut order: Vec<usize> = (0..amounts.len()).collect();
     order.sort_by(|&a, &b| shares[b].1.cmp(&shares[a].1).then(a.cmp(&b)));
-    // Units left over go to the largest remainders.
     for &index in &order {
         if left <= Decimal::ZERO {
             break;
         }
-        if shares[index].0 + unit <= amounts[index] {
-            shares[index].0 += unit;
-            left -= unit;
-        }
+        let given = left.min(amounts[index] - shares[index].0);
+        shares[index].0 += given;
+        left -= given;
     }
-    // Where a share came from the inexact fallback, the floors may exceed
-    // the discount: units come back from the smallest remainders.
     for &index in order.iter().rev() {
         if left >= Decimal::ZERO {
             break;
         }
-        if shares[index].0 >= unit {
-            shares[index].0 -= unit;
-            left += unit;
-        }
+        let taken = (-left).min(shares[index].0);
+        shares[index].0 -= taken;
+        left += taken;
     }
     debug_assert!(left.is_zero());
-    shares.into_iter().map(|(share, _)| share).collect()
+    shares
+        .into_iter()
+        .map(|(share, _)| at_scale(share, scale))
+        .collect()
 }
 
 #[cfg(test)]

@@ -420,6 +420,51 @@ fn quote_usage(
 /// request's `percent`, `amount` and `periods`.
 fn coupon_error(error: tally_core::plan::PlanError) -> LedgerError {
     let mut error = super::plan_error(error);
+    let field = std::mem::take(&mut error.field);
+    coupon_error_field(error, field)
+}
+
+/// A refusal of `rate` named by the quote request's fields: `rate` names
+/// its own input (`period`, `charges[2]`, `lines`), which the client did not
+/// write. A charge's error lands on the usage given for it; an overflow of
+/// the lines' sums on the usage as a whole.
+fn in_quote(mut error: LedgerError, plan: &PlanSpec, request: &QuoteRequest) -> LedgerError {
+    let field = std::mem::take(&mut error.field);
+    error.field = if field == "period" {
+        "period_end".to_string()
+    } else if let Some((index, tail)) = field
+        .strip_prefix("charges[")
+        .and_then(|rest| rest.split_once(']'))
+    {
+        let code = index
+            .parse::<usize>()
+            .ok()
+            .and_then(|index| plan.charges.get(index))
+            .map(|charge| charge.code.as_str());
+        match request
+            .usage
+            .iter()
+            .position(|given| Some(given.charge.as_str()) == code)
+        {
+            Some(given) if tail.is_empty() => format!("usage[{given}].quantity"),
+            Some(given) => format!("usage[{given}]{tail}"),
+            None => "plan".to_string(),
+        }
+    } else if matches!(field.as_str(), "lines" | "minimum_commitment") {
+        "usage".to_string()
+    } else if field.starts_with("coupons[") {
+        return coupon_error_field(error, field);
+    } else if field.starts_with("taxes") || field.starts_with("adjustments[") {
+        field
+    } else {
+        // The plan's own checks, already passed when it was chosen.
+        "plan".to_string()
+    };
+    error
+}
+
+fn coupon_error_field(mut error: LedgerError, field: String) -> LedgerError {
+    error.field = field;
     for (document, request) in [
         (".discount.percent", ".percent"),
         (".discount.amount", ".amount"),
@@ -428,6 +473,19 @@ fn coupon_error(error: tally_core::plan::PlanError) -> LedgerError {
         if let Some(head) = error.field.strip_suffix(document) {
             error.field = format!("{head}{request}");
         }
+    }
+    error
+}
+
+/// A refusal of `rate` in a simulation: the period by its end, anything else
+/// (an overflow of one customer's figures) by the plan that was rated, with
+/// the customer named in the message.
+fn in_simulation(mut error: LedgerError, side: &str, customer: &str) -> LedgerError {
+    if error.field == "period" {
+        error.field = "period_end".to_string();
+    } else {
+        error.message = format!("customer {}: {}", quoted(customer), error.message);
+        error.field = side.to_string();
     }
     error
 }
@@ -643,7 +701,7 @@ impl Engine {
         let coupons = coupons(&request.coupons)?;
         let taxes = taxes(&request.taxes)?;
         let adjustments = adjustments(&request.adjustments)?;
-        Ok(rate(&RatingInput {
+        rate(&RatingInput {
             plan: &plan.spec,
             plan_version: plan.version,
             currency_scale: scale,
@@ -652,7 +710,8 @@ impl Engine {
             coupons: &coupons,
             taxes: &taxes,
             adjustments: &adjustments,
-        })?)
+        })
+        .map_err(|error| in_quote(error, &plan.spec, request).into())
     }
 
     /// Re-rates customers' recorded usage over a past period under a
@@ -706,7 +765,16 @@ impl Engine {
             )?;
             (candidate, baseline, scale, customers, period, stored)
         };
-        let gathered = self.finish_usage(stored, &customers)?;
+        // A customer's usage that overflows is named by the customers asked.
+        let gathered = self
+            .finish_usage(stored, &customers)
+            .map_err(|error| match error {
+                Error::Ledger(mut error) if error.field.is_empty() => {
+                    error.field = "customers".to_string();
+                    Error::Ledger(error)
+                }
+                other => other,
+            })?;
         let (current_usage, simulated_usage) = (&gathered.plans[0], &gathered.plans[1]);
         let no_usage = BTreeMap::new();
         let rate_one =
@@ -725,7 +793,7 @@ impl Engine {
         let overflow = || {
             LedgerError::new(
                 ErrorCode::AmountOverflow,
-                "",
+                "customers",
                 "the simulation's totals overflow",
             )
         };
@@ -736,12 +804,14 @@ impl Engine {
                 &baseline.spec,
                 baseline.version,
                 current_usage.get(&customer),
-            )?;
+            )
+            .map_err(|error| in_simulation(error, "baseline", &customer))?;
             let simulated = rate_one(
                 &candidate.spec,
                 candidate.version,
                 simulated_usage.get(&customer),
-            )?;
+            )
+            .map_err(|error| in_simulation(error, "candidate", &customer))?;
             let (now, then) = (current.net_total, simulated.net_total);
             current_total = current_total.checked_add(now).ok_or_else(overflow)?;
             simulated_total = simulated_total.checked_add(then).ok_or_else(overflow)?;

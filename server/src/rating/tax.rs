@@ -6,13 +6,15 @@
 //! share is `base × rate_j / (100 + Σ rates)` (one division each, so no
 //! intermediate rounding). A per-line rule rounds each line's tax; a
 //! per-invoice rule leaves the lines' taxes unrounded and rounds their sum
-//! once — the difference is shown as the rule's rounding.
+//! once — the difference is shown as the rule's rounding. Inclusive taxes
+//! never take out more than the amount holds: where rounding several rules
+//! up would (lines of a few minor units), a later rule gets what is left.
 
 use super::charge::overflow;
 use super::{LineTax, TaxTotal};
 use crate::error::LedgerError;
 use rust_decimal::Decimal;
-use tally_core::plan::{TaxMode, TaxRounding, TaxRule};
+use tally_core::plan::{RoundingMode, TaxMode, TaxRounding, TaxRule};
 
 /// Taxes per line and per rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,15 @@ pub fn apply(rules: &[TaxRule], bases: &[Decimal], scale: u8) -> Result<Taxes, L
         TaxMode::Exclusive => Decimal::ONE_HUNDRED,
         TaxMode::Inclusive => Decimal::ONE_HUNDRED + rate_sum,
     };
+    let inclusive = mode == TaxMode::Inclusive;
+    let gross = bases
+        .iter()
+        .try_fold(Decimal::ZERO, |sum, &base| sum.checked_add(base))
+        .ok_or_else(|| overflow("taxes"))?;
+    // Inclusive: the tax a line (and the invoice) already holds, so that no
+    // rounding takes out more than is there.
+    let mut held = vec![Decimal::ZERO; bases.len()];
+    let mut invoice_held = Decimal::ZERO;
     let mut per_line = vec![Vec::with_capacity(rules.len()); bases.len()];
     let mut totals = Vec::with_capacity(rules.len());
     for (index, rule) in rules.iter().enumerate() {
@@ -47,10 +58,21 @@ pub fn apply(rules: &[TaxRule], bases: &[Decimal], scale: u8) -> Result<Taxes, L
                 .checked_mul(rule.rate.0)
                 .and_then(|v| v.checked_div(divisor))
                 .ok_or_else(|| overflow(&field))?;
-            let amount = match rule.granularity {
+            let mut amount = match rule.granularity {
                 TaxRounding::PerLine => rule.rounding.round(exact, scale),
                 TaxRounding::PerInvoice => exact,
             };
+            if inclusive {
+                // What is left in the line; a per-line rule's share of it in
+                // whole minor units (an earlier per-invoice rule may have
+                // left a fraction of one).
+                let room = match rule.granularity {
+                    TaxRounding::PerLine => RoundingMode::Down.round(base - held[line], scale),
+                    TaxRounding::PerInvoice => base - held[line],
+                };
+                amount = amount.min(room);
+                held[line] += amount;
+            }
             unrounded = unrounded
                 .checked_add(amount)
                 .ok_or_else(|| overflow(&field))?;
@@ -60,8 +82,12 @@ pub fn apply(rules: &[TaxRule], bases: &[Decimal], scale: u8) -> Result<Taxes, L
                 amount,
             });
         }
-        let amount = rule.rounding.round(unrounded, scale);
+        let mut amount = rule.rounding.round(unrounded, scale);
         debug_assert!(rule.granularity == TaxRounding::PerInvoice || amount == unrounded);
+        if inclusive {
+            amount = amount.min(gross - invoice_held);
+            invoice_held += amount;
+        }
         totals.push(TaxTotal {
             code: rule.code.clone(),
             rate: rule.rate.0,
@@ -79,7 +105,6 @@ pub fn apply(rules: &[TaxRule], bases: &[Decimal], scale: u8) -> Result<Taxes, L
         .ok_or_else(|| overflow("taxes"))?;
     // What was taxed: the bases themselves, or (inclusive) the bases less
     // the tax they hold.
-    let gross: Decimal = bases.iter().sum();
     let taxable = match mode {
         TaxMode::Exclusive => gross,
         TaxMode::Inclusive => gross - total,
@@ -100,7 +125,6 @@ mod tests {
     use super::*;
     use std::str::FromStr;
     use tally_core::decimal::Dec;
-    use tally_core::plan::RoundingMode;
 
     fn d(text: &str) -> Decimal {
         Decimal::from_str(text).unwrap()

@@ -319,6 +319,33 @@ fn an_amount_beyond_what_the_ledger_can_post_is_an_overflow() {
     );
 }
 
+/// Kill Bill's proration example: a $20 monthly plan billed Apr 11-May 11,
+/// upgraded on Apr 26 to a $30 plan: the unused 15 of 30 days of the old fee
+/// are worth $10 (the credit invoicing will issue), and the new plan costs $15
+/// for the rest of the period
+/// (https://docs.killbill.io/latest/userguide_subscription.html, "Plan change").
+#[test]
+fn kill_bill_upgrade_proration() {
+    let monthly_from_the_11th = |amount: &str| {
+        let mut plan = plan("USD", vec![flat("base", amount)]);
+        plan.interval.anchor = day("2026-04-11");
+        plan
+    };
+    let rest_of_period = Period {
+        start: day("2026-04-26"),
+        end: day("2026-05-11"),
+    };
+    let mut old = Case::new(monthly_from_the_11th("20"), 2);
+    old.period = rest_of_period;
+    let unused = old.rate().unwrap();
+    assert_eq!(unused.total.to_string(), "10.00");
+    let proration = unused.lines[0].proration.as_ref().unwrap();
+    assert_eq!((proration.days, proration.period_days), (15, 30));
+    let mut new = Case::new(monthly_from_the_11th("30"), 2);
+    new.period = rest_of_period;
+    assert_eq!(new.rate().unwrap().total.to_string(), "15.00");
+}
+
 #[test]
 fn adjustments_are_lines_with_reasons() {
     let plan = plan("USD", vec![flat("base", "10")]);
