@@ -114,6 +114,28 @@ impl<'de> Deserialize<'de> for Day {
     }
 }
 
+/// An instant (nanoseconds since 1970-01-01 UTC) as RFC 3339 text, e.g.
+/// `2026-11-01T10:00:00Z`, with the fraction of a second only when there is
+/// one; for messages a person reads. Out of range: the nanoseconds.
+pub fn instant_text(ns: i64) -> String {
+    let day = ns.div_euclid(DAY_NS);
+    let within = ns.rem_euclid(DAY_NS);
+    let Some((year, month, day_of_month)) = i32::try_from(day).ok().and_then(|d| Day(d).ymd())
+    else {
+        return format!("{ns} ns");
+    };
+    let seconds = within / 1_000_000_000;
+    let fraction = within % 1_000_000_000;
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut text = format!("{year:04}-{month:02}-{day_of_month:02}T{h:02}:{m:02}:{s:02}");
+    if fraction != 0 {
+        let digits = format!(".{fraction:09}");
+        text.push_str(digits.trim_end_matches('0'));
+    }
+    text.push('Z');
+    text
+}
+
 /// How long a billing period is.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode, Serialize, Deserialize,
@@ -255,6 +277,18 @@ mod tests {
         ] {
             assert!(bad.parse::<Day>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn instants_read_as_rfc3339() {
+        assert_eq!(instant_text(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            instant_text(1_793_527_200_000_000_000),
+            "2026-11-01T10:00:00Z"
+        );
+        assert_eq!(instant_text(-1), "1969-12-31T23:59:59.999999999Z");
+        assert_eq!(instant_text(1_500_000_000), "1970-01-01T00:00:01.5Z");
+        assert_eq!(instant_text(i64::MIN), "1677-09-21T00:12:43.145224192Z");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! same fold of the same entries.
 
 use crate::ledger::state::FastMap;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use tally_core::entry::{CustomerCreated, EntryBody, MeterDefined, TimestampNs};
 use tally_core::meter::MeterSpec;
 
@@ -40,6 +41,9 @@ pub fn version_at(versions: &[MeterVersion], seq: u64) -> Option<&MeterVersion> 
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     customers: FastMap<String, CustomerState>,
+    /// The customers' ids in order: pages and "every customer" without a
+    /// sort of them all each time (the map above serves ingestion's lookups).
+    ids: BTreeSet<String>,
     /// Every version of every meter, oldest first, by code.
     meters: BTreeMap<String, Vec<MeterVersion>>,
 }
@@ -51,6 +55,13 @@ impl Catalog {
 
     pub fn customers(&self) -> impl Iterator<Item = &CustomerState> {
         self.customers.values()
+    }
+
+    /// The customers with ids after `after` (exclusive), in id order.
+    pub fn customers_after<'a>(&'a self, after: &str) -> impl Iterator<Item = &'a CustomerState> {
+        self.ids
+            .range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
+            .filter_map(|id| self.customers.get(id))
     }
 
     /// The current version of a meter.
@@ -88,6 +99,7 @@ impl Catalog {
                 if self.customers.contains_key(&created.customer_id) {
                     return Err(format!("customer {:?} exists", created.customer_id));
                 }
+                self.ids.insert(created.customer_id.clone());
                 self.customers.insert(
                     created.customer_id.clone(),
                     CustomerState {

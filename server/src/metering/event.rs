@@ -14,6 +14,7 @@
 
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
+use tally_core::calendar::instant_text;
 use tally_core::entry::TimestampNs;
 use tally_core::meter::{
     is_property_name, quoted, Aggregation, MeterSpec, PROPERTY_NAME_BYTES_MAX,
@@ -322,8 +323,10 @@ fn check_timestamp(context: &ValidationContext, timestamp: TimestampNs) -> Resul
             "timestamp",
             EventRejection::TimestampInFuture,
             format!(
-                "timestamp {timestamp} is more than {FUTURE_SKEW_MAX_NS} ns after now ({})",
-                context.now
+                "timestamp {} is more than {} s after now ({})",
+                instant_text(timestamp),
+                FUTURE_SKEW_MAX_NS / 1_000_000_000,
+                instant_text(context.now)
             ),
         ));
     }
@@ -332,8 +335,9 @@ fn check_timestamp(context: &ValidationContext, timestamp: TimestampNs) -> Resul
             "timestamp",
             EventRejection::TimestampBeforeGrace,
             format!(
-                "timestamp {timestamp} is before {}, the open period's start minus its grace period",
-                context.earliest
+                "timestamp {} is before {}, the open period's start minus its grace period",
+                instant_text(timestamp),
+                instant_text(context.earliest)
             ),
         ));
     }

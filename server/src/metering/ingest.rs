@@ -499,7 +499,10 @@ pub fn close_usage_period(
         return Err(LedgerError::new(
             ErrorCode::PeriodNotAfterClosed,
             "through",
-            format!("usage is closed through {closed} already; through must be later"),
+            format!(
+                "usage is closed through {} already; through must be later",
+                tally_core::calendar::instant_text(closed)
+            ),
         ));
     }
     append(

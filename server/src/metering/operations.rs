@@ -110,14 +110,13 @@ impl Engine {
             limit.min(PAGE_SIZE_MAX)
         };
         let model = self.store.read_model();
-        let mut customers: Vec<&CustomerState> = model
+        model
             .usage
             .catalog
-            .customers()
-            .filter(|c| c.created.customer_id.as_str() > after)
-            .collect();
-        customers.sort_unstable_by(|a, b| a.created.customer_id.cmp(&b.created.customer_id));
-        customers.into_iter().take(limit).cloned().collect()
+            .customers_after(after)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     pub async fn define_meter(

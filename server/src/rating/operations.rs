@@ -850,12 +850,10 @@ fn simulated_customers(
 ) -> std::result::Result<Vec<String>, LedgerError> {
     let catalog = &model.usage.catalog;
     if named.is_empty() {
-        let mut all: Vec<String> = catalog
-            .customers()
+        return Ok(catalog
+            .customers_after("")
             .map(|customer| customer.created.customer_id.clone())
-            .collect();
-        all.sort_unstable();
-        return Ok(all);
+            .collect());
     }
     if named.len() > SIMULATION_CUSTOMERS_MAX {
         return Err(too_many("customers", named.len(), SIMULATION_CUSTOMERS_MAX));
