@@ -322,12 +322,11 @@ impl UsageModel {
         let Some(customers) = self.buckets.get(&query.meter) else {
             return result.result().map_err(overflow);
         };
-        let mut absorb = |buckets: &Buckets| -> Result<(), LedgerError> {
+        let absorb = |into: &mut Aggregates, buckets: &Buckets| -> Result<(), LedgerError> {
             let range = (query.window.from(), 0)..(query.window.to(), 0);
             for ((_, version), bucket) in buckets.range(range) {
                 let selection = &selections[version];
-                result
-                    .absorb(bucket, |key| selection.rekey(key))
+                into.absorb(bucket, |key| selection.rekey(key))
                     .map_err(overflow)?;
             }
             Ok(())
@@ -335,12 +334,19 @@ impl UsageModel {
         match &query.customer {
             Some(customer) => {
                 if let Some(buckets) = customers.get(customer) {
-                    absorb(buckets)?;
+                    absorb(&mut result, buckets)?;
                 }
             }
             None => {
+                // A customer's buckets are merged on their own first, into a
+                // map of that customer's few groups, and then into the result
+                // once: not one lookup per bucket in a map of every customer.
                 for buckets in customers.values() {
-                    absorb(buckets)?;
+                    let mut customer = Aggregates::new(&current.spec, query.window);
+                    absorb(&mut customer, buckets)?;
+                    result
+                        .absorb(&customer, |key| Some(key.clone()))
+                        .map_err(overflow)?;
                 }
             }
         }
