@@ -196,6 +196,16 @@ pub fn parse_coupon(text: &str, format: Option<Format>) -> Result<CouponGrant, S
         let field = error.field.trim_start_matches('.');
         format!("{field}: {}", error.message)
     })?;
+    // As the server rules: only a fixed-amount once coupon carries a remainder.
+    let fixed_once = matches!(
+        (&coupon.discount, coupon.duration),
+        (CouponDiscount::Fixed { .. }, CouponDuration::Once)
+    );
+    if file.remaining.is_some() && !fixed_once {
+        return Err(
+            "remaining: only a fixed-amount coupon lasting once has a remaining amount".into(),
+        );
+    }
     Ok(CouponGrant {
         coupon,
         periods_used: file.periods_used,
@@ -927,6 +937,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(credit.remaining, Some(dec!(40.00)));
+        // A remainder belongs to a fixed-amount once coupon only, as the server rules.
+        let error = parse_coupon(
+            "code = \"ten\"\nremaining = \"4\"\ndiscount = { kind = \"fixed\", amount = \"10\" }\nduration = { kind = \"forever\" }\n",
+            Some(Format::Toml),
+        )
+        .unwrap_err();
+        assert!(error.starts_with("remaining:"), "{error}");
         let de = parse_taxes(
             include_str!("../../../docs/examples/taxes-de.toml"),
             Some(Format::Toml),
