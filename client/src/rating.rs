@@ -505,9 +505,11 @@ impl Client {
     /// that version with `created: false`.
     ///
     /// Retried after a passed deadline as well as when the server was
-    /// unavailable: publishing is idempotent by content, so an attempt whose
-    /// answer was lost is answered again by the retry (then with `created:
-    /// false`, as the version exists by then).
+    /// unavailable: a document equal to the current version records nothing,
+    /// so an attempt whose answer was lost is answered again by the retry
+    /// (then with `created: false`, as the version exists by then). This holds
+    /// while nobody else publishes the same plan code in between: a document
+    /// that is no longer the current version becomes a new version.
     pub async fn publish_plan(&self, spec: &PlanSpec) -> Result<PlanVersion> {
         let plan_json = convert::plan_json(spec)?;
         let request = pb::PublishPlanRequest { plan_json };
