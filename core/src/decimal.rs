@@ -164,9 +164,18 @@ mod tests {
         assert_eq!(read("7").unwrap(), "7");
         assert_eq!(read("-7").unwrap(), "-7");
         // A float cannot tell 1.00000000000000001 from 1: refused, never rounded.
-        for float in ["0.1", "6.5", "1.00000000000000001", "1e30", "100000000000000000000"] {
+        for float in [
+            "0.1",
+            "6.5",
+            "1.00000000000000001",
+            "1e30",
+            "100000000000000000000",
+        ] {
             let error = read(float).unwrap_err().to_string();
-            assert!(error.contains("write the decimal as a string"), "{float}: {error}");
+            assert!(
+                error.contains("write the decimal as a string"),
+                "{float}: {error}"
+            );
         }
         assert!(read("\"ten\"").is_err());
         assert!(read("\"1e3\"").is_err());
