@@ -145,7 +145,7 @@ pub fn price(
             // The division keeps 28 significant digits: at the extremes its
             // ceiling can be one block off, so the count is settled exactly.
             if mul(blocks, size.0, field)? < billable {
-                blocks += Decimal::ONE;
+                blocks = add(blocks, Decimal::ONE, field)?;
             } else if blocks > Decimal::ZERO
                 && mul(blocks - Decimal::ONE, size.0, field)? >= billable
             {
