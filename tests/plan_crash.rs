@@ -18,13 +18,12 @@
 // printed; set TALLY_PLAN_CRASH_SEED to replay the schedule.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tally::crash::{connect_once, kill_and_restart, start_tallyd, KillSchedule, ServerSlot};
 use tally::workload::Rng;
-use tally::Tallyd;
 use tally_client::{Aggregation, Client, MeterSpec, PlanSpec, PlanVersion};
 use tally_core::entry::EntryBody;
 use tokio::sync::watch;
@@ -62,10 +61,6 @@ fn document(code: &str, index: usize) -> PlanSpec {
     spec
 }
 
-/// The server the clients should talk to: its generation (one more per
-/// start) and URL; `None` while it is down.
-type ServerSlot = (u64, Option<String>);
-
 /// What a client learnt about one document.
 struct PublishLog {
     code: String,
@@ -79,16 +74,6 @@ struct PublishLog {
     failures: Vec<(u64, String)>,
     /// The answer.
     answer: PlanVersion,
-}
-
-async fn connect(url: &str) -> Option<Client> {
-    tally::client_builder(url.to_string())
-        .retries(0)
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .await
-        .ok()
 }
 
 /// Publishes `spec` until an answer comes, following the server across
@@ -112,7 +97,7 @@ async fn publish_until_answered(
         let (generation, url) = server.borrow_and_update().clone();
         if client.as_ref().is_none_or(|(seen, _)| *seen != generation) {
             *client = match &url {
-                Some(url) => connect(url).await.map(|client| (generation, client)),
+                Some(url) => connect_once(url).await.map(|client| (generation, client)),
                 None => None,
             };
         }
@@ -156,13 +141,6 @@ async fn publisher(
     logs
 }
 
-async fn start_server(dir: &Path) -> Tallyd {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || Tallyd::start(&dir))
-        .await
-        .unwrap()
-}
-
 async fn set_up(client: &Client) {
     client.define_currency(CURRENCY, 2).await.unwrap();
     let meter = MeterSpec {
@@ -175,43 +153,6 @@ async fn set_up(client: &Client) {
     };
     let defined = client.define_meter(&meter, "API calls").await.unwrap();
     assert_eq!(defined.version, 1);
-}
-
-/// Kills tallyd `KILLS` times, each after a random number of publishes was
-/// acknowledged since it started and a random few milliseconds more, and
-/// restarts it on the same directory; returns the server left running.
-async fn kill_and_restart(
-    mut server: Tallyd,
-    rng: &mut Rng,
-    slot: &watch::Sender<ServerSlot>,
-    acknowledged: &AtomicUsize,
-) -> Tallyd {
-    let total = CLIENT_COUNT * DOCUMENTS_PER_CLIENT;
-    for kill in 1..=KILLS {
-        let wanted =
-            acknowledged.load(Ordering::SeqCst) + 4 + rng.below(KILL_AFTER_PUBLISHES_SPREAD);
-        while acknowledged.load(Ordering::SeqCst) < wanted {
-            assert!(
-                acknowledged.load(Ordering::SeqCst) < total,
-                "every document was acknowledged before kill {kill}: the workload is too small"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(rng.below(6) as u64)).await;
-        let at = acknowledged.load(Ordering::SeqCst);
-        slot.send_modify(|(_, url)| *url = None);
-        let dir = server.data_dir.clone();
-        tokio::task::spawn_blocking(move || server.kill())
-            .await
-            .unwrap();
-        server = start_server(&dir).await;
-        slot.send_modify(|(generation, url)| {
-            *generation += 1;
-            *url = Some(server.url.clone());
-        });
-        println!("kill {kill}: after {at} of {total} publishes were acknowledged");
-    }
-    server
 }
 
 /// Each answer is the document's own version: k + 1 for document k, holding
@@ -369,7 +310,7 @@ async fn kills_during_plan_publishing_record_each_document_once() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
 
-    let server = start_server(dir.path()).await;
+    let server = start_tallyd(dir.path()).await;
     set_up(&server.client().await.unwrap()).await;
     let (slot, receiver) = watch::channel((0, Some(server.url.clone())));
     let acknowledged = Arc::new(AtomicUsize::new(0));
@@ -378,7 +319,22 @@ async fn kills_during_plan_publishing_record_each_document_once() {
         let task = publisher(client_index, receiver.clone(), Arc::clone(&acknowledged));
         publishers.push(tokio::spawn(task));
     }
-    let server = kill_and_restart(server, &mut rng, &slot, &acknowledged).await;
+    let server = kill_and_restart(
+        server,
+        &KillSchedule {
+            kills: KILLS,
+            after_min: 4,
+            after_spread: KILL_AFTER_PUBLISHES_SPREAD,
+            pause_ms_max: 6,
+            poll: Duration::from_millis(1),
+            total: CLIENT_COUNT * DOCUMENTS_PER_CLIENT,
+            unit: "publishes",
+        },
+        &mut rng,
+        &slot,
+        &acknowledged,
+    )
+    .await;
     let mut logs = Vec::new();
     for task in publishers {
         logs.extend(task.await.unwrap());

@@ -13,14 +13,13 @@
 // printed; set TALLY_USAGE_CRASH_SEED to replay the schedule.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rust_decimal::prelude::ToPrimitive;
+use tally::crash::{connect_once, kill_and_restart, start_tallyd, KillSchedule, ServerSlot};
 use tally::workload::Rng;
-use tally::Tallyd;
 use tally_client::{
     Aggregation, Client, CustomerSpec, Decimal, EventResult, MeterSpec, UsageEvent, UsageQuery,
     UsageResult, INGEST_EVENTS_MAX,
@@ -86,10 +85,6 @@ fn expected_usage(event_count: usize) -> Expected {
     expected
 }
 
-/// The server the writers should talk to: its generation (one more per start)
-/// and URL; `None` while it is down.
-type ServerSlot = (u64, Option<String>);
-
 /// What a writer learnt about one batch.
 struct BatchLog {
     events: Vec<UsageEvent>,
@@ -97,16 +92,6 @@ struct BatchLog {
     attempts: u32,
     /// The answer's results, one per event.
     results: Vec<EventResult>,
-}
-
-async fn connect(url: &str) -> Option<Client> {
-    tally::client_builder(url.to_string())
-        .retries(0)
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .await
-        .ok()
 }
 
 /// Sends `events` until an answer comes, following the server across
@@ -128,7 +113,7 @@ async fn send_until_answered(
         let (generation, url) = server.borrow_and_update().clone();
         if client.as_ref().is_none_or(|(seen, _)| *seen != generation) {
             *client = match &url {
-                Some(url) => connect(url).await.map(|client| (generation, client)),
+                Some(url) => connect_once(url).await.map(|client| (generation, client)),
                 None => None,
             };
         }
@@ -163,13 +148,6 @@ async fn writer(
     logs
 }
 
-async fn start_server(dir: &Path) -> Tallyd {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || Tallyd::start(&dir))
-        .await
-        .unwrap()
-}
-
 async fn set_up(client: &Client) {
     let customers = (0..CUSTOMER_COUNT).map(|index| CustomerSpec::new(customer(index)));
     for result in client.create_customers(customers).await.unwrap() {
@@ -185,42 +163,6 @@ async fn set_up(client: &Client) {
     };
     let defined = client.define_meter(&meter, "API calls").await.unwrap();
     assert_eq!(defined.version, 1);
-}
-
-/// Kills tallyd `KILLS` times, each after a random number of batches was
-/// acknowledged since it started and a random few milliseconds more, and
-/// restarts it on the same directory; returns the server left running.
-async fn kill_and_restart(
-    mut server: Tallyd,
-    rng: &mut Rng,
-    slot: &watch::Sender<ServerSlot>,
-    acknowledged: &AtomicUsize,
-) -> Tallyd {
-    let total_batches = WRITER_COUNT * BATCHES_PER_WRITER;
-    for kill in 1..=KILLS {
-        let wanted = acknowledged.load(Ordering::SeqCst) + 2 + rng.below(KILL_AFTER_BATCHES_SPREAD);
-        while acknowledged.load(Ordering::SeqCst) < wanted {
-            assert!(
-                acknowledged.load(Ordering::SeqCst) < total_batches,
-                "every batch was acknowledged before kill {kill}: the workload is too small"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(rng.below(40) as u64)).await;
-        let at = acknowledged.load(Ordering::SeqCst);
-        slot.send_modify(|(_, url)| *url = None);
-        let dir = server.data_dir.clone();
-        tokio::task::spawn_blocking(move || server.kill())
-            .await
-            .unwrap();
-        server = start_server(&dir).await;
-        slot.send_modify(|(generation, url)| {
-            *generation += 1;
-            *url = Some(server.url.clone());
-        });
-        println!("kill {kill}: after {at} of {total_batches} batches were acknowledged");
-    }
-    server
 }
 
 /// Each (customer, region)'s count and sum in hundredths from a query grouped
@@ -383,7 +325,7 @@ async fn kills_during_ingestion_count_every_event_once() {
     let events: Vec<UsageEvent> = (0..event_count).map(|number| event(number, base)).collect();
     let expected = expected_usage(event_count);
 
-    let server = start_server(dir.path()).await;
+    let server = start_tallyd(dir.path()).await;
     set_up(&server.client().await.unwrap()).await;
     let (slot, receiver) = watch::channel((0, Some(server.url.clone())));
     let acknowledged = Arc::new(AtomicUsize::new(0));
@@ -400,7 +342,22 @@ async fn kills_during_ingestion_count_every_event_once() {
         let task = writer(own, receiver.clone(), Arc::clone(&acknowledged));
         writers.push(tokio::spawn(task));
     }
-    let server = kill_and_restart(server, &mut rng, &slot, &acknowledged).await;
+    let server = kill_and_restart(
+        server,
+        &KillSchedule {
+            kills: KILLS,
+            after_min: 2,
+            after_spread: KILL_AFTER_BATCHES_SPREAD,
+            pause_ms_max: 40,
+            poll: Duration::from_millis(2),
+            total: WRITER_COUNT * BATCHES_PER_WRITER,
+            unit: "batches",
+        },
+        &mut rng,
+        &slot,
+        &acknowledged,
+    )
+    .await;
     let mut logs = Vec::new();
     for task in writers {
         logs.extend(task.await.unwrap());

@@ -7,6 +7,7 @@
 //! [`tally_command`]) sends it, so tests work whether or not the server
 //! checks API keys.
 
+pub mod crash;
 pub mod loadgen;
 pub mod workload;
 
