@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rust_decimal::prelude::ToPrimitive;
+use tally::crash::seeded_rng;
 use tally::workload::Rng;
 use tally::Tallyd;
 use tally_client::{
@@ -435,15 +436,7 @@ async fn retry_unknown(client: &Client, unknown: Vec<Vec<Item>>) -> Vec<Sent> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kills_under_load_lose_nothing_acknowledged() {
-    let seed = std::env::var("TALLY_CRASH_SEED")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.unwrap().as_nanos() as u64
-        });
-    println!("crash test seed: {seed} (TALLY_CRASH_SEED={seed} replays the kill schedule)");
-    let mut rng = Rng(seed | 1);
+    let mut rng = seeded_rng("TALLY_CRASH_SEED");
     let dir = tempfile::tempdir().unwrap();
     let batch_numbers = Arc::new(AtomicU64::new(0));
     let mut verified = Verified::default();

@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tally::crash::{connect_once, kill_and_restart, start_tallyd, KillSchedule, ServerSlot};
-use tally::workload::Rng;
+use tally::crash::{
+    connect_once, kill_and_restart, seeded_rng, start_tallyd, KillSchedule, ServerSlot,
+};
 use tally_client::{Aggregation, Client, MeterSpec, PlanSpec, PlanVersion};
 use tally_core::entry::EntryBody;
 use tokio::sync::watch;
@@ -298,15 +299,7 @@ async fn assert_republish_changes_nothing(client: &Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kills_during_plan_publishing_record_each_document_once() {
-    let seed = std::env::var("TALLY_PLAN_CRASH_SEED")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.unwrap().as_nanos() as u64
-        });
-    println!("plan crash seed: {seed} (TALLY_PLAN_CRASH_SEED={seed} replays the schedule)");
-    let mut rng = Rng(seed | 1);
+    let mut rng = seeded_rng("TALLY_PLAN_CRASH_SEED");
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
 

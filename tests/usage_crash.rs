@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rust_decimal::prelude::ToPrimitive;
-use tally::crash::{connect_once, kill_and_restart, start_tallyd, KillSchedule, ServerSlot};
-use tally::workload::Rng;
+use tally::crash::{
+    connect_once, kill_and_restart, seeded_rng, start_tallyd, KillSchedule, ServerSlot,
+};
 use tally_client::{
     Aggregation, Client, CustomerSpec, Decimal, EventResult, MeterSpec, UsageEvent, UsageQuery,
     UsageResult, INGEST_EVENTS_MAX,
@@ -303,15 +304,7 @@ async fn assert_resend_changes_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kills_during_ingestion_count_every_event_once() {
-    let seed = std::env::var("TALLY_USAGE_CRASH_SEED")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or_else(|| {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-            now.unwrap().as_nanos() as u64
-        });
-    println!("usage crash seed: {seed} (TALLY_USAGE_CRASH_SEED={seed} replays the schedule)");
-    let mut rng = Rng(seed | 1);
+    let mut rng = seeded_rng("TALLY_USAGE_CRASH_SEED");
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let now_ns = std::time::SystemTime::now()

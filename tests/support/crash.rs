@@ -91,3 +91,18 @@ pub async fn kill_and_restart(
     }
     server
 }
+
+/// The kill schedule's random source: seeded from the environment variable
+/// `var` when set (to replay a run), else from the clock; the seed is printed
+/// so that any run can be replayed.
+pub fn seeded_rng(var: &str) -> Rng {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            now.unwrap().as_nanos() as u64
+        });
+    println!("crash schedule seed: {seed} ({var}={seed} replays it)");
+    Rng(seed | 1)
+}
