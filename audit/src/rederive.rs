@@ -397,6 +397,19 @@ impl Rederiver {
             EntryBody::UsageRecorded(recorded) => self.record_usage(recorded),
             // A price list changes no balance, but is checked as the ledger writes it.
             EntryBody::PlanPublished(published) => self.publish_plan(published),
+            // A billing document's money moves in its one transaction, which
+            // balances like any other.
+            EntryBody::InvoiceIssued(_)
+            | EntryBody::InvoiceVoided(_)
+            | EntryBody::CreditNoteIssued(_)
+            | EntryBody::PaymentRecorded(_) => {
+                self.record(entry.body.transaction().expect("a billing transaction"))
+            }
+            // Profiles, subscriptions, coupons and tax tables move no money.
+            EntryBody::BillingProfileSet(_)
+            | EntryBody::SubscriptionChanged(_)
+            | EntryBody::CouponGranted(_)
+            | EntryBody::TaxRulesPublished(_) => Ok(()),
         }
     }
 

@@ -9,6 +9,10 @@ use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::billing::{
+    BillingProfile, CouponGranted, CreditNoteIssued, InvoiceIssued, InvoiceVoided, PaymentRecorded,
+    SubscriptionChanged, TaxRulesPublished,
+};
 use crate::meter::MeterSpec;
 use crate::plan::PlanSpec;
 use crate::usage::UsageEvent;
@@ -104,9 +108,41 @@ pub enum EntryBody {
     /// A version of a price plan. Version 1 creates the plan; each later
     /// version replaces its prices from then on (a version never changes).
     PlanPublished(PlanPublished),
+    /// A customer's billing profile, replacing the previous one.
+    BillingProfileSet(BillingProfile),
+    /// A subscription started, changed plan, or ended.
+    SubscriptionChanged(SubscriptionChanged),
+    /// A coupon granted to a customer.
+    CouponGranted(CouponGranted),
+    /// A version of the ledger's tax rules (the whole table).
+    TaxRulesPublished(TaxRulesPublished),
+    /// An invoice and the one transaction that posts it.
+    InvoiceIssued(Box<InvoiceIssued>),
+    /// An invoice voided, its transaction reversed.
+    InvoiceVoided(Box<InvoiceVoided>),
+    /// A credit note against an invoice and its reversing postings.
+    CreditNoteIssued(Box<CreditNoteIssued>),
+    /// A payment, refund, prepaid credit or credit application, and its
+    /// postings.
+    PaymentRecorded(Box<PaymentRecorded>),
 }
 
 impl EntryBody {
+    /// The transaction an entry records: a `transaction_recorded` entry's, or
+    /// the one a billing document posts (an invoice, a void, a credit note,
+    /// a payment). Balances, the transaction index and an auditor's
+    /// re-derivation treat both alike.
+    pub fn transaction(&self) -> Option<&TransactionRecorded> {
+        match self {
+            EntryBody::TransactionRecorded(recorded) => Some(recorded),
+            EntryBody::InvoiceIssued(issued) => Some(&issued.transaction),
+            EntryBody::InvoiceVoided(voided) => Some(&voided.transaction),
+            EntryBody::CreditNoteIssued(issued) => Some(&issued.transaction),
+            EntryBody::PaymentRecorded(recorded) => Some(&recorded.transaction),
+            _ => None,
+        }
+    }
+
     /// Stable snake_case name of the entry kind.
     pub fn kind_name(&self) -> &'static str {
         match self {
@@ -129,6 +165,14 @@ impl EntryBody {
             EntryBody::UsageRecorded(_) => "usage_recorded",
             EntryBody::UsagePeriodClosed { .. } => "usage_period_closed",
             EntryBody::PlanPublished(_) => "plan_published",
+            EntryBody::BillingProfileSet(_) => "billing_profile_set",
+            EntryBody::SubscriptionChanged(_) => "subscription_changed",
+            EntryBody::CouponGranted(_) => "coupon_granted",
+            EntryBody::TaxRulesPublished(_) => "tax_rules_published",
+            EntryBody::InvoiceIssued(_) => "invoice_issued",
+            EntryBody::InvoiceVoided(_) => "invoice_voided",
+            EntryBody::CreditNoteIssued(_) => "credit_note_issued",
+            EntryBody::PaymentRecorded(_) => "payment_recorded",
         }
     }
 }
@@ -353,7 +397,7 @@ pub struct PlanPublished {
 }
 
 /// Byte arrays (ids, digests) as lowercase hex in JSON, not as number lists.
-mod hex_bytes {
+pub(crate) mod hex_bytes {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer, const N: usize>(

@@ -89,6 +89,17 @@ error_codes! {
     QuantityNegative = 103 => "QUANTITY_NEGATIVE",
     ChargeNotFound = 104 => "CHARGE_NOT_FOUND",
     PlanMismatch = 105 => "PLAN_MISMATCH",
+    BillingProfileMissing = 110 => "BILLING_PROFILE_MISSING",
+    BillingCurrencyChanged = 111 => "BILLING_CURRENCY_CHANGED",
+    SubscriptionNotFound = 112 => "SUBSCRIPTION_NOT_FOUND",
+    BillingIdExists = 113 => "BILLING_ID_EXISTS",
+    SubscriptionChangeInvalid = 114 => "SUBSCRIPTION_CHANGE_INVALID",
+    InvoiceNotFound = 115 => "INVOICE_NOT_FOUND",
+    InvoiceNotVoidable = 116 => "INVOICE_NOT_VOIDABLE",
+    CreditExceedsInvoice = 117 => "CREDIT_EXCEEDS_INVOICE",
+    AllocationExceedsOutstanding = 118 => "ALLOCATION_EXCEEDS_OUTSTANDING",
+    CustomerCreditInsufficient = 119 => "CUSTOMER_CREDIT_INSUFFICIENT",
+    BillingPeriodOpen = 120 => "BILLING_PERIOD_OPEN",
 }
 
 impl std::fmt::Display for ErrorCode {

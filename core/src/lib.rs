@@ -10,9 +10,12 @@
 //! - [`decimal`]: decimals with a canonical journal form (prices, rates).
 //! - [`calendar`]: civil days and billing intervals.
 //! - [`plan`]: price plans (recorded as plan versions), coupons, tax rules.
+//! - [`billing`]: billing profiles, subscriptions, invoices, credit notes,
+//!   payments: the documents of invoicing, each with its transaction.
 //!
 //! Architecture invariant: this crate does no I/O and reads no clock.
 
+pub mod billing;
 pub mod calendar;
 pub mod chain;
 pub mod codec;

@@ -46,12 +46,10 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         // Over a named size limit.
         BatchTooLarge => Code::ResourceExhausted,
         AccountNotFound | TransactionNotFound | CheckpointNotFound | ApiKeyNotFound
-        | CustomerNotFound | MeterNotFound | EventNotFound | PlanNotFound | ChargeNotFound => {
-            Code::NotFound
-        }
-        AccountExists | CurrencyExists | TransactionExists | CustomerExists | EventIdConflict => {
-            Code::AlreadyExists
-        }
+        | CustomerNotFound | MeterNotFound | EventNotFound | PlanNotFound | ChargeNotFound
+        | SubscriptionNotFound | InvoiceNotFound => Code::NotFound,
+        AccountExists | CurrencyExists | TransactionExists | CustomerExists | EventIdConflict
+        | BillingIdExists => Code::AlreadyExists,
         // Well-formed, but the ledger's state does not allow it.
         AccountClosed
         | AccountNotEmpty
@@ -68,7 +66,15 @@ pub fn grpc_code(code: v1::ErrorCode) -> tonic::Code {
         | MeterAggregationChanged
         | PeriodNotAfterClosed
         | PlanCurrencyChanged
-        | PlanMismatch => Code::FailedPrecondition,
+        | PlanMismatch
+        | BillingProfileMissing
+        | BillingCurrencyChanged
+        | SubscriptionChangeInvalid
+        | InvoiceNotVoidable
+        | CreditExceedsInvoice
+        | AllocationExceedsOutstanding
+        | CustomerCreditInsufficient
+        | BillingPeriodOpen => Code::FailedPrecondition,
         SeqOutOfRange => Code::OutOfRange,
         Internal => Code::Internal,
         Unavailable => Code::Unavailable,

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -7,6 +7,7 @@
 
 use super::id_map::IdMap;
 use super::view::{Balance, PendingState, TransactionKind};
+use crate::billing::book::BillingBook;
 use crate::metering::catalog::Catalog;
 use crate::metering::claims::{content_of, id_key, Claim, EventClaims, IdKey};
 use crate::rating::catalog::{check_references, PlanCatalog};
@@ -115,6 +116,8 @@ pub struct LedgerState {
     catalog: Catalog,
     /// Every version of every price plan.
     plans: PlanCatalog,
+    /// Every billing document and what follows from it.
+    billing: BillingBook,
     /// Shared with the read model (see `claims`).
     claims: Arc<EventClaims>,
     /// The claims of the usage entry about to be appended, computed by the
@@ -203,6 +206,10 @@ impl LedgerState {
 
     pub fn plans(&self) -> &PlanCatalog {
         &self.plans
+    }
+
+    pub fn billing(&self) -> &BillingBook {
+        &self.billing
     }
 
     pub fn claims(&self) -> &Arc<EventClaims> {
@@ -314,7 +321,7 @@ impl LedgerState {
                 .unwrap_or_default()
         };
         let postings: &[Posting] = match body {
-            EntryBody::TransactionRecorded(recorded) => &recorded.postings,
+            body if body.transaction().is_some() => &body.transaction().expect("checked").postings,
             // A post touches exactly the accounts it reserved on.
             EntryBody::PendingPosted(posted) => reserved(&posted.pending_id),
             EntryBody::PendingVoided(voided) => reserved(&voided.pending_id),
@@ -474,43 +481,22 @@ impl LedgerState {
                     .ok_or_else(|| format!("unknown account {account_id}"))?;
                 account.closed = true;
             }
-            EntryBody::TransactionRecorded(recorded) => {
-                self.check_new_id(&recorded.id)?;
-                let kind = match &recorded.mode {
-                    TransactionMode::Standard => TransactionKind::Standard,
-                    TransactionMode::Pending { .. } => TransactionKind::Pending,
-                    TransactionMode::Reversal { .. } => TransactionKind::Reversal,
-                };
-                let pending = matches!(recorded.mode, TransactionMode::Pending { .. });
-                self.add_postings(&recorded.postings, pending, true)?;
-                let mut record = TxRecord {
-                    request_digest: recorded.request_digest,
-                    outcome: TxOutcome::Recorded { seq, kind },
-                    pending: None,
-                    reversed_by: None,
-                };
-                match &recorded.mode {
-                    TransactionMode::Standard => {}
-                    TransactionMode::Pending { expires_at } => {
-                        record.pending = Some(Box::new(PendingRecord {
-                            postings: recorded.postings.clone(),
-                            state: PendingState::Open,
-                            expires_at: *expires_at,
-                        }));
-                        if let Some(at) = expires_at {
-                            self.add_expiry((*at, recorded.id.clone()));
-                        }
-                    }
-                    TransactionMode::Reversal { reverses } => {
-                        self.save_transaction(reverses);
-                        let original = self
-                            .transactions
-                            .get_mut(reverses)
-                            .ok_or_else(|| format!("reversal of unknown transaction {reverses}"))?;
-                        original.reversed_by = Some(recorded.id.as_str().into());
-                    }
-                }
-                self.insert_transaction(&recorded.id, record);
+            EntryBody::TransactionRecorded(recorded) => self.apply_recorded(seq, recorded)?,
+            EntryBody::InvoiceIssued(_)
+            | EntryBody::InvoiceVoided(_)
+            | EntryBody::CreditNoteIssued(_)
+            | EntryBody::PaymentRecorded(_) => {
+                self.apply_recorded(
+                    seq,
+                    entry.body.transaction().expect("a billing transaction"),
+                )?;
+                self.billing.apply(seq, entry.recorded_at, &entry.body)?;
+            }
+            EntryBody::BillingProfileSet(_)
+            | EntryBody::SubscriptionChanged(_)
+            | EntryBody::CouponGranted(_)
+            | EntryBody::TaxRulesPublished(_) => {
+                self.billing.apply(seq, entry.recorded_at, &entry.body)?
             }
             EntryBody::PendingPosted(posted) => {
                 self.check_new_id(&posted.id)?;
@@ -612,6 +598,51 @@ impl LedgerState {
                 self.apply_plan(seq, entry.recorded_at, published)?
             }
         }
+        Ok(())
+    }
+
+    /// A recorded transaction, on its own or in a billing document.
+    fn apply_recorded(
+        &mut self,
+        seq: u64,
+        recorded: &tally_core::entry::TransactionRecorded,
+    ) -> Result<(), String> {
+        self.check_new_id(&recorded.id)?;
+        let kind = match &recorded.mode {
+            TransactionMode::Standard => TransactionKind::Standard,
+            TransactionMode::Pending { .. } => TransactionKind::Pending,
+            TransactionMode::Reversal { .. } => TransactionKind::Reversal,
+        };
+        let pending = matches!(recorded.mode, TransactionMode::Pending { .. });
+        self.add_postings(&recorded.postings, pending, true)?;
+        let mut record = TxRecord {
+            request_digest: recorded.request_digest,
+            outcome: TxOutcome::Recorded { seq, kind },
+            pending: None,
+            reversed_by: None,
+        };
+        match &recorded.mode {
+            TransactionMode::Standard => {}
+            TransactionMode::Pending { expires_at } => {
+                record.pending = Some(Box::new(PendingRecord {
+                    postings: recorded.postings.clone(),
+                    state: PendingState::Open,
+                    expires_at: *expires_at,
+                }));
+                if let Some(at) = expires_at {
+                    self.add_expiry((*at, recorded.id.clone()));
+                }
+            }
+            TransactionMode::Reversal { reverses } => {
+                self.save_transaction(reverses);
+                let original = self
+                    .transactions
+                    .get_mut(reverses)
+                    .ok_or_else(|| format!("reversal of unknown transaction {reverses}"))?;
+                original.reversed_by = Some(recorded.id.as_str().into());
+            }
+        }
+        self.insert_transaction(&recorded.id, record);
         Ok(())
     }
 

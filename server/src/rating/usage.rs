@@ -34,6 +34,7 @@ use crate::metering::stored::UsageQuery;
 use crate::metering::{EventOutcome, ValidationContext};
 use crate::store::read_model::ReadModel;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use tally_core::billing::UsageDigest;
 use tally_core::calendar::Period;
 use tally_core::entry::{EntryBody, TimestampNs, UsageRecorded};
 use tally_core::error_code::ErrorCode;
@@ -352,6 +353,112 @@ impl Engine {
             }
         }
         Ok(low)
+    }
+}
+
+/// What one invoice line's usage digest selects: a meter's counted events
+/// for some customers in a window, in a group (as a charge reads them).
+#[derive(Debug, Clone)]
+pub struct DigestJob {
+    pub meter: String,
+    pub group: BTreeMap<String, String>,
+    pub window: Window,
+    pub customers: HashSet<String>,
+}
+
+impl Engine {
+    /// Each job's [`UsageDigest`] per customer, over the usage entries before
+    /// `as_of_seq`: the events a charge rates, in journal order, as
+    /// `tally_core::billing::UsageDigest` defines. One pass over the journal
+    /// for every job; a customer without events is absent.
+    pub fn usage_digests(
+        &self,
+        jobs: &[DigestJob],
+        as_of_seq: u64,
+    ) -> Result<Vec<std::collections::HashMap<String, UsageDigest>>> {
+        let mut digests = vec![std::collections::HashMap::new(); jobs.len()];
+        if jobs.is_empty() {
+            return Ok(digests);
+        }
+        let (usage_entries, versions) = {
+            let model = self.store.read_model();
+            let end = model
+                .usage
+                .usage_entries
+                .partition_point(|&seq| seq < as_of_seq);
+            let mut versions: BTreeMap<&str, Vec<MeterVersion>> = BTreeMap::new();
+            for job in jobs {
+                versions
+                    .entry(job.meter.as_str())
+                    .or_insert_with(|| model.usage.catalog.meter_versions(&job.meter).to_vec());
+            }
+            let versions: BTreeMap<String, Vec<MeterVersion>> = versions
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            (model.usage.usage_entries[..end].to_vec(), versions)
+        };
+        let mut by_meter: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (index, job) in jobs.iter().enumerate() {
+            by_meter.entry(job.meter.as_str()).or_default().push(index);
+        }
+        let earliest = jobs
+            .iter()
+            .map(|job| job.window.from())
+            .min()
+            .unwrap_or_default()
+            .saturating_sub(FUTURE_SKEW_MAX_NS);
+        let start = self.first_recorded_at_or_after(&usage_entries, earliest)?;
+        let entries = &usage_entries[start..];
+        let Some(&first) = entries.first() else {
+            return Ok(digests);
+        };
+        let last = entries[entries.len() - 1];
+        let context = ValidationContext::any_time();
+        for row in self.store.journal_rows(first) {
+            let (seq, _, canonical) = row?;
+            if seq > last {
+                break;
+            }
+            if entries.binary_search(&seq).is_err() {
+                continue;
+            }
+            let entry = tally_core::codec::decode(&canonical)
+                .map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
+            let EntryBody::UsageRecorded(recorded) = entry.body else {
+                continue;
+            };
+            for event in &recorded.events {
+                let Some(indexes) = by_meter.get(event.meter.as_str()) else {
+                    continue;
+                };
+                let Some(version) = version_at(&versions[&event.meter], seq) else {
+                    continue;
+                };
+                let mut measured = None;
+                for &index in indexes {
+                    let job = &jobs[index];
+                    if !job.window.contains(event.timestamp)
+                        || !job.customers.contains(event.customer.as_str())
+                    {
+                        continue;
+                    }
+                    let metered =
+                        measured.get_or_insert_with(|| meter_event(&version.spec, &context, event));
+                    let Ok(EventOutcome::Counted(metered)) = metered else {
+                        continue;
+                    };
+                    if !in_group(&job.group, &version.spec.group_by, &metered.group) {
+                        continue;
+                    }
+                    digests[index]
+                        .entry(event.customer.clone())
+                        .or_insert(UsageDigest::EMPTY)
+                        .add(&tally_core::usage::event_hash(event));
+                }
+            }
+        }
+        Ok(digests)
     }
 }
 

@@ -10,6 +10,7 @@
 //! critical section, so a reader never sees a row of an unflushed entry.
 
 use super::records::{self, kind_code, pending_state_code, HistoryRow, TxLinks, TxRef};
+use crate::billing::book::BillingBook;
 use crate::ledger::id_map::IdMap;
 use crate::ledger::state::{ApiKeyState, FastMap, Journaled};
 use crate::ledger::view::{Balance, PendingState, TransactionKind};
@@ -59,6 +60,8 @@ pub struct ReadModel {
     pub usage: UsageModel,
     /// Every version of every price plan.
     pub plans: PlanCatalog,
+    /// Every billing document and what follows from it.
+    pub billing: BillingBook,
 }
 
 impl ReadModel {
@@ -90,7 +93,19 @@ impl ReadModel {
                 });
                 return;
             }
-            EntryBody::TransactionRecorded(recorded) => {
+            body @ (EntryBody::TransactionRecorded(_)
+            | EntryBody::InvoiceIssued(_)
+            | EntryBody::InvoiceVoided(_)
+            | EntryBody::CreditNoteIssued(_)
+            | EntryBody::PaymentRecorded(_)) => {
+                let recorded = body.transaction().expect("a transaction entry");
+                if !matches!(body, EntryBody::TransactionRecorded(_)) {
+                    let applied = self.billing.apply(seq, entry.recorded_at, body);
+                    debug_assert!(
+                        applied.is_ok(),
+                        "the writer's state applied it: {applied:?}"
+                    );
+                }
                 let effective_at = recorded.effective_at.unwrap_or(entry.recorded_at);
                 let (kind, pending_state, expires_at) = match &recorded.mode {
                     TransactionMode::Standard => (kind_code(TransactionKind::Standard), 0, None),
@@ -173,6 +188,17 @@ impl ReadModel {
             }
             EntryBody::PlanPublished(published) => {
                 let applied = self.plans.apply(seq, entry.recorded_at, published);
+                debug_assert!(
+                    applied.is_ok(),
+                    "the writer's state applied it: {applied:?}"
+                );
+                return;
+            }
+            EntryBody::BillingProfileSet(_)
+            | EntryBody::SubscriptionChanged(_)
+            | EntryBody::CouponGranted(_)
+            | EntryBody::TaxRulesPublished(_) => {
+                let applied = self.billing.apply(seq, entry.recorded_at, &entry.body);
                 debug_assert!(
                     applied.is_ok(),
                     "the writer's state applied it: {applied:?}"
@@ -272,8 +298,10 @@ impl ReadModel {
     /// The transaction id an entry is about, if any (for an expiry, the
     /// pending transaction's).
     pub fn transaction_id(entry: &Entry) -> Option<&str> {
+        if let Some(recorded) = entry.body.transaction() {
+            return Some(&recorded.id);
+        }
         match &entry.body {
-            EntryBody::TransactionRecorded(recorded) => Some(&recorded.id),
             EntryBody::PendingPosted(posted) => Some(&posted.id),
             EntryBody::PendingVoided(voided) => Some(&voided.id),
             EntryBody::PendingExpired { pending_id } => Some(pending_id),

@@ -50,7 +50,8 @@ pub fn build(
         entry_hash: hash,
     };
     match &entry.body {
-        EntryBody::TransactionRecorded(recorded) => {
+        body if body.transaction().is_some() => {
+            let recorded = body.transaction().expect("checked");
             view.id = recorded.id.clone();
             view.postings = postings(&recorded.postings)?;
             view.effective_at = recorded.effective_at.unwrap_or(entry.recorded_at);
@@ -98,7 +99,8 @@ pub fn build(
 /// `CreateTransactionsRequest.brief`). `None` if the entry is not a transaction.
 pub fn brief(seq: u64, hash: Digest, entry: &Entry) -> Option<TransactionView> {
     let (id, kind, effective_at, pending_id, reverses_id) = match &entry.body {
-        EntryBody::TransactionRecorded(recorded) => {
+        body if body.transaction().is_some() => {
+            let recorded = body.transaction().expect("checked");
             let (kind, reverses) = match &recorded.mode {
                 TransactionMode::Standard => (TransactionKind::Standard, None),
                 TransactionMode::Pending { .. } => (TransactionKind::Pending, None),

@@ -17,6 +17,7 @@
 //! rebuilds the state from the journal.
 
 use crate::audit::checkpoints::Checkpointer;
+use crate::billing::record::{self, CreditNoteRequest, InvoiceDraft, IssueOutcome, PaymentRequest};
 use crate::error::{LedgerError, StoreError};
 use crate::ledger::command::{AccountSpec, ApiKeySpec, CurrencySpec, PreparedItem};
 use crate::ledger::execute::{self, Context, EntryLookup, ItemOutcome};
@@ -26,9 +27,10 @@ use crate::rating::catalog as plans;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tally_core::billing::{BillingProfile, CouponGranted, Payment, SubscriptionChanged};
 use tally_core::entry::{AccountId, Entry, EntryBody, TimestampNs};
 use tally_core::meter::MeterSpec;
-use tally_core::plan::PlanSpec;
+use tally_core::plan::{PlanSpec, TaxRule};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// How often the writer wakes up by itself to expire pending transactions.
@@ -107,6 +109,8 @@ pub enum Request {
         spec: Box<PlanSpec>,
         reply: Reply<Result<(u32, u64, bool), LedgerError>>,
     },
+    /// A billing write (`billing::record`), answered in its own type.
+    Billing(BillingRequest),
     /// Sign a checkpoint now, unless the latest one is of the journal as it
     /// is; answers with the checkpoint's tree size (its entry's seq).
     Checkpoint { reply: Reply<u64> },
@@ -130,6 +134,7 @@ impl Request {
             Request::DefineMeter { .. }
             | Request::CloseUsagePeriod { .. }
             | Request::PublishPlan { .. } => 1,
+            Request::Billing(request) => request.items(),
             // Events are cheap next to transactions: a full call counts as
             // one batch of transactions, so groups stay bounded in time.
             Request::Usage { events, .. } => events.len().div_ceil(16).max(1),
@@ -152,8 +157,65 @@ impl EntryLookup for StoreLookup<'_> {
     }
 }
 
+/// The billing writes. Each carries its reply; its answer is deferred like
+/// every other (sent once the group is published).
+pub enum BillingRequest {
+    Profile(BillingProfile, Reply<Result<(u64, bool), LedgerError>>),
+    Subscription(SubscriptionChanged, Reply<Result<(u64, bool), LedgerError>>),
+    Coupon(CouponGranted, Reply<Result<(u64, bool), LedgerError>>),
+    TaxRules(Vec<TaxRule>, Reply<Result<(u32, u64, bool), LedgerError>>),
+    /// Closes each customer's usage through the instant, unless it is closed
+    /// that far already: a billing run's usage is then fixed.
+    CloseUsage(
+        Vec<(String, TimestampNs)>,
+        Reply<Vec<Result<(), LedgerError>>>,
+    ),
+    Issue(
+        Vec<InvoiceDraft>,
+        Reply<Vec<Result<IssueOutcome, LedgerError>>>,
+    ),
+    Void(String, String, Reply<Result<(u64, bool), LedgerError>>),
+    CreditNote(CreditNoteRequest, Reply<Result<(String, u64), LedgerError>>),
+    Payment(
+        PaymentRequest,
+        Reply<Result<(Payment, u64, bool), LedgerError>>,
+    ),
+}
+
+impl BillingRequest {
+    fn items(&self) -> usize {
+        match self {
+            BillingRequest::CloseUsage(closes, _) => closes.len().div_ceil(16).max(1),
+            BillingRequest::Issue(drafts, _) => drafts.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// A reply and its result, sent or failed later.
+trait Deferred: Send {
+    fn send(self: Box<Self>);
+    fn fail(self: Box<Self>, message: String);
+}
+
+impl<T: Send> Deferred for (Reply<T>, T) {
+    fn send(self: Box<Self>) {
+        let (reply, result) = *self;
+        drop(reply.send(Ok(result)));
+    }
+
+    fn fail(self: Box<Self>, message: String) {
+        drop(self.0.send(Err(message)));
+    }
+}
+
+fn deferred<T: Send + 'static>(reply: Reply<T>, result: T) -> Answer {
+    Answer::Deferred(Box::new((reply, result)))
+}
+
 /// An answer computed before the group is durable, sent after it is published.
 enum Answer {
+    Deferred(Box<dyn Deferred>),
     Currencies(
         Reply<Vec<Result<bool, LedgerError>>>,
         Vec<Result<bool, LedgerError>>,
@@ -215,6 +277,7 @@ impl Answer {
             Answer::Meter(reply, result) => drop(reply.send(Ok(result))),
             Answer::Plan(reply, result) => drop(reply.send(Ok(result))),
             Answer::Usage(reply, results) => drop(reply.send(Ok(results))),
+            Answer::Deferred(answer) => answer.send(),
         }
     }
 
@@ -231,6 +294,7 @@ impl Answer {
             Answer::Meter(reply, _) => drop(reply.send(Err(message))),
             Answer::Plan(reply, _) => drop(reply.send(Err(message))),
             Answer::Usage(reply, _) => drop(reply.send(Err(message))),
+            Answer::Deferred(answer) => answer.fail(message),
         }
     }
 }
@@ -432,7 +496,79 @@ impl Writer {
             Request::PublishPlan { spec, reply } => {
                 Answer::Plan(reply, plans::publish_plan(state, *spec, ctx, out))
             }
+            Request::Billing(request) => {
+                let store = &self.store;
+                execute_billing(state, store, request, ctx, out)
+            }
         })
+    }
+}
+
+fn execute_billing(
+    state: &mut LedgerState,
+    store: &Store,
+    request: BillingRequest,
+    ctx: &Context,
+    out: &mut Vec<Journaled>,
+) -> Answer {
+    match request {
+        BillingRequest::Profile(profile, reply) => {
+            deferred(reply, record::set_profile(state, profile, ctx, out))
+        }
+        BillingRequest::Subscription(changed, reply) => {
+            deferred(reply, record::change_subscription(state, changed, ctx, out))
+        }
+        BillingRequest::Coupon(granted, reply) => {
+            deferred(reply, record::grant_coupon(state, granted, ctx, out))
+        }
+        BillingRequest::TaxRules(rules, reply) => {
+            deferred(reply, record::publish_tax_rules(state, rules, ctx, out))
+        }
+        BillingRequest::CloseUsage(closes, reply) => {
+            let results = closes
+                .iter()
+                .map(|(customer, through)| {
+                    let closed = state
+                        .catalog()
+                        .customer(customer)
+                        .and_then(|c| c.closed_through);
+                    if closed.is_some_and(|closed| closed >= *through) {
+                        return Ok(());
+                    }
+                    ingest::close_usage_period(state, customer, *through, ctx, out).map(|_| ())
+                })
+                .collect();
+            deferred(reply, results)
+        }
+        BillingRequest::Issue(drafts, reply) => {
+            let results = drafts
+                .into_iter()
+                .map(|draft| record::issue_invoice(state, draft, ctx, out))
+                .collect();
+            deferred(reply, results)
+        }
+        BillingRequest::Void(number, reason, reply) => {
+            // The invoice's postings: in this group, or on disk.
+            let group: Vec<(u64, Entry)> = out.iter().map(|j| (j.seq, j.entry.clone())).collect();
+            let lookup = |seq: u64| {
+                group
+                    .iter()
+                    .find(|(s, _)| *s == seq)
+                    .map(|(_, e)| e.clone())
+                    .or_else(|| StoreLookup(store).entry(seq))
+                    .and_then(|e| e.body.transaction().map(|t| t.postings.clone()))
+            };
+            deferred(
+                reply,
+                record::void_invoice(state, &number, reason, &lookup, ctx, out),
+            )
+        }
+        BillingRequest::CreditNote(request, reply) => {
+            deferred(reply, record::issue_credit_note(state, request, ctx, out))
+        }
+        BillingRequest::Payment(request, reply) => {
+            deferred(reply, record::record_payment(state, request, ctx, out))
+        }
     }
 }
 

@@ -1,0 +1,750 @@
+//! Invoicing and payments through the engine, on real files: a month of
+//! billing for three customers (two plans and a mid-month upgrade, a coupon,
+//! two tax jurisdictions, prepaid credit), re-runs that post nothing,
+//! payments (partial, oldest first, overpayment to credit), a credit note and
+//! a void; then the ledger's own figures: the trial balance nets to zero,
+//! receivables equal what invoices still owe, revenue per charge equals the
+//! invoiced lines less credit notes, and an independent re-derivation of the
+//! journal accepts it.
+//!
+//! Every expected figure is computed by hand in its comment.
+
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use tally_core::billing::{Allocation, BillingProfile, PaymentKind};
+use tally_core::calendar::{BillingInterval, Day, IntervalUnit};
+use tally_core::decimal::Dec;
+use tally_core::entry::AccountType;
+use tally_core::error_code::ErrorCode;
+use tally_core::meter::{Aggregation, MeterSpec};
+use tally_core::plan::{
+    Charge, Coupon, CouponDiscount, CouponDuration, FlatTiming, PlanSpec, Pricing, RoundingMode,
+    TaxMode, TaxRounding, TaxRule, Tier,
+};
+use tally_core::usage::UsageEvent;
+use tally_server::billing::book::InvoiceStatus;
+use tally_server::billing::operations::ChangeTiming;
+use tally_server::billing::record::{CreditNoteRequest, PaymentRequest};
+use tally_server::error::Error;
+use tally_server::ledger::command::CurrencySpec;
+use tally_server::ledger::view::AsOf;
+use tally_server::metering::ingest::CustomerSpec;
+use tally_server::{Engine, EngineConfig};
+
+const HOUR: i64 = 3_600_000_000_000;
+
+fn dec(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
+fn day(text: &str) -> Day {
+    text.parse().unwrap()
+}
+
+fn no_progress(_: usize, _: usize) {}
+
+fn flat(code: &str, amount: &str) -> Charge {
+    Charge {
+        code: code.into(),
+        description: format!("{code} fee"),
+        meter: None,
+        group: BTreeMap::new(),
+        free_units: Dec::ZERO,
+        pricing: Pricing::Flat {
+            amount: Dec(dec(amount)),
+            timing: FlatTiming::InAdvance,
+        },
+    }
+}
+
+fn plan(code: &str, currency: &str, anchor: &str, charges: Vec<Charge>) -> PlanSpec {
+    PlanSpec {
+        code: code.into(),
+        name: code.into(),
+        currency: currency.into(),
+        interval: BillingInterval {
+            unit: IntervalUnit::Monthly,
+            anchor: day(anchor),
+        },
+        charges,
+        minimum_commitment: None,
+        rounding: RoundingMode::HalfUp,
+    }
+}
+
+/// `basic`: 20.00 a month and 0.01 per API call after 1,000 free.
+fn basic() -> PlanSpec {
+    let mut calls = flat("api", "0");
+    calls.meter = Some("api_calls".into());
+    calls.free_units = Dec(dec("1000"));
+    calls.pricing = Pricing::PerUnit {
+        unit_price: Dec(dec("0.01")),
+    };
+    plan(
+        "basic",
+        "USD",
+        "2026-04-01",
+        vec![flat("platform", "20.00"), calls],
+    )
+}
+
+/// `pro`: 30.00 a month; API calls graduated, 0.01 up to 10,000, then 0.005.
+fn pro() -> PlanSpec {
+    let mut calls = flat("api", "0");
+    calls.meter = Some("api_calls".into());
+    calls.pricing = Pricing::Graduated {
+        tiers: vec![
+            Tier {
+                up_to: Some(Dec(dec("10000"))),
+                unit_price: Dec(dec("0.01")),
+                flat_fee: Dec::ZERO,
+            },
+            Tier {
+                up_to: None,
+                unit_price: Dec(dec("0.005")),
+                flat_fee: Dec::ZERO,
+            },
+        ],
+    };
+    plan(
+        "pro",
+        "USD",
+        "2026-04-01",
+        vec![flat("platform", "30.00"), calls],
+    )
+}
+
+fn tax(code: &str, country: &str, region: Option<&str>, rate: &str) -> TaxRule {
+    TaxRule {
+        code: code.into(),
+        country: country.into(),
+        region: region.map(str::to_string),
+        rate: Dec(dec(rate)),
+        mode: TaxMode::Exclusive,
+        rounding: RoundingMode::HalfUp,
+        granularity: TaxRounding::PerLine,
+    }
+}
+
+fn profile(
+    customer: &str,
+    currency: &str,
+    country: &str,
+    region: Option<&str>,
+    series: &str,
+) -> BillingProfile {
+    BillingProfile {
+        customer_id: customer.into(),
+        currency: currency.into(),
+        country: country.into(),
+        region: region.map(str::to_string),
+        tax_id: String::new(),
+        timezone: "UTC".into(),
+        invoice_series: series.into(),
+        payment_terms_days: 30,
+    }
+}
+
+fn calls(id: &str, customer: &str, at: i64, value: u64) -> UsageEvent {
+    UsageEvent {
+        event_id: id.into(),
+        customer: customer.into(),
+        meter: "api_calls".into(),
+        timestamp: at,
+        value: Some(value.to_string()),
+        properties: BTreeMap::new(),
+    }
+}
+
+async fn ledger(dir: &std::path::Path) -> Engine {
+    let engine = Engine::open(EngineConfig::new(dir)).unwrap();
+    let currencies = ["USD", "EUR"]
+        .iter()
+        .map(|code| CurrencySpec {
+            code: code.to_string(),
+            scale: 2,
+        })
+        .collect();
+    for result in engine.create_currencies(currencies).await.unwrap() {
+        result.unwrap();
+    }
+    let customers = ["acme", "globex", "initech"]
+        .iter()
+        .map(|id| CustomerSpec {
+            customer_id: id.to_string(),
+            name: String::new(),
+            metadata: Default::default(),
+        })
+        .collect();
+    for result in engine.create_customers(customers).await.unwrap() {
+        result.unwrap();
+    }
+    engine
+        .define_meter(
+            MeterSpec {
+                code: "api_calls".into(),
+                aggregation: Aggregation::Sum,
+                value_property: None,
+                filters: BTreeMap::new(),
+                group_by: Vec::new(),
+                grace_period_seconds: 0,
+            },
+            String::new(),
+        )
+        .await
+        .unwrap();
+    engine
+}
+
+fn net(engine: &Engine, account: &str) -> Decimal {
+    let view = engine.get_account(account).unwrap();
+    let minor = view.balance.net_posted(view.account_type);
+    Decimal::from_i128_with_scale(minor, u32::from(view.scale))
+}
+
+/// 2026-04-01T00:00Z plus `days` days and one hour.
+fn april(days: i64) -> i64 {
+    day("2026-04-01").start_ns().unwrap() + days * 24 * HOUR + HOUR
+}
+
+#[tokio::test]
+async fn a_month_of_billing_for_three_customers() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ledger(dir.path()).await;
+    for spec in [
+        basic(),
+        pro(),
+        plan("eu", "EUR", "2026-04-01", vec![flat("platform", "50.00")]),
+    ] {
+        engine
+            .publish_plan(&serde_json::to_string(&spec).unwrap())
+            .await
+            .unwrap();
+    }
+    engine
+        .publish_tax_rules(vec![
+            tax("ca_gst", "CA", None, "5"),
+            tax("ca_qc_qst", "CA", Some("CA-QC"), "9.975"),
+            tax("de_vat", "DE", None, "19"),
+        ])
+        .await
+        .unwrap();
+    for p in [
+        profile("acme", "USD", "US", None, "INV"),
+        profile("globex", "USD", "CA", Some("CA-QC"), "INV"),
+        profile("initech", "EUR", "DE", None, "EU"),
+    ] {
+        assert!(engine.set_billing_profile(p).await.unwrap().1);
+    }
+    let start = day("2026-04-01");
+    engine
+        .subscribe("sub-acme", "acme", "basic", 0, start)
+        .await
+        .unwrap();
+    engine
+        .subscribe("sub-globex", "globex", "basic", 0, start)
+        .await
+        .unwrap();
+    engine
+        .subscribe("sub-initech", "initech", "eu", 0, start)
+        .await
+        .unwrap();
+    // globex upgrades on the 16th: pro's 30.00 is more than basic's 20.00,
+    // so the change is immediate.
+    let (effective, _, _) = engine
+        .change_plan(
+            "sub-globex",
+            "pro",
+            0,
+            day("2026-04-16"),
+            ChangeTiming::Auto,
+        )
+        .await
+        .unwrap();
+    assert_eq!(effective, day("2026-04-16"));
+    engine
+        .grant_coupon(
+            "grant-1",
+            "initech",
+            Coupon {
+                code: "welcome10".into(),
+                discount: CouponDiscount::Percentage {
+                    percent: Dec(dec("10")),
+                },
+                duration: CouponDuration::Forever,
+            },
+            start,
+        )
+        .await
+        .unwrap();
+    // initech buys 20.00 of prepaid credit.
+    let (purchase, _) = engine
+        .record_payment(PaymentRequest {
+            payment_id: "pay-initech-prepaid".into(),
+            customer_id: "initech".into(),
+            kind: PaymentKind::CreditPurchase,
+            amount: Dec(dec("20.00")),
+            received_on: day("2026-04-02"),
+            reference: "wire 1".into(),
+            allocations: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(purchase.to_credit.0, dec("20.00"));
+
+    // acme: 6,000 calls in April. globex: 3,000 before the 16th, 12,000 after.
+    let mut events = vec![
+        calls("a1", "acme", april(3), 2_500),
+        calls("a2", "acme", april(20), 3_500),
+    ];
+    events.push(calls("g1", "globex", april(5), 3_000));
+    events.push(calls("g2", "globex", april(16), 7_000));
+    events.push(calls("g3", "globex", april(29), 5_000));
+    // May usage is not April's.
+    events.push(calls("a3", "acme", april(30) + 2 * HOUR, 99_999));
+    for result in engine
+        .ingest_events(events.into_iter().map(Ok).collect())
+        .await
+        .unwrap()
+    {
+        result.unwrap();
+    }
+
+    // A draft previews without posting.
+    let length = engine.journal_length();
+    let drafts = engine
+        .run_billing(
+            None,
+            day("2026-04-01"),
+            day("2026-05-01"),
+            false,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(drafts.len(), 3);
+    assert!(drafts.iter().all(|d| d.invoice.number.is_empty()));
+    assert_eq!(engine.journal_length(), length);
+
+    let run = engine
+        .run_billing(
+            None,
+            day("2026-04-01"),
+            day("2026-05-01"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    let by_customer: BTreeMap<&str, _> = run
+        .iter()
+        .map(|r| (r.invoice.customer_id.as_str(), &r.invoice))
+        .collect();
+    assert!(run.iter().all(|r| r.created));
+
+    // acme: 20.00 + (6,000 - 1,000) x 0.01 = 20.00 + 50.00 = 70.00; no US tax.
+    let acme = by_customer["acme"];
+    assert_eq!(acme.number, "INV-2026-000001");
+    assert_eq!(acme.total.0, dec("70.00"));
+    assert_eq!(acme.tax.0, dec("0"));
+    let api = acme.lines.iter().find(|l| l.charge_code == "api").unwrap();
+    assert_eq!(api.quantity.0, dec("6000"));
+    // The line names the two April events it rated.
+    assert_eq!(api.usage.unwrap().events, 2);
+
+    // globex, basic for Apr 1-16 (15 of 30 days): 20.00 x 15/30 = 10.00, and
+    // (3,000 - 1,000) x 0.01 = 20.00; pro for Apr 16-May 1: 30.00 x 15/30 =
+    // 15.00, and 10,000 x 0.01 + 2,000 x 0.005 = 110.00. Subtotal 155.00.
+    // GST 5 % per line: 0.50 + 1.00 + 0.75 + 5.50 = 7.75. QST 9.975 % per
+    // line, half up: 0.9975 -> 1.00, 1.995 -> 2.00, 1.49625 -> 1.50,
+    // 10.9725 -> 10.97 = 15.47. Total 155.00 + 23.22 = 178.22.
+    let globex = by_customer["globex"];
+    assert_eq!(globex.number, "INV-2026-000002");
+    let amounts: Vec<(String, Decimal)> = globex
+        .lines
+        .iter()
+        .map(|l| (format!("{}:{}", l.plan_code, l.charge_code), l.amount.0))
+        .collect();
+    assert_eq!(
+        amounts,
+        vec![
+            ("basic:platform".to_string(), dec("10.00")),
+            ("basic:api".to_string(), dec("20.00")),
+            ("pro:platform".to_string(), dec("15.00")),
+            ("pro:api".to_string(), dec("110.00")),
+        ]
+    );
+    assert_eq!(globex.subtotal.0, dec("155.00"));
+    let taxes: BTreeMap<&str, Decimal> = globex
+        .taxes
+        .iter()
+        .map(|t| (t.code.as_str(), t.amount.0))
+        .collect();
+    assert_eq!(taxes["ca_gst"], dec("7.75"));
+    assert_eq!(taxes["ca_qc_qst"], dec("15.47"));
+    assert_eq!(globex.total.0, dec("178.22"));
+    assert_eq!(globex.lines[3].usage.unwrap().events, 2);
+
+    // initech: 50.00 less 10 % = 45.00; VAT 19 % = 8.55; total 53.55, of
+    // which 20.00 prepaid credit: 33.55 due.
+    let initech = by_customer["initech"];
+    assert_eq!(initech.number, "EU-2026-000001");
+    assert_eq!(initech.discount.0, dec("5.00"));
+    assert_eq!(initech.tax.0, dec("8.55"));
+    assert_eq!(initech.total.0, dec("53.55"));
+    assert_eq!(initech.credit_applied.0, dec("20.00"));
+    assert_eq!(initech.amount_due.0, dec("33.55"));
+    assert_eq!(engine.customer_credit("initech"), dec("0"));
+
+    // Running the month again issues nothing and posts nothing.
+    let length = engine.journal_length();
+    let again = engine
+        .run_billing(
+            None,
+            day("2026-04-01"),
+            day("2026-05-01"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|r| !r.created));
+    assert_eq!(engine.journal_length(), length);
+
+    // acme pays 50.00 of 70.00 (oldest first); globex overpays 200.00.
+    let (acme_pay, _) = engine
+        .record_payment(PaymentRequest {
+            payment_id: "pay-acme-1".into(),
+            customer_id: "acme".into(),
+            kind: PaymentKind::Payment,
+            amount: Dec(dec("50.00")),
+            received_on: day("2026-05-10"),
+            reference: "card".into(),
+            allocations: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        acme_pay.allocations,
+        vec![Allocation {
+            invoice_number: "INV-2026-000001".into(),
+            amount: Dec(dec("50.00"))
+        }]
+    );
+    let view = engine.invoice("INV-2026-000001").unwrap();
+    assert_eq!(view.status, InvoiceStatus::PartiallyPaid);
+    assert_eq!(view.outstanding, dec("20.00"));
+    let (globex_pay, _) = engine
+        .record_payment(PaymentRequest {
+            payment_id: "pay-globex-1".into(),
+            customer_id: "globex".into(),
+            kind: PaymentKind::Payment,
+            amount: Dec(dec("200.00")),
+            received_on: day("2026-05-11"),
+            reference: "wire 2".into(),
+            allocations: None,
+        })
+        .await
+        .unwrap();
+    // 200.00 - 178.22 = 21.78 kept as credit.
+    assert_eq!(globex_pay.to_credit.0, dec("21.78"));
+    assert_eq!(
+        engine.invoice("INV-2026-000002").unwrap().status,
+        InvoiceStatus::Paid
+    );
+    assert_eq!(engine.customer_credit("globex"), dec("21.78"));
+    // A retry is the same payment; other content under its id is refused.
+    let retry = engine
+        .record_payment(PaymentRequest {
+            payment_id: "pay-globex-1".into(),
+            customer_id: "globex".into(),
+            kind: PaymentKind::Payment,
+            amount: Dec(dec("200.00")),
+            received_on: day("2026-05-11"),
+            reference: "wire 2".into(),
+            allocations: None,
+        })
+        .await
+        .unwrap();
+    assert!(!retry.1);
+    let conflict = engine
+        .record_payment(PaymentRequest {
+            payment_id: "pay-globex-1".into(),
+            customer_id: "globex".into(),
+            kind: PaymentKind::Payment,
+            amount: Dec(dec("201.00")),
+            received_on: day("2026-05-11"),
+            reference: "wire 2".into(),
+            allocations: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(conflict, Error::Ledger(ref e) if e.code == ErrorCode::BillingIdExists));
+
+    // A credit note of 5.00 on acme's platform fee (line 0): acme owes 15.00.
+    let note = engine
+        .issue_credit_note(CreditNoteRequest {
+            invoice_number: "INV-2026-000001".into(),
+            reason: "outage".into(),
+            lines: vec![(0, dec("5.00"))],
+        })
+        .await
+        .unwrap();
+    assert_eq!(note.number, "CN-INV-2026-000001");
+    assert_eq!(note.to_invoice.0, dec("5.00"));
+    assert_eq!(
+        engine.invoice("INV-2026-000001").unwrap().outstanding,
+        dec("15.00")
+    );
+    // More than is left on the line is refused and changes nothing.
+    let length = engine.journal_length();
+    let too_much = engine
+        .issue_credit_note(CreditNoteRequest {
+            invoice_number: "INV-2026-000001".into(),
+            reason: "again".into(),
+            lines: vec![(0, dec("15.01"))],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(too_much, Error::Ledger(ref e) if e.code == ErrorCode::CreditExceedsInvoice && e.field == "lines[0].amount")
+    );
+    assert_eq!(engine.journal_length(), length);
+    // A paid invoice cannot be voided.
+    let void = engine
+        .void_invoice("INV-2026-000002", "mistake")
+        .await
+        .unwrap_err();
+    assert!(matches!(void, Error::Ledger(ref e) if e.code == ErrorCode::InvoiceNotVoidable));
+
+    // The ledger's figures.
+    let trial = engine.trial_balance(AsOf::Now, 0, "", None).unwrap();
+    let mut per_currency: BTreeMap<&str, i128> = BTreeMap::new();
+    for line in &trial.lines {
+        *per_currency.entry(line.currency.as_str()).or_default() += line.debit_minus_credit;
+    }
+    assert!(per_currency.values().all(|v| *v == 0), "{per_currency:?}");
+    // Receivables: acme 15.00 (USD), initech 33.55 (EUR).
+    assert_eq!(net(&engine, "assets:receivable:usd"), dec("15.00"));
+    assert_eq!(net(&engine, "assets:receivable:eur"), dec("33.55"));
+    let owed: Decimal = engine
+        .invoices(None)
+        .iter()
+        .filter(|v| v.invoice.currency == "USD")
+        .map(|v| v.outstanding)
+        .sum();
+    assert_eq!(owed, dec("15.00"));
+    // Revenue per charge: basic's platform fee 20.00 (acme) + 10.00 (globex)
+    // less the 5.00 credited; the EUR platform fee 50.00 gross, its 5.00
+    // discount on the contra account.
+    assert_eq!(net(&engine, "revenue:basic:platform"), dec("25.00"));
+    assert_eq!(net(&engine, "revenue:basic:api"), dec("70.00"));
+    assert_eq!(net(&engine, "revenue:pro:api"), dec("110.00"));
+    assert_eq!(net(&engine, "revenue:eu:platform"), dec("50.00"));
+    assert_eq!(net(&engine, "revenue:discounts:eur"), dec("-5.00"));
+    assert_eq!(net(&engine, "liabilities:tax:ca_gst:usd"), dec("7.75"));
+    assert_eq!(net(&engine, "liabilities:tax:de_vat:eur"), dec("8.55"));
+    assert_eq!(
+        net(&engine, "liabilities:customer_credit:usd"),
+        dec("21.78")
+    );
+    assert_eq!(net(&engine, "liabilities:customer_credit:eur"), dec("0"));
+    // Cash: 20.00 EUR; 50.00 + 200.00 USD.
+    assert_eq!(net(&engine, "assets:cash:usd"), dec("250.00"));
+    assert_eq!(
+        engine
+            .get_account("assets:receivable:usd")
+            .unwrap()
+            .account_type,
+        AccountType::Asset
+    );
+
+    // Ageing, ten days after the invoices' due date: all 1-30 days late.
+    let due = engine.invoice("INV-2026-000001").unwrap().invoice.due_on;
+    let ageing = engine.ageing(Day(due.0 + 10));
+    let acme_row = ageing.iter().find(|r| r.customer_id == "acme").unwrap();
+    assert_eq!(acme_row.buckets[1], dec("15.00"));
+    assert_eq!(acme_row.total, dec("15.00"));
+    let before_due = engine.ageing(due);
+    assert_eq!(
+        before_due
+            .iter()
+            .find(|r| r.customer_id == "acme")
+            .unwrap()
+            .buckets[0],
+        dec("15.00")
+    );
+
+    // The journal, re-derived independently, balances; a restart folds the
+    // same book.
+    let mut rederiver = tally_audit::rederive::Rederiver::new();
+    let length = engine.journal_length();
+    for seq in 0..length {
+        let record = engine.journal_entry(seq).unwrap();
+        rederiver.apply(&record.entry).unwrap();
+    }
+    rederiver.finish().unwrap();
+    let before: Vec<_> = engine.invoices(None);
+    engine.shutdown().await;
+    drop(engine);
+    let engine = Engine::open(EngineConfig::new(dir.path())).unwrap();
+    assert_eq!(engine.invoices(None), before);
+    assert_eq!(engine.customer_credit("globex"), dec("21.78"));
+}
+
+#[tokio::test]
+async fn kill_bill_upgrade_prorates_by_day() {
+    // Kill Bill's example: a $20 monthly plan from Apr 11, upgraded on Apr 26
+    // to a $30 plan. The period Apr 11 - May 11 has 30 days: 15 on each plan.
+    // The old plan is billed 20 x 15/30 = 10.00 for the days it was in force,
+    // the new one 30 x 15/30 = 15.00 for the rest of the period.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ledger(dir.path()).await;
+    let twenty = plan("twenty", "USD", "2026-04-11", vec![flat("platform", "20")]);
+    let thirty = plan("thirty", "USD", "2026-04-11", vec![flat("platform", "30")]);
+    for spec in [twenty, thirty] {
+        engine
+            .publish_plan(&serde_json::to_string(&spec).unwrap())
+            .await
+            .unwrap();
+    }
+    engine
+        .set_billing_profile(profile("acme", "USD", "US", None, "KB"))
+        .await
+        .unwrap();
+    engine
+        .subscribe("sub-1", "acme", "twenty", 0, day("2026-04-11"))
+        .await
+        .unwrap();
+    engine
+        .change_plan("sub-1", "thirty", 0, day("2026-04-26"), ChangeTiming::Auto)
+        .await
+        .unwrap();
+    let run = engine
+        .run_billing(
+            None,
+            day("2026-05-01"),
+            day("2026-06-01"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.len(), 1);
+    let invoice = &run[0].invoice;
+    assert_eq!(
+        (invoice.period_start, invoice.period_end),
+        (day("2026-04-11"), day("2026-05-11"))
+    );
+    let lines: Vec<(&str, Decimal, &str)> = invoice
+        .lines
+        .iter()
+        .map(|l| (l.plan_code.as_str(), l.amount.0, l.explanation.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("twenty", dec("10.00"), "15 of 30 days of 20"),
+            ("thirty", dec("15.00"), "15 of 30 days of 30"),
+        ]
+    );
+    assert_eq!(invoice.total.0, dec("25.00"));
+    // A downgrade waits for the period's end.
+    let (effective, _, _) = engine
+        .change_plan("sub-1", "twenty", 0, day("2026-05-20"), ChangeTiming::Auto)
+        .await
+        .unwrap();
+    assert_eq!(effective, day("2026-06-11"));
+    // A change inside an invoiced period is refused: a credit note corrects it.
+    let refused = engine
+        .change_plan(
+            "sub-1",
+            "thirty",
+            0,
+            day("2026-05-01"),
+            ChangeTiming::Immediate,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::Ledger(ref e) if e.code == ErrorCode::SubscriptionChangeInvalid)
+    );
+}
+
+#[tokio::test]
+async fn an_open_period_is_a_draft_only_and_a_void_reverses() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ledger(dir.path()).await;
+    engine
+        .publish_plan(
+            &serde_json::to_string(&plan(
+                "eu",
+                "EUR",
+                "2026-04-01",
+                vec![flat("platform", "50.00")],
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    engine
+        .set_billing_profile(profile("initech", "EUR", "DE", None, "EU"))
+        .await
+        .unwrap();
+    // Without a profile there is no subscription.
+    let missing = engine
+        .subscribe("sub-x", "acme", "eu", 0, day("2026-04-01"))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, Error::Ledger(ref e) if e.code == ErrorCode::BillingProfileMissing));
+    engine
+        .subscribe("sub-1", "initech", "eu", 0, day("2026-04-01"))
+        .await
+        .unwrap();
+    // A period that has not ended (far in the future) is not issued.
+    let far = engine
+        .run_billing(
+            None,
+            day("2099-01-01"),
+            day("2099-02-01"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    assert!(far.is_empty());
+    let run = engine
+        .run_billing(
+            None,
+            day("2026-04-01"),
+            day("2026-05-01"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    let number = run[0].invoice.number.clone();
+    assert_eq!(net(&engine, "assets:receivable:eur"), dec("50.00"));
+    engine
+        .void_invoice(&number, "wrong customer")
+        .await
+        .unwrap();
+    assert_eq!(engine.invoice(&number).unwrap().status, InvoiceStatus::Void);
+    assert_eq!(net(&engine, "assets:receivable:eur"), dec("0"));
+    assert_eq!(net(&engine, "revenue:eu:platform"), dec("0"));
+    // A voided period may be billed again, with the next number.
+    let again = engine
+        .run_billing(
+            None,
+            day("2026-04-01"),
+            day("2026-05-01"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(again[0].created);
+    assert_eq!(again[0].invoice.number, "EU-2026-000002");
+}
