@@ -12,10 +12,12 @@
 //! - [`accounts`]: the accounts billing posts to, opened on first use;
 //! - [`record`]: the writer's half of every billing write;
 //! - [`run`]: a billing run's planning and rating (no writes);
-//! - [`operations`]: the `Engine`'s billing calls.
+//! - [`operations`]: the `Engine`'s billing calls;
+//! - [`render`]: an invoice as a page a customer can read.
 
 pub mod accounts;
 pub mod book;
 pub mod operations;
 pub mod record;
+pub mod render;
 pub mod run;

@@ -481,6 +481,17 @@ impl Engine {
             })
     }
 
+    /// The invoice as a self-contained HTML page.
+    pub fn invoice_html(&self, number: &str) -> Result<String> {
+        let view = self.invoice(number)?;
+        let scale = self
+            .store
+            .read_model()
+            .currency_scale(&view.invoice.currency)
+            .unwrap_or(2);
+        Ok(super::render::invoice_html(&view, scale))
+    }
+
     /// A customer's invoices (none: everyone's), in issue order.
     pub fn invoices(&self, customer: Option<&str>) -> Vec<InvoiceView> {
         let model = self.store.read_model();
