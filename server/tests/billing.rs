@@ -43,7 +43,18 @@ fn day(text: &str) -> Day {
 
 fn no_progress(_: usize, _: usize) {}
 
+/// A fee billed at the end of its period.
 fn flat(code: &str, amount: &str) -> Charge {
+    let mut charge = advance(code, amount);
+    charge.pricing = Pricing::Flat {
+        amount: Dec(dec(amount)),
+        timing: FlatTiming::InArrears,
+    };
+    charge
+}
+
+/// A fee billed at the start of its period.
+fn advance(code: &str, amount: &str) -> Charge {
     Charge {
         code: code.into(),
         description: format!("{code} fee"),
@@ -712,15 +723,25 @@ async fn a_month_of_billing_for_three_customers() {
 }
 
 #[tokio::test]
-async fn kill_bill_upgrade_prorates_by_day() {
-    // Kill Bill's example: a $20 monthly plan from Apr 11, upgraded on Apr 26
-    // to a $30 plan. The period Apr 11 - May 11 has 30 days: 15 on each plan.
-    // The old plan is billed 20 x 15/30 = 10.00 for the days it was in force,
-    // the new one 30 x 15/30 = 15.00 for the rest of the period.
+async fn kill_bill_upgrade_credits_the_unused_days() {
+    // Kill Bill's example: a $20 monthly plan billed in advance from Apr 11,
+    // upgraded on Apr 26 to a $30 plan. The period Apr 11 - May 11 has 30
+    // days, 15 left on Apr 26: a credit of 20 x 15/30 = 10.00 for the unused
+    // days and a charge of 30 x 15/30 = 15.00 for the rest of the period.
     let dir = tempfile::tempdir().unwrap();
     let engine = ledger(dir.path()).await;
-    let twenty = plan("twenty", "USD", "2026-04-11", vec![flat("platform", "20")]);
-    let thirty = plan("thirty", "USD", "2026-04-11", vec![flat("platform", "30")]);
+    let twenty = plan(
+        "twenty",
+        "USD",
+        "2026-04-11",
+        vec![advance("platform", "20")],
+    );
+    let thirty = plan(
+        "thirty",
+        "USD",
+        "2026-04-11",
+        vec![advance("platform", "30")],
+    );
     for spec in [twenty, thirty] {
         engine
             .publish_plan(&serde_json::to_string(&spec).unwrap())
@@ -735,46 +756,90 @@ async fn kill_bill_upgrade_prorates_by_day() {
         .subscribe("sub-1", "acme", "twenty", 0, day("2026-04-11"))
         .await
         .unwrap();
-    engine
-        .change_plan("sub-1", "thirty", 0, day("2026-04-26"), ChangeTiming::Auto)
-        .await
-        .unwrap();
-    let run = engine
+    // Apr 11: the first period billed in advance.
+    let first = engine
         .run_billing(
             None,
-            day("2026-05-01"),
-            day("2026-06-01"),
+            day("2026-04-10"),
+            day("2026-04-11"),
             true,
             &no_progress,
         )
         .await
         .unwrap();
-    assert_eq!(run.len(), 1);
-    let invoice = &run[0].invoice;
-    assert_eq!(
-        (invoice.period_start, invoice.period_end),
-        (day("2026-04-11"), day("2026-05-11"))
-    );
-    let lines: Vec<(&str, Decimal, &str)> = invoice
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].invoice.total.0, dec("20.00"));
+    assert_eq!(first[0].invoice.lines[0].start, day("2026-04-11"));
+    assert_eq!(first[0].invoice.lines[0].end, day("2026-05-11"));
+    // Apr 26: the upgrade; pro's 30 is more than 20, so it is immediate.
+    let (effective, _, _) = engine
+        .change_plan("sub-1", "thirty", 0, day("2026-04-26"), ChangeTiming::Auto)
+        .await
+        .unwrap();
+    assert_eq!(effective, day("2026-04-26"));
+    let run = engine
+        .run_billing(
+            None,
+            day("2026-04-11"),
+            day("2026-05-11"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    let created: Vec<_> = run.iter().filter(|r| r.created).collect();
+    assert_eq!(created.len(), 2, "Apr 26 and May 11");
+    let repair = &created[0].invoice;
+    assert_eq!(repair.period_end, day("2026-04-26"));
+    let lines: Vec<(&str, &str, Decimal, Day, Day)> = repair
         .lines
         .iter()
-        .map(|l| (l.plan_code.as_str(), l.amount.0, l.explanation.as_str()))
+        .map(|l| {
+            (
+                l.kind.as_str(),
+                l.plan_code.as_str(),
+                l.amount.0,
+                l.start,
+                l.end,
+            )
+        })
         .collect();
     assert_eq!(
         lines,
         vec![
-            ("twenty", dec("10.00"), "15 of 30 days of 20"),
-            ("thirty", dec("15.00"), "15 of 30 days of 30"),
+            (
+                "credit",
+                "twenty",
+                dec("-10.00"),
+                day("2026-04-26"),
+                day("2026-05-11")
+            ),
+            (
+                "charge",
+                "thirty",
+                dec("15.00"),
+                day("2026-04-26"),
+                day("2026-05-11")
+            ),
         ]
     );
-    assert_eq!(invoice.total.0, dec("25.00"));
+    assert_eq!(repair.total.0, dec("5.00"));
+    // May 11: the next period, on the new plan, in advance.
+    let next = &created[1].invoice;
+    assert_eq!(next.period_end, day("2026-05-11"));
+    assert_eq!(next.total.0, dec("30.00"));
+    // The revenue of the old plan is what its days earned: 20 - 10.
+    assert_eq!(net(&engine, "revenue:twenty:platform"), dec("10.00"));
+    assert_eq!(net(&engine, "revenue:thirty:platform"), dec("45.00"));
+    assert_eq!(net(&engine, "assets:receivable:usd"), dec("55.00"));
     // A downgrade waits for the period's end.
     let (effective, _, _) = engine
         .change_plan("sub-1", "twenty", 0, day("2026-05-20"), ChangeTiming::Auto)
         .await
         .unwrap();
     assert_eq!(effective, day("2026-06-11"));
-    // A change inside an invoiced period is refused: a credit note corrects it.
+    // A change before the last invoiced date is refused: a credit note
+    // corrects it.
     let refused = engine
         .change_plan(
             "sub-1",
@@ -787,6 +852,79 @@ async fn kill_bill_upgrade_prorates_by_day() {
         .unwrap_err();
     assert!(
         matches!(refused, Error::Ledger(ref e) if e.code == ErrorCode::SubscriptionChangeInvalid)
+    );
+}
+
+#[tokio::test]
+async fn a_change_known_before_the_run_is_billed_without_a_credit() {
+    // The same upgrade recorded before anything was invoiced: Apr 11's
+    // invoice bills twenty for Apr 11-26 (10.00), Apr 26's thirty for the
+    // rest (15.00); nothing to credit.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ledger(dir.path()).await;
+    for spec in [
+        plan(
+            "twenty",
+            "USD",
+            "2026-04-11",
+            vec![advance("platform", "20")],
+        ),
+        plan(
+            "thirty",
+            "USD",
+            "2026-04-11",
+            vec![advance("platform", "30")],
+        ),
+    ] {
+        engine
+            .publish_plan(&serde_json::to_string(&spec).unwrap())
+            .await
+            .unwrap();
+    }
+    engine
+        .set_billing_profile(profile("acme", "USD", "US", None, "KB"))
+        .await
+        .unwrap();
+    engine
+        .subscribe("sub-1", "acme", "twenty", 0, day("2026-04-11"))
+        .await
+        .unwrap();
+    engine
+        .change_plan(
+            "sub-1",
+            "thirty",
+            0,
+            day("2026-04-26"),
+            ChangeTiming::Immediate,
+        )
+        .await
+        .unwrap();
+    // The subscription ends on May 1: thirty's May 1-11 is credited then.
+    engine
+        .end_subscription("sub-1", day("2026-05-01"))
+        .await
+        .unwrap();
+    let run = engine
+        .run_billing(
+            None,
+            day("2026-04-11"),
+            day("2026-05-31"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    let totals: Vec<(Day, Decimal)> = run
+        .iter()
+        .map(|r| (r.invoice.period_end, r.invoice.total.0))
+        .collect();
+    // 20 x 15/30 = 10.00; 30 x 5/30 = 5.00 (Apr 26 - May 1, the end known).
+    assert_eq!(
+        totals,
+        vec![
+            (day("2026-04-11"), dec("10.00")),
+            (day("2026-04-26"), dec("5.00"))
+        ]
     );
 }
 

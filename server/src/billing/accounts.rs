@@ -103,41 +103,61 @@ pub fn resolve(
     execute::open_account(state, &spec, ctx, out).map(|(id, _)| id)
 }
 
-/// The postings of one billing document, built by role and amount (minor
-/// units), then resolved to accounts. Zero amounts are left out.
+/// The postings of one billing document, netted by role (minor units,
+/// debits positive), then resolved to accounts: one posting per account,
+/// none for a role that nets to zero.
 #[derive(Debug, Default)]
 pub struct PostingPlan {
-    legs: Vec<(Role, Side, u128)>,
+    nets: BTreeMap<Role, i128>,
+    /// An amount beyond what the ledger holds was added.
+    overflow: bool,
 }
 
 impl PostingPlan {
     pub fn debit(&mut self, role: Role, amount: u128) {
-        if amount > 0 {
-            self.legs.push((role, Side::Debit, amount));
-        }
+        self.signed(role, i128::try_from(amount).unwrap_or(i128::MAX), true);
     }
 
     pub fn credit(&mut self, role: Role, amount: u128) {
-        if amount > 0 {
-            self.legs.push((role, Side::Credit, amount));
+        self.signed(role, i128::try_from(amount).unwrap_or(i128::MAX), false);
+    }
+
+    /// Adds `amount` on the debit side (`debit`) or the credit side; a
+    /// negative amount goes to the other side.
+    pub fn signed(&mut self, role: Role, amount: i128, debit: bool) {
+        let amount = if debit {
+            Some(amount)
+        } else {
+            amount.checked_neg()
+        };
+        let net = self.nets.entry(role).or_default();
+        match amount.and_then(|a| net.checked_add(a)) {
+            Some(sum) => *net = sum,
+            None => self.overflow = true,
         }
     }
 
     /// Whether debits equal credits; checked before any account is opened.
     pub fn balances(&self) -> bool {
-        let sum = |side| {
-            self.legs
-                .iter()
-                .filter(|(_, s, _)| *s == side)
-                .try_fold(0u128, |acc, (_, _, amount)| acc.checked_add(*amount))
-        };
-        matches!((sum(Side::Debit), sum(Side::Credit)), (Some(d), Some(c)) if d == c)
+        !self.overflow
+            && self
+                .nets
+                .values()
+                .try_fold(0i128, |acc, v| acc.checked_add(*v))
+                == Some(0)
+    }
+
+    fn legs(&self) -> impl Iterator<Item = (&Role, i128)> {
+        self.nets
+            .iter()
+            .filter(|(_, net)| **net != 0)
+            .map(|(r, n)| (r, *n))
     }
 
     /// Every role's account, resolved first (so a refusal opens nothing),
     /// then the postings.
     pub fn check(&self, state: &LedgerState, currency: &str) -> Result<(), LedgerError> {
-        for (role, _, _) in &self.legs {
+        for (role, _) in self.legs() {
             let name = role.name(currency);
             if let Some(id) = state.account_id(&name) {
                 let account = state.account(id);
@@ -172,13 +192,13 @@ impl PostingPlan {
         out: &mut Vec<Journaled>,
     ) -> Result<Vec<Posting>, LedgerError> {
         debug_assert!(self.balances(), "billing postings balance");
-        let mut postings = Vec::with_capacity(self.legs.len());
-        for (role, side, amount_minor) in self.legs {
-            let account_id = resolve(state, &role, currency, ctx, out)?;
+        let mut postings = Vec::with_capacity(self.nets.len());
+        for (role, net) in self.legs() {
+            let account_id = resolve(state, role, currency, ctx, out)?;
             postings.push(Posting {
                 account_id,
-                side,
-                amount_minor,
+                side: if net > 0 { Side::Debit } else { Side::Credit },
+                amount_minor: net.unsigned_abs(),
             });
         }
         Ok(postings)

@@ -52,6 +52,15 @@ impl Subscription {
         self.segments[0].from
     }
 
+    /// The segment in force on `day` (the first one before the start).
+    pub fn segment_at(&self, day: Day) -> Option<&Segment> {
+        self.segments
+            .iter()
+            .rev()
+            .find(|s| s.from <= day)
+            .or(self.segments.first())
+    }
+
     /// The segments overlapping `[start, end)`, each cut to it: (from, to,
     /// segment).
     pub fn segments_in(&self, start: Day, end: Day) -> Vec<(Day, Day, &Segment)> {
@@ -171,7 +180,7 @@ pub struct BillingBook {
     customer_grants: BTreeMap<String, Vec<String>>,
     tax_rules: Vec<(u64, TaxRulesPublished)>,
     invoices: BTreeMap<String, InvoiceState>,
-    /// (subscription, period start) → invoice number: a period is invoiced once.
+    /// (subscription, billing date) → invoice number: a date is invoiced once.
     invoiced_periods: HashMap<(String, Day), String>,
     customer_invoices: BTreeMap<String, Vec<String>>,
     credit_notes: BTreeMap<String, CreditNoteState>,
@@ -248,9 +257,11 @@ impl BillingBook {
             .filter_map(|n| self.invoices.get(n))
     }
 
-    pub fn invoiced_period(&self, subscription: &str, start: Day) -> Option<&InvoiceState> {
+    /// The invoice of a subscription's billing date (an invoice's
+    /// `period_end`), unless it was voided.
+    pub fn invoiced_on(&self, subscription: &str, date: Day) -> Option<&InvoiceState> {
         self.invoiced_periods
-            .get(&(subscription.to_string(), start))
+            .get(&(subscription.to_string(), date))
             .and_then(|n| self.invoices.get(n))
     }
 
@@ -356,7 +367,7 @@ impl BillingBook {
                 *self.credit.entry(invoice.customer_id.clone()).or_default() +=
                     invoice.credit_applied.0;
                 self.invoiced_periods
-                    .remove(&(invoice.subscription_id.clone(), invoice.period_start));
+                    .remove(&(invoice.subscription_id.clone(), invoice.period_end));
             }
             EntryBody::CreditNoteIssued(issued) => {
                 self.credit_note_issued(seq, &issued.credit_note)?
@@ -466,11 +477,11 @@ impl BillingBook {
         if self.invoices.contains_key(&invoice.number) {
             return Err(format!("invoice {} issued twice", invoice.number));
         }
-        let period = (invoice.subscription_id.clone(), invoice.period_start);
+        let period = (invoice.subscription_id.clone(), invoice.period_end);
         if self.invoiced_periods.contains_key(&period) {
             return Err(format!(
-                "subscription {:?} invoiced twice for the period from {}",
-                invoice.subscription_id, invoice.period_start
+                "subscription {:?} invoiced twice on {}",
+                invoice.subscription_id, invoice.period_end
             ));
         }
         self.counters.insert(key, invoice.sequence);

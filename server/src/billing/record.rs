@@ -62,6 +62,23 @@ fn minor(value: Decimal, scale: u8, what: &str) -> Result<u128, LedgerError> {
     })
 }
 
+/// A decimal at the currency's scale as signed minor units.
+fn signed_minor(value: Decimal, scale: u8) -> Result<i128, LedgerError> {
+    let minor = minor(value.abs(), scale, "amount")?;
+    let minor = i128::try_from(minor).map_err(|_| {
+        LedgerError::new(
+            ErrorCode::AmountOverflow,
+            "",
+            format!("amount {value} overflows"),
+        )
+    })?;
+    Ok(if value.is_sign_negative() {
+        -minor
+    } else {
+        minor
+    })
+}
+
 fn profile_of<'a>(
     book: &'a BillingBook,
     customer: &str,
@@ -421,7 +438,7 @@ pub fn issue_invoice(
 ) -> Result<IssueOutcome, LedgerError> {
     let book = state.billing();
     let mut invoice = draft.invoice;
-    if let Some(existing) = book.invoiced_period(&invoice.subscription_id, invoice.period_start) {
+    if let Some(existing) = book.invoiced_on(&invoice.subscription_id, invoice.period_end) {
         return Ok(IssueOutcome::Existing {
             number: existing.invoice.number.clone(),
         });
@@ -445,8 +462,15 @@ pub fn issue_invoice(
     }
     let scale = scale_of(state, &invoice.currency)?;
     let credit = book.credit(&invoice.customer_id);
-    invoice.credit_applied = Dec(credit.min(invoice.total.0).max(Decimal::ZERO));
-    invoice.amount_due = Dec(invoice.total.0 - invoice.credit_applied.0);
+    if invoice.total.0.is_sign_negative() {
+        // More credited than charged (an unused prepaid fee returned): the
+        // difference is the customer's credit, not a negative receivable.
+        invoice.credit_applied = invoice.total;
+        invoice.amount_due = Dec::ZERO;
+    } else {
+        invoice.credit_applied = Dec(credit.min(invoice.total.0).max(Decimal::ZERO));
+        invoice.amount_due = Dec(invoice.total.0 - invoice.credit_applied.0);
+    }
     invoice.issued_on = today;
     invoice.due_on = Day(today.0.saturating_add(profile.payment_terms_days as i32));
     let (year, _, _) = today.ymd().unwrap_or((1970, 1, 1));
@@ -454,49 +478,42 @@ pub fn issue_invoice(
     invoice.year = year;
     invoice.sequence = book.next_sequence(&invoice.series, year);
     invoice.number = document_number(&invoice.series, year, invoice.sequence);
-    debug_assert_eq!(
-        invoice.total.0,
-        invoice.lines.iter().map(|l| l.total.0).sum::<Decimal>()
-            + invoice.taxes.iter().map(|t| t.amount.0).sum::<Decimal>()
-            - invoice
-                .lines
-                .iter()
-                .flat_map(|l| &l.taxes)
-                .map(|t| t.amount.0)
-                .sum::<Decimal>(),
-        "an invoice's total is its lines' and taxes' (per-invoice rounding included)"
-    );
 
+    // Receivable and credit drawn are debits; revenue (before discount, net
+    // of tax) and tax are credits; the discount is a debit to the
+    // contra-revenue account. A credit line's negative amounts reverse them.
     let mut plan = PostingPlan::default();
-    plan.debit(
+    plan.signed(
         Role::Receivable,
-        minor(invoice.amount_due.0, scale, "amount due")?,
+        signed_minor(invoice.amount_due.0, scale)?,
+        true,
     );
-    plan.debit(
+    plan.signed(
         Role::CustomerCredit,
-        minor(invoice.credit_applied.0, scale, "credit")?,
+        signed_minor(invoice.credit_applied.0, scale)?,
+        true,
     );
-    plan.debit(
+    plan.signed(
         Role::Discounts,
-        minor(invoice.discount.0, scale, "discount")?,
+        signed_minor(invoice.discount.0, scale)?,
+        true,
     );
     for line in &invoice.lines {
-        let gross = line.net.0 + line.discount.0;
-        plan.credit(
-            Role::Revenue {
-                plan: line.plan_code.clone(),
-                charge: line.charge_code.clone(),
-            },
-            minor(gross, scale, "line revenue")?,
+        let role = Role::Revenue {
+            plan: line.plan_code.clone(),
+            charge: line.charge_code.clone(),
+        };
+        plan.signed(
+            role,
+            signed_minor(line.net.0 + line.discount.0, scale)?,
+            false,
         );
     }
     for tax in &invoice.taxes {
-        plan.credit(
-            Role::TaxPayable {
-                rule: tax.code.clone(),
-            },
-            minor(tax.amount.0, scale, "tax")?,
-        );
+        let role = Role::TaxPayable {
+            rule: tax.code.clone(),
+        };
+        plan.signed(role, signed_minor(tax.amount.0, scale)?, false);
     }
     let number = invoice.number.clone();
     let digest = digest_of(&invoice);

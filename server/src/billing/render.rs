@@ -138,11 +138,11 @@ pub fn invoice_html(view: &InvoiceView, scale: u8) -> String {
     row("Outstanding", m(Dec(view.outstanding)), "due");
     page.push_str("</table>\n");
     if let Some(reason) = &view.void_reason {
-        let _ = write!(page, "<p>Void: {}</p>\n", escape(reason));
+        let _ = writeln!(page, "<p>Void: {}</p>", escape(reason));
     }
     if !view.credit_notes.is_empty() {
         let notes: Vec<String> = view.credit_notes.iter().map(|n| escape(n)).collect();
-        let _ = write!(page, "<p>Credit notes: {}</p>\n", notes.join(", "));
+        let _ = writeln!(page, "<p>Credit notes: {}</p>", notes.join(", "));
     }
     page.push_str("</body></html>\n");
     page
@@ -155,11 +155,11 @@ fn render_line(page: &mut String, line: &InvoiceLine, m: &dyn Fn(Dec) -> String)
     } else {
         line.description.as_str()
     };
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<tr><td>{title}<div class=\"detail\">{plan} v{version} · {charge}</div></td>\
          <td>{start} to {end}</td><td class=\"n\">{quantity}</td><td class=\"n\">{amount}</td>\
-         <td class=\"n\">{discount}</td><td class=\"n\">{tax}</td><td class=\"n\">{total}</td></tr>\n",
+         <td class=\"n\">{discount}</td><td class=\"n\">{tax}</td><td class=\"n\">{total}</td></tr>",
         title = escape(title),
         plan = escape(&line.plan_code),
         version = line.plan_version,
@@ -208,9 +208,9 @@ fn render_line(page: &mut String, line: &InvoiceLine, m: &dyn Fn(Dec) -> String)
     }
     if !details.is_empty() {
         let items: Vec<String> = details.iter().map(|d| escape(d)).collect();
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<tr><td colspan=\"7\" class=\"detail\">{}</td></tr>\n",
+            "<tr><td colspan=\"7\" class=\"detail\">{}</td></tr>",
             items.join("<br>")
         );
     }

@@ -1,17 +1,29 @@
-//! A billing run's planning and rating: which periods are due, and each
-//! one's invoice as rated, with no write.
+//! A billing run's planning and rating: which invoices are due, and each
+//! one as rated, with no write.
 //!
-//! A run covers the days `[from, to)`: it bills every subscription's billing
-//! periods that end in `(from, to]` (periods of the plan's interval, cut to
-//! the subscription's start and end). A period whose subscription changed
-//! plan is rated in segments, each over its own days on its own plan version
-//! (`rate` prorates flat fees and commitments by day): the old plan up to the
-//! change, the new one from it. Everything is read at one journal length.
+//! A subscription is invoiced on its **billing dates**: its start, each end
+//! of a billing period (the plan's interval), each mid-period plan change,
+//! and its end. The invoice of date `D` holds, each part rated by `rate` over
+//! its own days (flat fees and commitments prorated by day):
+//! - **closing**: the usage, in-arrears fees and minimum commitment of the
+//!   billing period ending on `D`, in segments by the plan version in force
+//!   (the old plan up to a change, the new one from it);
+//! - **opening**: the in-advance fees of the days from `D` to the period's
+//!   end (or the next change, or the subscription's end), on the plan in
+//!   force on `D`;
+//! - **credit**: in-advance fees invoiced earlier for days from `D` on that a
+//!   change or an end made unused, as negative lines (Kill Bill's repair: a
+//!   $20 plan billed for Apr 11 - May 11 and upgraded on Apr 26 gives a
+//!   credit of 10.00 and a charge of 15.00 on Apr 26's invoice).
+//!
+//! A run over `[from, to]` bills the dates in `(from, to]`, and a start on
+//! `from`. Everything is read at one journal length.
 
 use super::book::{BillingBook, Subscription};
 use super::record::InvoiceDraft;
 use crate::engine::Engine;
 use crate::error::{LedgerError, Result};
+use crate::rating::catalog::PlanCatalog;
 use crate::rating::usage::{period_window, CustomerUsage, DigestJob, StoredUsage};
 use crate::rating::{rate, AppliedCoupon, Rating, RatingInput};
 use rust_decimal::Decimal;
@@ -23,37 +35,61 @@ use tally_core::calendar::{Day, Period};
 use tally_core::decimal::Dec;
 use tally_core::error_code::ErrorCode;
 use tally_core::meter::quoted;
-use tally_core::plan::{rules_for, CouponDiscount, CouponDuration, PlanSpec, TaxRule};
+use tally_core::plan::{
+    rules_for, CouponDiscount, CouponDuration, FlatTiming, PlanSpec, Pricing, TaxRule,
+};
 
-/// One billing period of one subscription, due in a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DuePeriod {
-    pub customer_id: String,
-    pub subscription_id: String,
-    pub period: Period,
+/// What a part of an invoice bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartKind {
+    Closing,
+    Opening,
+    Credit,
 }
 
-/// The billing periods of `subscription` that end in `(from, to]`.
-pub fn due_periods(
-    subscription: &Subscription,
-    plans: &crate::rating::catalog::PlanCatalog,
-    from: Day,
-    to: Day,
-) -> Vec<Period> {
-    let mut due = Vec::new();
+/// One invoice due in a run: a subscription's billing date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DueInvoice {
+    customer_id: String,
+    subscription_id: String,
+    date: Day,
+    /// The billing period the invoice closes, if it closes one.
+    closing: Option<Period>,
+}
+
+/// Whether a charge is billed at the start of its period.
+fn in_advance(charge: &tally_core::plan::Charge) -> bool {
+    matches!(
+        charge.pricing,
+        Pricing::Flat {
+            timing: FlatTiming::InAdvance,
+            ..
+        }
+    )
+}
+
+/// The plan with only the charges a part bills: the in-advance fees, or
+/// everything else (with the minimum commitment). None if nothing is left.
+fn restricted(plan: &PlanSpec, advance: bool) -> Option<PlanSpec> {
+    let mut plan = plan.clone();
+    plan.charges.retain(|c| in_advance(c) == advance);
+    if advance {
+        plan.minimum_commitment = None;
+    }
+    (!plan.charges.is_empty()).then_some(plan)
+}
+
+/// The billing periods of a subscription from its start: `(start, end)` of
+/// each, cut to the subscription's end, up to `to`.
+fn periods(subscription: &Subscription, plans: &PlanCatalog, to: Day) -> Vec<Period> {
+    let mut found = Vec::new();
     let mut start = subscription.start();
     // Bounded: one period per step, and no period is shorter than a day.
-    for _ in 0..10_000 {
-        if start >= to || subscription.end.is_some_and(|end| start >= end) {
+    for _ in 0..100_000 {
+        if start > to || subscription.end.is_some_and(|end| start >= end) {
             break;
         }
-        let Some(segment) = subscription
-            .segments
-            .iter()
-            .rev()
-            .find(|s| s.from <= start)
-            .or(subscription.segments.first())
-        else {
+        let Some(segment) = subscription.segment_at(start) else {
             break;
         };
         let Some(plan) = plans.version(&segment.plan_code, segment.plan_version) else {
@@ -63,12 +99,101 @@ pub fn due_periods(
             break;
         };
         let end = subscription.end.map_or(whole.end, |e| e.min(whole.end));
-        if end > from && end <= to {
-            due.push(Period { start, end });
-        }
+        found.push(Period { start, end });
         start = end;
     }
-    due
+    found
+}
+
+/// Day ranges, disjoint and sorted.
+type Coverage = Vec<(Day, Day)>;
+
+fn cover(coverage: &mut Coverage, from: Day, to: Day, add: bool) {
+    let mut next = Vec::with_capacity(coverage.len() + 1);
+    for &(a, b) in coverage.iter() {
+        if b <= from || a >= to {
+            next.push((a, b));
+            continue;
+        }
+        if a < from {
+            next.push((a, from));
+        }
+        if b > to {
+            next.push((to, b));
+        }
+    }
+    if add {
+        next.push((from, to));
+    }
+    next.sort();
+    // Merge what touches.
+    let mut merged: Coverage = Vec::with_capacity(next.len());
+    for (a, b) in next {
+        match merged.last_mut() {
+            Some(last) if last.1 >= a => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    *coverage = merged;
+}
+
+/// The days each plan version's in-advance fees are invoiced for, on the
+/// subscription's issued invoices: charged lines less credited ones.
+fn advance_coverage(
+    book: &BillingBook,
+    plans: &PlanCatalog,
+    subscription: &str,
+    customer: &str,
+) -> BTreeMap<(String, u32), Coverage> {
+    let mut coverage: BTreeMap<(String, u32), Coverage> = BTreeMap::new();
+    for state in book.customer_invoices(customer) {
+        if state.voided.is_some() || state.invoice.subscription_id != subscription {
+            continue;
+        }
+        for line in &state.invoice.lines {
+            let advance = plans
+                .version(&line.plan_code, line.plan_version)
+                .and_then(|p| p.spec.charges.iter().find(|c| c.code == line.charge_code))
+                .is_some_and(in_advance);
+            if !advance {
+                continue;
+            }
+            let key = (line.plan_code.clone(), line.plan_version);
+            let ranges = coverage.entry(key).or_default();
+            cover(ranges, line.start, line.end, line.kind != CREDIT_KIND);
+        }
+    }
+    coverage
+}
+
+/// The kind of a credit line (the others are `rating::LineKind` names).
+pub const CREDIT_KIND: &str = "credit";
+
+/// The billing dates of a subscription in `(from, to]` (and its start on
+/// `from`), each with the period it closes.
+fn billing_dates(
+    subscription: &Subscription,
+    plans: &PlanCatalog,
+    from: Day,
+    to: Day,
+) -> Vec<(Day, Option<Period>)> {
+    let periods = periods(subscription, plans, to);
+    let mut dates: BTreeMap<Day, Option<Period>> = BTreeMap::new();
+    let start = subscription.start();
+    if start >= from && start <= to {
+        dates.insert(start, None);
+    }
+    for period in &periods {
+        if period.end > from && period.end <= to {
+            dates.insert(period.end, Some(*period));
+        }
+    }
+    for segment in &subscription.segments[1..] {
+        if segment.from > from && segment.from <= to {
+            dates.entry(segment.from).or_insert(None);
+        }
+    }
+    dates.into_iter().collect()
 }
 
 /// What a run read: the book and plans at one journal length.
@@ -78,17 +203,20 @@ pub struct Snapshot<'a> {
     pub scale: &'a dyn Fn(&str) -> Option<u8>,
 }
 
-/// One segment of one due period to rate.
+/// One part of one due invoice to rate.
 struct SegmentJob {
     due: usize,
+    kind: PartKind,
     plan: PlanSpec,
     plan_version: u32,
     period: Period,
 }
 
-fn coupons_for(book: &BillingBook, customer: &str, period: Period) -> Vec<(String, AppliedCoupon)> {
+/// The customer's coupons on an invoice of `date`: those granted from that
+/// day or earlier.
+fn coupons_for(book: &BillingBook, customer: &str, date: Day) -> Vec<(String, AppliedCoupon)> {
     book.customer_grants(customer)
-        .filter(|state| state.grant.from < period.end)
+        .filter(|state| state.grant.from <= date)
         .map(|state| {
             let remaining = match (&state.grant.coupon.discount, state.grant.coupon.duration) {
                 (CouponDiscount::Fixed { amount }, CouponDuration::Once)
@@ -125,7 +253,8 @@ impl Engine {
         let plans = &model.plans;
         let wanted: Option<HashSet<&str>> =
             customers.map(|c| c.iter().map(String::as_str).collect());
-        let mut due: Vec<DuePeriod> = Vec::new();
+        let mut due: Vec<DueInvoice> = Vec::new();
+        let mut jobs: Vec<SegmentJob> = Vec::new();
         for subscription in book.subscriptions() {
             if wanted
                 .as_ref()
@@ -133,54 +262,137 @@ impl Engine {
             {
                 continue;
             }
-            for period in due_periods(subscription, plans, from, to) {
+            let mut coverage: Option<BTreeMap<(String, u32), Coverage>> = None;
+            for (date, closing) in billing_dates(subscription, plans, from, to) {
                 if book
-                    .invoiced_period(&subscription.subscription_id, period.start)
-                    .is_none()
+                    .invoiced_on(&subscription.subscription_id, date)
+                    .is_some()
                 {
-                    due.push(DuePeriod {
+                    continue;
+                }
+                let index = due.len();
+                let first_job = jobs.len();
+                let plan_of = |code: &str, version: u32| {
+                    plans.version(code, version).ok_or_else(|| {
+                        LedgerError::new(
+                            ErrorCode::PlanNotFound,
+                            "",
+                            format!("no version {version} of plan {}", quoted(code)),
+                        )
+                    })
+                };
+                // Closing: the period's usage and in-arrears fees, by segment.
+                if let Some(period) = closing {
+                    for (seg_from, seg_to, segment) in
+                        subscription.segments_in(period.start, period.end)
+                    {
+                        let plan = plan_of(&segment.plan_code, segment.plan_version)?;
+                        if let Some(spec) = restricted(&plan.spec, false) {
+                            jobs.push(SegmentJob {
+                                due: index,
+                                kind: PartKind::Closing,
+                                plan: spec,
+                                plan_version: segment.plan_version,
+                                period: Period {
+                                    start: seg_from,
+                                    end: seg_to,
+                                },
+                            });
+                        }
+                    }
+                }
+                // Credit: in-advance days invoiced from `date` on that the
+                // subscription no longer has on that plan.
+                let coverage = coverage.get_or_insert_with(|| {
+                    advance_coverage(
+                        book,
+                        plans,
+                        &subscription.subscription_id,
+                        &subscription.customer_id,
+                    )
+                });
+                let active = subscription
+                    .segment_at(date)
+                    .filter(|_| subscription.end.is_none_or(|end| date < end));
+                let open_until = active.map(|segment| {
+                    let period_end = periods(subscription, plans, date)
+                        .into_iter()
+                        .find(|p| p.start <= date && date < p.end)
+                        .map_or(date, |p| p.end);
+                    let next_change = subscription
+                        .segments
+                        .iter()
+                        .map(|s| s.from)
+                        .find(|from| *from > date)
+                        .unwrap_or(period_end);
+                    (segment, period_end.min(next_change))
+                });
+                for ((code, version), ranges) in coverage.iter_mut() {
+                    let keep = open_until
+                        .filter(|(segment, _)| {
+                            segment.plan_code == *code && segment.plan_version == *version
+                        })
+                        .map(|(_, until)| until);
+                    for (a, b) in ranges.clone() {
+                        // The part still in force on this plan is kept.
+                        let from_day = keep.map_or(date, |k| k.max(date)).max(a);
+                        if from_day >= b {
+                            continue;
+                        }
+                        let plan = plan_of(code, *version)?;
+                        if let Some(spec) = restricted(&plan.spec, true) {
+                            jobs.push(SegmentJob {
+                                due: index,
+                                kind: PartKind::Credit,
+                                plan: spec,
+                                plan_version: *version,
+                                period: Period {
+                                    start: from_day,
+                                    end: b,
+                                },
+                            });
+                        }
+                        cover(ranges, from_day, b, false);
+                    }
+                }
+                // Opening: the in-advance fees from `date` to the period's end
+                // (or the next change), unless already invoiced.
+                if let Some((segment, until)) = open_until {
+                    let key = (segment.plan_code.clone(), segment.plan_version);
+                    let ranges = coverage.entry(key).or_default();
+                    let covered = ranges.iter().any(|(a, b)| *a <= date && date < *b);
+                    if !covered && date < until {
+                        let plan = plan_of(&segment.plan_code, segment.plan_version)?;
+                        if let Some(spec) = restricted(&plan.spec, true) {
+                            jobs.push(SegmentJob {
+                                due: index,
+                                kind: PartKind::Opening,
+                                plan: spec,
+                                plan_version: segment.plan_version,
+                                period: Period {
+                                    start: date,
+                                    end: until,
+                                },
+                            });
+                            cover(ranges, date, until, true);
+                        }
+                    }
+                }
+                if jobs.len() > first_job {
+                    due.push(DueInvoice {
                         customer_id: subscription.customer_id.clone(),
                         subscription_id: subscription.subscription_id.clone(),
-                        period,
+                        date,
+                        closing,
                     });
                 }
             }
         }
-        // Segments grouped by (plan, version, days): one usage read per group.
-        let mut jobs: Vec<SegmentJob> = Vec::new();
-        for (index, item) in due.iter().enumerate() {
-            let subscription = book
-                .subscription(&item.subscription_id)
-                .expect("a due period's subscription exists");
-            for (seg_from, seg_to, segment) in
-                subscription.segments_in(item.period.start, item.period.end)
-            {
-                let plan = plans
-                    .version(&segment.plan_code, segment.plan_version)
-                    .ok_or_else(|| {
-                        LedgerError::new(
-                            ErrorCode::PlanNotFound,
-                            "",
-                            format!(
-                                "no version {} of plan {}",
-                                segment.plan_version,
-                                quoted(&segment.plan_code)
-                            ),
-                        )
-                    })?;
-                jobs.push(SegmentJob {
-                    due: index,
-                    plan: plan.spec.clone(),
-                    plan_version: segment.plan_version,
-                    period: Period {
-                        start: seg_from,
-                        end: seg_to,
-                    },
-                });
-            }
-        }
         let mut groups: BTreeMap<(String, u32, Day, Day), Vec<usize>> = BTreeMap::new();
         for (index, job) in jobs.iter().enumerate() {
+            if job.kind != PartKind::Closing {
+                continue;
+            }
             groups
                 .entry((
                     job.plan.code.clone(),
@@ -213,7 +425,7 @@ impl Engine {
             .collect();
         let coupons: Vec<Vec<(String, AppliedCoupon)>> = due
             .iter()
-            .map(|d| coupons_for(book, &d.customer_id, d.period))
+            .map(|d| coupons_for(book, &d.customer_id, d.date))
             .collect();
         let scales: HashMap<String, u8> = profiles
             .values()
@@ -240,6 +452,9 @@ impl Engine {
         let mut job_keys: BTreeMap<(String, BTreeMap<String, String>, i64, i64), usize> =
             BTreeMap::new();
         for (index, job) in jobs.iter().enumerate() {
+            if job.kind != PartKind::Closing {
+                continue;
+            }
             let window = period_window(job.period)?;
             for charge in &job.plan.charges {
                 let Some(meter) = &charge.meter else { continue };
@@ -293,9 +508,15 @@ impl Engine {
                     .into_iter()
                     .cloned()
                     .collect();
+            // A credit reverses a percentage discount in proportion; a fixed
+            // amount once given stays given.
             let applied: Vec<AppliedCoupon> = coupon_state[job.due]
                 .iter()
                 .map(|(_, c)| c.clone())
+                .filter(|c| {
+                    job.kind != PartKind::Credit
+                        || matches!(c.coupon.discount, CouponDiscount::Percentage { .. })
+                })
                 .collect();
             let rating = rate(&RatingInput {
                 plan: &job.plan,
@@ -319,8 +540,12 @@ impl Engine {
                     ),
                 )
             })?;
-            // A fixed coupon's remainder carries to the period's next segment.
-            for discount in &rating.discounts {
+            // A fixed coupon's remainder carries to the invoice's next part.
+            for discount in rating
+                .discounts
+                .iter()
+                .filter(|_| job.kind != PartKind::Credit)
+            {
                 if let Some((_, coupon)) = coupon_state[job.due]
                     .iter_mut()
                     .find(|(_, c)| c.coupon.code == discount.coupon)
@@ -336,7 +561,16 @@ impl Engine {
         for (due_index, item) in due.iter().enumerate() {
             let profile = &profiles[&item.customer_id];
             let scale = scales[&profile.currency];
-            let window = period_window(item.period)?;
+            let (period_start, usage_from, usage_to) = match item.closing {
+                Some(period) => {
+                    let window = period_window(period)?;
+                    (period.start, window.from(), window.to())
+                }
+                None => {
+                    let at = item.date.start_ns().unwrap_or_default();
+                    (item.date, at, at)
+                }
+            };
             let mut invoice = Invoice {
                 number: String::new(),
                 series: profile.invoice_series.clone(),
@@ -345,10 +579,10 @@ impl Engine {
                 customer_id: item.customer_id.clone(),
                 subscription_id: item.subscription_id.clone(),
                 currency: profile.currency.clone(),
-                period_start: item.period.start,
-                period_end: item.period.end,
-                usage_from: window.from(),
-                usage_to: window.to(),
+                period_start,
+                period_end: item.date,
+                usage_from,
+                usage_to,
                 country: profile.country.clone(),
                 region: profile.region.clone(),
                 tax_id: profile.tax_id.clone(),
@@ -375,12 +609,22 @@ impl Engine {
             );
             for (job_index, rating) in &ratings[due_index] {
                 let job = &jobs[*job_index];
-                subtotal += rating.subtotal;
-                discount += rating.discount_total;
-                tax += rating.tax_total;
-                total += rating.total;
-                net_total += rating.net_total;
-                for applied in &rating.discounts {
+                // A credit part's figures count against the invoice.
+                let sign = if job.kind == PartKind::Credit {
+                    Decimal::NEGATIVE_ONE
+                } else {
+                    Decimal::ONE
+                };
+                subtotal += sign * rating.subtotal;
+                discount += sign * rating.discount_total;
+                tax += sign * rating.tax_total;
+                total += sign * rating.total;
+                net_total += sign * rating.net_total;
+                for applied in rating
+                    .discounts
+                    .iter()
+                    .filter(|_| job.kind != PartKind::Credit)
+                {
                     let grant = coupons[due_index]
                         .iter()
                         .find(|(_, c)| c.coupon.code == applied.coupon)
@@ -400,8 +644,8 @@ impl Engine {
                         base: Dec::ZERO,
                         amount: Dec::ZERO,
                     });
-                    entry.base = Dec(entry.base.0 + t.taxable);
-                    entry.amount = Dec(entry.amount.0 + t.amount);
+                    entry.base = Dec(entry.base.0 + sign * t.taxable);
+                    entry.amount = Dec(entry.amount.0 + sign * t.amount);
                 }
                 for line in &rating.lines {
                     let after_discount = line.amount - line.discount;
@@ -419,7 +663,11 @@ impl Engine {
                                 .unwrap_or(UsageDigest::EMPTY)
                         });
                     invoice.lines.push(InvoiceLine {
-                        kind: line.kind.name().to_string(),
+                        kind: if job.kind == PartKind::Credit {
+                            CREDIT_KIND.to_string()
+                        } else {
+                            line.kind.name().to_string()
+                        },
                         plan_code: job.plan.code.clone(),
                         plan_version: job.plan_version,
                         charge_code: line.code.clone(),
@@ -438,12 +686,16 @@ impl Engine {
                                 quantity: Dec(t.quantity),
                                 unit_price: Dec(t.unit_price),
                                 flat_fee: Dec(t.flat_fee),
-                                amount: Dec(t.amount),
+                                amount: Dec(sign * t.amount),
                             })
                             .collect(),
-                        explanation: explain(line),
-                        amount: Dec(line.amount),
-                        discount: Dec(line.discount),
+                        explanation: if job.kind == PartKind::Credit {
+                            format!("unused from {}: {}", job.period.start, explain(line))
+                        } else {
+                            explain(line)
+                        },
+                        amount: Dec(sign * line.amount),
+                        discount: Dec(sign * line.discount),
                         taxes: line
                             .taxes
                             .iter()
@@ -453,8 +705,8 @@ impl Engine {
                                 amount: Dec(t.amount),
                             })
                             .collect(),
-                        net: Dec(net),
-                        total: Dec(line.total),
+                        net: Dec(sign * net),
+                        total: Dec(sign * line.total),
                         usage: usage_digest,
                     });
                 }
