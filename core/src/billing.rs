@@ -149,7 +149,9 @@ pub struct LineTaxAmount {
 /// One line of an invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct InvoiceLine {
-    /// `charge`, `minimum_commitment` or `adjustment`.
+    /// `charge`, `minimum_commitment`, `adjustment`, or `credit`: in-advance
+    /// days invoiced before and unused since (a plan change or an end), its
+    /// amounts negative.
     pub kind: String,
     pub plan_code: String,
     pub plan_version: u32,
@@ -208,7 +210,11 @@ pub struct Invoice {
     pub customer_id: String,
     pub subscription_id: String,
     pub currency: String,
-    /// The billing period `[period_start, period_end)`.
+    /// The billing date is `period_end`: a subscription has at most one
+    /// invoice per billing date (its start, each end of a billing period,
+    /// each mid-period plan change, its end). `period_start` is the start of
+    /// the billing period the invoice closes (its usage is billed), or the
+    /// billing date itself if it closes none. Each line has its own days.
     pub period_start: Day,
     pub period_end: Day,
     /// The usage window, in nanoseconds: the period's days at the customer's
@@ -230,7 +236,9 @@ pub struct Invoice {
     pub tax: Dec,
     /// `subtotal - discount + exclusive tax`.
     pub total: Dec,
-    /// Prepaid credit drawn down.
+    /// Prepaid credit drawn down; negative when the invoice's total is (more
+    /// was credited than charged): that much is given to the customer's
+    /// credit, and nothing is due.
     pub credit_applied: Dec,
     /// `total - credit_applied`: what the receivable is debited.
     pub amount_due: Dec,
