@@ -382,7 +382,7 @@ impl Engine {
         }
         let due = self.plan_invoices(customers.as_deref(), from, to)?;
         let mut closes: BTreeMap<String, i64> = BTreeMap::new();
-        for draft in &due {
+        for draft in due.iter().filter(|d| d.invoice.usage_to > d.invoice.usage_from) {
             let through = closes.entry(draft.invoice.customer_id.clone()).or_default();
             *through = (*through).max(draft.invoice.usage_to);
         }
