@@ -380,13 +380,7 @@ impl Engine {
         if to <= from {
             return Ok(Vec::new());
         }
-        let due = self.plan_invoices(customers.as_deref(), from, to)?;
-        let mut closes: BTreeMap<String, i64> = BTreeMap::new();
-        for draft in due.iter().filter(|d| d.invoice.usage_to > d.invoice.usage_from) {
-            let through = closes.entry(draft.invoice.customer_id.clone()).or_default();
-            *through = (*through).max(draft.invoice.usage_to);
-        }
-        let closes: Vec<(String, i64)> = closes.into_iter().collect();
+        let closes = self.billing_closes(customers.as_deref(), from, to)?;
         for chunk in closes.chunks(ISSUE_CHUNK) {
             let results = self
                 .billing(|reply| BillingRequest::CloseUsage(chunk.to_vec(), reply))

@@ -238,6 +238,177 @@ fn coupons_for(book: &BillingBook, customer: &str, date: Day) -> Vec<(String, Ap
         .collect()
 }
 
+/// The invoices due in `(from, to]` for `customers` (none: all) and the
+/// parts each is rated in, from the book and plans as read.
+#[allow(clippy::type_complexity)]
+fn due_invoices(
+    book: &BillingBook,
+    plans: &PlanCatalog,
+    customers: Option<&[String]>,
+    from: Day,
+    to: Day,
+) -> Result<(Vec<DueInvoice>, Vec<SegmentJob>)> {
+    let wanted: Option<HashSet<&str>> = customers.map(|c| c.iter().map(String::as_str).collect());
+    let mut due: Vec<DueInvoice> = Vec::new();
+    let mut jobs: Vec<SegmentJob> = Vec::new();
+    for subscription in book.subscriptions() {
+        if wanted
+            .as_ref()
+            .is_some_and(|w| !w.contains(subscription.customer_id.as_str()))
+        {
+            continue;
+        }
+        let mut coverage: Option<BTreeMap<(String, u32), Coverage>> = None;
+        for (date, closing) in billing_dates(subscription, plans, from, to) {
+            if book
+                .invoiced_on(&subscription.subscription_id, date)
+                .is_some()
+            {
+                continue;
+            }
+            let index = due.len();
+            let first_job = jobs.len();
+            let plan_of = |code: &str, version: u32| {
+                plans.version(code, version).ok_or_else(|| {
+                    LedgerError::new(
+                        ErrorCode::PlanNotFound,
+                        "",
+                        format!("no version {version} of plan {}", quoted(code)),
+                    )
+                })
+            };
+            // Closing: the period's usage and in-arrears fees, by segment.
+            if let Some(period) = closing {
+                for (seg_from, seg_to, segment) in
+                    subscription.segments_in(period.start, period.end)
+                {
+                    let plan = plan_of(&segment.plan_code, segment.plan_version)?;
+                    if let Some(spec) = restricted(&plan.spec, false) {
+                        jobs.push(SegmentJob {
+                            due: index,
+                            kind: PartKind::Closing,
+                            plan: spec,
+                            plan_version: segment.plan_version,
+                            period: Period {
+                                start: seg_from,
+                                end: seg_to,
+                            },
+                        });
+                    }
+                }
+            }
+            // Credit: in-advance days invoiced from `date` on that the
+            // subscription no longer has on that plan.
+            let coverage = coverage.get_or_insert_with(|| {
+                advance_coverage(
+                    book,
+                    plans,
+                    &subscription.subscription_id,
+                    &subscription.customer_id,
+                )
+            });
+            let active = subscription
+                .segment_at(date)
+                .filter(|_| subscription.end.is_none_or(|end| date < end));
+            let open_until = active.map(|segment| {
+                let period_end = periods(subscription, plans, date)
+                    .into_iter()
+                    .find(|p| p.start <= date && date < p.end)
+                    .map_or(date, |p| p.end);
+                let next_change = subscription
+                    .segments
+                    .iter()
+                    .map(|s| s.from)
+                    .find(|from| *from > date)
+                    .unwrap_or(period_end);
+                (segment, period_end.min(next_change))
+            });
+            for ((code, version), ranges) in coverage.iter_mut() {
+                let keep = open_until
+                    .filter(|(segment, _)| {
+                        segment.plan_code == *code && segment.plan_version == *version
+                    })
+                    .map(|(_, until)| until);
+                for (a, b) in ranges.clone() {
+                    // The part still in force on this plan is kept.
+                    let from_day = keep.map_or(date, |k| k.max(date)).max(a);
+                    if from_day >= b {
+                        continue;
+                    }
+                    let plan = plan_of(code, *version)?;
+                    if let Some(spec) = restricted(&plan.spec, true) {
+                        jobs.push(SegmentJob {
+                            due: index,
+                            kind: PartKind::Credit,
+                            plan: spec,
+                            plan_version: *version,
+                            period: Period {
+                                start: from_day,
+                                end: b,
+                            },
+                        });
+                    }
+                    cover(ranges, from_day, b, false);
+                }
+            }
+            // Opening: the in-advance fees from `date` to the period's end
+            // (or the next change), unless already invoiced.
+            if let Some((segment, until)) = open_until {
+                let key = (segment.plan_code.clone(), segment.plan_version);
+                let ranges = coverage.entry(key).or_default();
+                let covered = ranges.iter().any(|(a, b)| *a <= date && date < *b);
+                if !covered && date < until {
+                    let plan = plan_of(&segment.plan_code, segment.plan_version)?;
+                    if let Some(spec) = restricted(&plan.spec, true) {
+                        jobs.push(SegmentJob {
+                            due: index,
+                            kind: PartKind::Opening,
+                            plan: spec,
+                            plan_version: segment.plan_version,
+                            period: Period {
+                                start: date,
+                                end: until,
+                            },
+                        });
+                        cover(ranges, date, until, true);
+                    }
+                }
+            }
+            if jobs.len() > first_job {
+                due.push(DueInvoice {
+                    customer_id: subscription.customer_id.clone(),
+                    subscription_id: subscription.subscription_id.clone(),
+                    date,
+                    closing,
+                });
+            }
+        }
+    }
+    Ok((due, jobs))
+}
+
+impl Engine {
+    /// Each customer's usage end for the invoices due in `(from, to]` that
+    /// close a billing period: what an issuing run closes before it rates.
+    pub fn billing_closes(
+        &self,
+        customers: Option<&[String]>,
+        from: Day,
+        to: Day,
+    ) -> Result<Vec<(String, i64)>> {
+        let model = self.store.read_model();
+        let (due, _) = due_invoices(&model.billing, &model.plans, customers, from, to)?;
+        let mut closes: BTreeMap<String, i64> = BTreeMap::new();
+        for item in due {
+            let Some(period) = item.closing else { continue };
+            let through = period_window(period)?.to();
+            let at = closes.entry(item.customer_id).or_insert(through);
+            *at = (*at).max(through);
+        }
+        Ok(closes.into_iter().collect())
+    }
+}
+
 impl Engine {
     /// The invoices a run over `[from, to)` would issue for `customers`
     /// (none: every customer with a subscription), rated at one journal
@@ -251,143 +422,7 @@ impl Engine {
         let model = self.store.read_model();
         let book = &model.billing;
         let plans = &model.plans;
-        let wanted: Option<HashSet<&str>> =
-            customers.map(|c| c.iter().map(String::as_str).collect());
-        let mut due: Vec<DueInvoice> = Vec::new();
-        let mut jobs: Vec<SegmentJob> = Vec::new();
-        for subscription in book.subscriptions() {
-            if wanted
-                .as_ref()
-                .is_some_and(|w| !w.contains(subscription.customer_id.as_str()))
-            {
-                continue;
-            }
-            let mut coverage: Option<BTreeMap<(String, u32), Coverage>> = None;
-            for (date, closing) in billing_dates(subscription, plans, from, to) {
-                if book
-                    .invoiced_on(&subscription.subscription_id, date)
-                    .is_some()
-                {
-                    continue;
-                }
-                let index = due.len();
-                let first_job = jobs.len();
-                let plan_of = |code: &str, version: u32| {
-                    plans.version(code, version).ok_or_else(|| {
-                        LedgerError::new(
-                            ErrorCode::PlanNotFound,
-                            "",
-                            format!("no version {version} of plan {}", quoted(code)),
-                        )
-                    })
-                };
-                // Closing: the period's usage and in-arrears fees, by segment.
-                if let Some(period) = closing {
-                    for (seg_from, seg_to, segment) in
-                        subscription.segments_in(period.start, period.end)
-                    {
-                        let plan = plan_of(&segment.plan_code, segment.plan_version)?;
-                        if let Some(spec) = restricted(&plan.spec, false) {
-                            jobs.push(SegmentJob {
-                                due: index,
-                                kind: PartKind::Closing,
-                                plan: spec,
-                                plan_version: segment.plan_version,
-                                period: Period {
-                                    start: seg_from,
-                                    end: seg_to,
-                                },
-                            });
-                        }
-                    }
-                }
-                // Credit: in-advance days invoiced from `date` on that the
-                // subscription no longer has on that plan.
-                let coverage = coverage.get_or_insert_with(|| {
-                    advance_coverage(
-                        book,
-                        plans,
-                        &subscription.subscription_id,
-                        &subscription.customer_id,
-                    )
-                });
-                let active = subscription
-                    .segment_at(date)
-                    .filter(|_| subscription.end.is_none_or(|end| date < end));
-                let open_until = active.map(|segment| {
-                    let period_end = periods(subscription, plans, date)
-                        .into_iter()
-                        .find(|p| p.start <= date && date < p.end)
-                        .map_or(date, |p| p.end);
-                    let next_change = subscription
-                        .segments
-                        .iter()
-                        .map(|s| s.from)
-                        .find(|from| *from > date)
-                        .unwrap_or(period_end);
-                    (segment, period_end.min(next_change))
-                });
-                for ((code, version), ranges) in coverage.iter_mut() {
-                    let keep = open_until
-                        .filter(|(segment, _)| {
-                            segment.plan_code == *code && segment.plan_version == *version
-                        })
-                        .map(|(_, until)| until);
-                    for (a, b) in ranges.clone() {
-                        // The part still in force on this plan is kept.
-                        let from_day = keep.map_or(date, |k| k.max(date)).max(a);
-                        if from_day >= b {
-                            continue;
-                        }
-                        let plan = plan_of(code, *version)?;
-                        if let Some(spec) = restricted(&plan.spec, true) {
-                            jobs.push(SegmentJob {
-                                due: index,
-                                kind: PartKind::Credit,
-                                plan: spec,
-                                plan_version: *version,
-                                period: Period {
-                                    start: from_day,
-                                    end: b,
-                                },
-                            });
-                        }
-                        cover(ranges, from_day, b, false);
-                    }
-                }
-                // Opening: the in-advance fees from `date` to the period's end
-                // (or the next change), unless already invoiced.
-                if let Some((segment, until)) = open_until {
-                    let key = (segment.plan_code.clone(), segment.plan_version);
-                    let ranges = coverage.entry(key).or_default();
-                    let covered = ranges.iter().any(|(a, b)| *a <= date && date < *b);
-                    if !covered && date < until {
-                        let plan = plan_of(&segment.plan_code, segment.plan_version)?;
-                        if let Some(spec) = restricted(&plan.spec, true) {
-                            jobs.push(SegmentJob {
-                                due: index,
-                                kind: PartKind::Opening,
-                                plan: spec,
-                                plan_version: segment.plan_version,
-                                period: Period {
-                                    start: date,
-                                    end: until,
-                                },
-                            });
-                            cover(ranges, date, until, true);
-                        }
-                    }
-                }
-                if jobs.len() > first_job {
-                    due.push(DueInvoice {
-                        customer_id: subscription.customer_id.clone(),
-                        subscription_id: subscription.subscription_id.clone(),
-                        date,
-                        closing,
-                    });
-                }
-            }
-        }
+        let (due, jobs) = due_invoices(book, plans, customers, from, to)?;
         let mut groups: BTreeMap<(String, u32, Day, Day), Vec<usize>> = BTreeMap::new();
         for (index, job) in jobs.iter().enumerate() {
             if job.kind != PartKind::Closing {
