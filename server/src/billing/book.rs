@@ -364,8 +364,14 @@ impl BillingBook {
                 let invoice = Arc::clone(&state.invoice);
                 self.touch(&invoice.customer_id, seq);
                 // The credit drawn down returns to the customer.
-                *self.credit.entry(invoice.customer_id.clone()).or_default() +=
-                    invoice.credit_applied.0;
+                let credit = self.credit.entry(invoice.customer_id.clone()).or_default();
+                *credit += invoice.credit_applied.0;
+                if credit.is_sign_negative() && !credit.is_zero() {
+                    return Err(format!(
+                        "the void of invoice {} takes back credit the customer no longer has",
+                        voided.number
+                    ));
+                }
                 self.invoiced_periods
                     .remove(&(invoice.subscription_id.clone(), invoice.period_end));
             }

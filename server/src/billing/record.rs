@@ -572,6 +572,18 @@ pub fn void_invoice(
             format!("invoice {number} has payments or credit notes; correct it with a credit note"),
         ));
     }
+    // An invoice that gave credit (a net credit) takes it back when voided:
+    // only while the customer still has it.
+    let given = -invoice.invoice.credit_applied.0;
+    if given > Decimal::ZERO && book.credit(&invoice.invoice.customer_id) < given {
+        return Err(LedgerError::new(
+            ErrorCode::InvoiceNotVoidable,
+            "invoice_number",
+            format!(
+                "invoice {number} gave {given} of credit that has been used since; correct it with a credit note"
+            ),
+        ));
+    }
     let original = lookup_postings(invoice.seq).ok_or_else(|| {
         LedgerError::new(
             ErrorCode::Internal,

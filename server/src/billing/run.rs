@@ -240,7 +240,6 @@ fn coupons_for(book: &BillingBook, customer: &str, date: Day) -> Vec<(String, Ap
 
 /// The invoices due in `(from, to]` for `customers` (none: all) and the
 /// parts each is rated in, from the book and plans as read.
-#[allow(clippy::type_complexity)]
 fn due_invoices(
     book: &BillingBook,
     plans: &PlanCatalog,
