@@ -1004,3 +1004,75 @@ async fn an_open_period_is_a_draft_only_and_a_void_reverses() {
     assert!(again[0].created);
     assert_eq!(again[0].invoice.number, "EU-2026-000002");
 }
+
+#[tokio::test]
+async fn a_customer_is_billed_on_its_own_days() {
+    // A Berlin customer's April runs from Mar 31 22:00 UTC to Apr 30 22:00
+    // UTC (summer time, UTC+2): an event at Mar 31 22:30 UTC is April's, one
+    // at Apr 30 22:30 UTC is May's. So April's calls are 1 + 10 = 11, where
+    // UTC days would count 10 + 100 = 110.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ledger(dir.path()).await;
+    let mut calls_charge = flat("calls", "0");
+    calls_charge.meter = Some("api_calls".into());
+    calls_charge.pricing = Pricing::PerUnit {
+        unit_price: Dec(dec("1")),
+    };
+    engine
+        .publish_plan(
+            &serde_json::to_string(&plan("metered", "EUR", "2026-04-01", vec![calls_charge]))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut berlin = profile("initech", "EUR", "DE", None, "EU");
+    berlin.timezone = "Europe/Berlin".into();
+    engine.set_billing_profile(berlin).await.unwrap();
+    let mut mars = profile("acme", "EUR", "DE", None, "EU");
+    mars.timezone = "Mars/Olympus".into();
+    let refused = engine.set_billing_profile(mars).await.unwrap_err();
+    assert!(matches!(refused, Error::Ledger(ref e) if e.field == "timezone"));
+    engine
+        .subscribe("sub-1", "initech", "metered", 0, day("2026-04-01"))
+        .await
+        .unwrap();
+    let utc = |text: &str| day(text).start_ns().unwrap();
+    let events = vec![
+        calls("e1", "initech", utc("2026-03-31") + 22 * HOUR + HOUR / 2, 1),
+        calls("e2", "initech", utc("2026-04-15"), 10),
+        calls(
+            "e3",
+            "initech",
+            utc("2026-04-30") + 22 * HOUR + HOUR / 2,
+            100,
+        ),
+    ];
+    for result in engine
+        .ingest_events(events.into_iter().map(Ok).collect())
+        .await
+        .unwrap()
+    {
+        result.unwrap();
+    }
+    let run = engine
+        .run_billing(
+            None,
+            day("2026-04-01"),
+            day("2026-05-01"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    let invoice = &run
+        .iter()
+        .find(|r| r.invoice.period_end == day("2026-05-01"))
+        .unwrap()
+        .invoice;
+    assert_eq!(invoice.lines[0].quantity.0, dec("11"));
+    assert_eq!(invoice.lines[0].usage.unwrap().events, 2);
+    assert_eq!(invoice.usage_from, utc("2026-03-31") + 22 * HOUR);
+    assert_eq!(invoice.usage_to, utc("2026-04-30") + 22 * HOUR);
+    // The VAT-free plan: 11 calls at 1.00 (no DE rule published here).
+    assert_eq!(invoice.total.0, dec("11.00"));
+}

@@ -13,7 +13,8 @@
 //! - [`record`]: the writer's half of every billing write;
 //! - [`run`]: a billing run's planning and rating (no writes);
 //! - [`operations`]: the `Engine`'s billing calls;
-//! - [`render`]: an invoice as a page a customer can read.
+//! - [`render`]: an invoice as a page a customer can read;
+//! - [`zone`]: customers' time zones (a billing day starts at their midnight).
 
 pub mod accounts;
 pub mod book;
@@ -21,3 +22,4 @@ pub mod operations;
 pub mod record;
 pub mod render;
 pub mod run;
+pub mod zone;

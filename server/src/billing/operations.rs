@@ -119,15 +119,7 @@ pub fn check_profile(profile: &BillingProfile) -> Result<()> {
             "at most 64 printable characters".into(),
         ));
     }
-    if profile.timezone != "UTC" {
-        return Err(field_error(
-            "timezone",
-            format!(
-                "{}: billing days are UTC days in this version; only \"UTC\" is accepted",
-                quoted(&profile.timezone)
-            ),
-        ));
-    }
+    super::zone::zone(&profile.timezone).map_err(|message| field_error("timezone", message))?;
     let series = &profile.invoice_series;
     if series.is_empty()
         || series.len() > 16
@@ -375,8 +367,10 @@ impl Engine {
         // late (kept, flagged, listed), never silently part of an issued
         // invoice or of none.
         // Periods that have not ended are not due: a draft previews them.
+        // (A date may have begun in a zone east of UTC a day before it does
+        // in UTC; each draft's own start decides.)
         let today = super::record::day_of(crate::writer::now_ns());
-        let to = to.min(today);
+        let to = to.min(Day(today.0.saturating_add(1)));
         if to <= from {
             return Ok(Vec::new());
         }
@@ -393,7 +387,12 @@ impl Engine {
         let mut pending: Option<Vec<String>> = customers;
         let mut first = true;
         for _ in 0..=STALE_RETRIES {
-            let drafts = self.plan_invoices(pending.as_deref(), from, to)?;
+            let now = crate::writer::now_ns();
+            let drafts: Vec<_> = self
+                .plan_invoices(pending.as_deref(), from, to)?
+                .into_iter()
+                .filter(|d| d.starts_at <= now)
+                .collect();
             if first {
                 // Periods invoiced before this run are answered as such.
                 issued.extend(self.invoiced_in(pending.as_deref(), from, to));

@@ -408,6 +408,9 @@ pub fn publish_tax_rules(
 /// what the writer assigns (number, dates, credit drawn down).
 #[derive(Debug, Clone)]
 pub struct InvoiceDraft {
+    /// When the invoice's billing date begins in the customer's zone: it is
+    /// not issued before.
+    pub starts_at: i64,
     /// The journal length the run read.
     pub as_of_seq: u64,
     pub tax_version: u32,
@@ -450,13 +453,13 @@ pub fn issue_invoice(
     }
     let profile = profile_of(book, &invoice.customer_id)?.clone();
     let today = day_of(ctx.now);
-    if invoice.period_end > today {
+    if draft.starts_at > ctx.now {
         return Err(LedgerError::new(
             ErrorCode::BillingPeriodOpen,
             "period",
             format!(
-                "the period [{}, {}) has not ended; a draft can preview it",
-                invoice.period_start, invoice.period_end
+                "the billing date {} (closing the period from {}) has not begun; a draft can preview it",
+                invoice.period_end, invoice.period_start
             ),
         ));
     }

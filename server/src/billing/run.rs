@@ -23,8 +23,9 @@ use super::book::{BillingBook, Subscription};
 use super::record::InvoiceDraft;
 use crate::engine::Engine;
 use crate::error::{LedgerError, Result};
+use crate::metering::aggregate::Window;
 use crate::rating::catalog::PlanCatalog;
-use crate::rating::usage::{period_window, CustomerUsage, DigestJob, StoredUsage};
+use crate::rating::usage::{CustomerUsage, DigestJob, StoredUsage};
 use crate::rating::{rate, AppliedCoupon, Rating, RatingInput};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,6 +39,62 @@ use tally_core::meter::quoted;
 use tally_core::plan::{
     rules_for, CouponDiscount, CouponDuration, FlatTiming, PlanSpec, Pricing, TaxRule,
 };
+
+/// Customers' zones, each looked up once per run.
+#[derive(Default)]
+struct Zones(HashMap<String, jiff::tz::TimeZone>);
+
+impl Zones {
+    fn zone(&mut self, name: &str) -> std::result::Result<&jiff::tz::TimeZone, LedgerError> {
+        if !self.0.contains_key(name) {
+            let zone = super::zone::zone(name).map_err(|message| {
+                LedgerError::new(ErrorCode::FieldInvalid, "timezone", message)
+            })?;
+            self.0.insert(name.to_string(), zone);
+        }
+        Ok(&self.0[name])
+    }
+
+    /// The instants a period's days cover in the zone.
+    fn window(&mut self, name: &str, period: Period) -> std::result::Result<Window, LedgerError> {
+        let zone = self.zone(name)?;
+        super::zone::period_window(period, zone).ok_or_else(|| {
+            LedgerError::new(
+                ErrorCode::PeriodInvalid,
+                "period",
+                format!("{period} in {name} is not a range of whole minutes usage can be read in"),
+            )
+        })
+    }
+
+    /// The instant a day starts in the zone.
+    fn start(&mut self, name: &str, day: Day) -> std::result::Result<i64, LedgerError> {
+        let zone = self.zone(name)?;
+        super::zone::day_start(day, zone).ok_or_else(|| {
+            LedgerError::new(
+                ErrorCode::PeriodInvalid,
+                "period",
+                format!("{day} is out of range"),
+            )
+        })
+    }
+}
+
+/// The customer's zone name, as its profile says.
+fn zone_name<'a>(
+    book: &'a BillingBook,
+    customer: &str,
+) -> std::result::Result<&'a str, LedgerError> {
+    book.profile(customer)
+        .map(|p| p.profile.timezone.as_str())
+        .ok_or_else(|| {
+            LedgerError::new(
+                ErrorCode::BillingProfileMissing,
+                "",
+                format!("customer {} has no billing profile", quoted(customer)),
+            )
+        })
+}
 
 /// What a part of an invoice bills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,9 +455,11 @@ impl Engine {
         let model = self.store.read_model();
         let (due, _) = due_invoices(&model.billing, &model.plans, customers, from, to)?;
         let mut closes: BTreeMap<String, i64> = BTreeMap::new();
+        let mut zones = Zones::default();
         for item in due {
             let Some(period) = item.closing else { continue };
-            let through = period_window(period)?.to();
+            let zone = zone_name(&model.billing, &item.customer_id)?;
+            let through = zones.window(zone, period)?.to();
             let at = closes.entry(item.customer_id).or_insert(through);
             *at = (*at).max(through);
         }
@@ -422,17 +481,30 @@ impl Engine {
         let book = &model.billing;
         let plans = &model.plans;
         let (due, jobs) = due_invoices(book, plans, customers, from, to)?;
-        let mut groups: BTreeMap<(String, u32, Day, Day), Vec<usize>> = BTreeMap::new();
+        // Each closing part's usage window, in its customer's zone.
+        let mut zones = Zones::default();
+        let mut windows: Vec<Option<Window>> = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            windows.push(if job.kind == PartKind::Closing {
+                let zone = zone_name(book, &due[job.due].customer_id)?;
+                Some(zones.window(zone, job.period)?)
+            } else {
+                None
+            });
+        }
+        let mut groups: BTreeMap<(String, u32, Day, Day, i64, i64), Vec<usize>> = BTreeMap::new();
         for (index, job) in jobs.iter().enumerate() {
-            if job.kind != PartKind::Closing {
+            let Some(window) = windows[index] else {
                 continue;
-            }
+            };
             groups
                 .entry((
                     job.plan.code.clone(),
                     job.plan_version,
                     job.period.start,
                     job.period.end,
+                    window.from(),
+                    window.to(),
                 ))
                 .or_default()
                 .push(index);
@@ -444,7 +516,8 @@ impl Engine {
                 .map(|&i| due[jobs[i].due].customer_id.clone())
                 .collect();
             let plan = &jobs[indexes[0]].plan;
-            let usage = self.stored_usage(&model, &[plan], jobs[indexes[0]].period, &customers)?;
+            let window = windows[indexes[0]].expect("a closing part has a window");
+            let usage = self.stored_usage_in(&model, &[plan], window, &customers)?;
             stored.push((indexes, customers, usage));
         }
         let as_of_seq = self.store.committed();
@@ -486,10 +559,9 @@ impl Engine {
         let mut job_keys: BTreeMap<(String, BTreeMap<String, String>, i64, i64), usize> =
             BTreeMap::new();
         for (index, job) in jobs.iter().enumerate() {
-            if job.kind != PartKind::Closing {
+            let Some(window) = windows[index] else {
                 continue;
-            }
-            let window = period_window(job.period)?;
+            };
             for charge in &job.plan.charges {
                 let Some(meter) = &charge.meter else { continue };
                 let key = (
@@ -595,15 +667,13 @@ impl Engine {
         for (due_index, item) in due.iter().enumerate() {
             let profile = &profiles[&item.customer_id];
             let scale = scales[&profile.currency];
+            let starts_at = zones.start(&profile.timezone, item.date)?;
             let (period_start, usage_from, usage_to) = match item.closing {
                 Some(period) => {
-                    let window = period_window(period)?;
+                    let window = zones.window(&profile.timezone, period)?;
                     (period.start, window.from(), window.to())
                 }
-                None => {
-                    let at = item.date.start_ns().unwrap_or_default();
-                    (item.date, at, at)
-                }
+                None => (item.date, starts_at, starts_at),
             };
             let mut invoice = Invoice {
                 number: String::new(),
@@ -756,6 +826,7 @@ impl Engine {
             invoice.tax = Dec(tax);
             invoice.total = Dec(total);
             drafts.push(InvoiceDraft {
+                starts_at,
                 as_of_seq,
                 tax_version,
                 invoice,

@@ -151,7 +151,18 @@ impl Engine {
         period: Period,
         customers: &[String],
     ) -> Result<StoredUsage> {
-        let window = period_window(period)?;
+        self.stored_usage_in(model, plans, period_window(period)?, customers)
+    }
+
+    /// [`Engine::stored_usage`] over a window of instants (a customer's days
+    /// in its own time zone).
+    pub(crate) fn stored_usage_in(
+        &self,
+        model: &ReadModel,
+        plans: &[&PlanSpec],
+        window: Window,
+        customers: &[String],
+    ) -> Result<StoredUsage> {
         let wanted: HashSet<&str> = customers.iter().map(String::as_str).collect();
         let empty: CustomerUsage = BTreeMap::new();
         let mut gathered: Vec<BTreeMap<String, CustomerUsage>> = plans
