@@ -40,6 +40,10 @@ use tally_core::plan::{
     rules_for, CouponDiscount, CouponDuration, FlatTiming, PlanSpec, Pricing, TaxRule,
 };
 
+/// One read of stored usage: a plan version's charges over a part's days
+/// (plan, version, first day, end day) in a window of instants (from, to).
+type UsageRead = (String, u32, Day, Day, i64, i64);
+
 /// Customers' zones, each looked up once per run.
 #[derive(Default)]
 struct Zones(HashMap<String, jiff::tz::TimeZone>);
@@ -492,7 +496,7 @@ impl Engine {
                 None
             });
         }
-        let mut groups: BTreeMap<(String, u32, Day, Day, i64, i64), Vec<usize>> = BTreeMap::new();
+        let mut groups: BTreeMap<UsageRead, Vec<usize>> = BTreeMap::new();
         for (index, job) in jobs.iter().enumerate() {
             let Some(window) = windows[index] else {
                 continue;
