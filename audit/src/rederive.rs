@@ -32,13 +32,27 @@
 //! charge names a meter defined before it, groups by properties of that meter's latest
 //! `group_by`, and a percentage charge reads a `sum` meter.
 //!
+//! Billing documents (`docs/journal-format.md` §4.11) move money only through the
+//! transaction each carries, recorded like any other (an invoice of zero and its void carry
+//! none: their transactions may have no postings). Their numbering is checked as the ledger
+//! writes it: invoice and credit-note sequences are gapless per (series, year), starting at
+//! 1; a number's text is `SERIES-YYYY-NNNNNN` of its series, year and sequence, the year that
+//! of its issue day; the transaction ids are `invoice:NUMBER`, `void:NUMBER` (a reversal of
+//! `invoice:NUMBER`), `credit_note:NUMBER` and `payment:PAYMENT_ID`; an invoice number is
+//! issued once; a void, a credit note or a payment allocation names an issued invoice that
+//! is not void; payment ids are unique. Profiles, subscriptions, coupons and tax tables are
+//! not checked.
+//!
 //! Memory: the accounts, the currencies and one small record per transaction id; the
 //! postings of a pending transaction are kept only while it is open; per customer its closed
 //! period, per meter its version count, aggregation, grace and group-by; per plan its version
-//! count and currency.
+//! count and currency; per document series and year its last sequence, per invoice whether it
+//! is void, and every payment id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use tally_core::billing::{CreditNoteIssued, InvoiceIssued, InvoiceVoided, PaymentRecorded};
+use tally_core::calendar::Day;
 use tally_core::entry::{
     AccountId, AccountOpened, AccountType, Entry, EntryBody, MeterDefined, PendingPosted,
     PlanPublished, Posting, Side, TimestampNs, TransactionMode, TransactionRecorded, UsageRecorded,
@@ -213,6 +227,52 @@ pub enum LedgerFault {
         meter: String,
         aggregation: &'static str,
     },
+    #[error("{field}: {number:?} is number {sequence} of series {series:?} in {year}; {expected} was next")]
+    DocumentSequenceOutOfOrder {
+        field: String,
+        number: String,
+        series: String,
+        year: i32,
+        sequence: u64,
+        expected: u64,
+    },
+    #[error(
+        "{field}: {number:?} is not {expected:?}, the number of its series, year and sequence"
+    )]
+    DocumentNumberMismatch {
+        field: String,
+        number: String,
+        expected: String,
+    },
+    #[error("{field}: {number:?} is of the year {year}, but issued on {issued_on}")]
+    DocumentYearMismatch {
+        field: String,
+        number: String,
+        year: i32,
+        issued_on: String,
+    },
+    #[error(
+        "{field}: the series of credit note {number:?}, {series:?}, does not start with \"CN-\""
+    )]
+    CreditNoteSeriesInvalid {
+        field: String,
+        number: String,
+        series: String,
+    },
+    #[error("invoice.number: invoice {number:?} is already issued")]
+    InvoiceIssuedTwice { number: String },
+    #[error("{field}: invoice {number:?} was not issued")]
+    UnknownInvoice { field: String, number: String },
+    #[error("{field}: invoice {number:?} is void")]
+    InvoiceVoid { field: String, number: String },
+    #[error("transaction.id: {id:?}, where the document's transaction is {expected:?}")]
+    BillingTransactionIdMismatch { id: String, expected: String },
+    #[error(
+        "transaction.mode: the void of invoice {number:?} is a reversal of \"invoice:{number}\""
+    )]
+    VoidNotReversal { number: String },
+    #[error("payment.payment_id: payment {payment_id:?} is already recorded")]
+    PaymentExists { payment_id: String },
 }
 
 /// A currency and the number of decimal places of its minor unit.
@@ -330,6 +390,18 @@ pub struct Rederiver {
     meters: HashMap<String, MeterState>,
     /// Plan code → its latest version.
     plans: HashMap<String, PlanState>,
+    billing: BillingState,
+}
+
+/// What the fold remembers of billing documents: enough to check their numbers and the
+/// invoices the later documents name.
+#[derive(Default)]
+struct BillingState {
+    /// (series, year) → the last sequence, invoices and credit notes alike.
+    sequences: HashMap<(String, i32), u64>,
+    /// Invoice number → whether it is void.
+    invoices: HashMap<String, bool>,
+    payments: HashSet<String>,
 }
 
 /// What the fold remembers of a meter: enough to check its next version, its events and
@@ -398,13 +470,11 @@ impl Rederiver {
             // A price list changes no balance, but is checked as the ledger writes it.
             EntryBody::PlanPublished(published) => self.publish_plan(published),
             // A billing document's money moves in its one transaction, which
-            // balances like any other.
-            EntryBody::InvoiceIssued(_)
-            | EntryBody::InvoiceVoided(_)
-            | EntryBody::CreditNoteIssued(_)
-            | EntryBody::PaymentRecorded(_) => {
-                self.record(entry.body.transaction().expect("a billing transaction"))
-            }
+            // balances like any other; its number and the invoices it names are checked.
+            EntryBody::InvoiceIssued(issued) => self.issue_invoice(issued),
+            EntryBody::InvoiceVoided(voided) => self.void_invoice(voided),
+            EntryBody::CreditNoteIssued(issued) => self.issue_credit_note(issued),
+            EntryBody::PaymentRecorded(recorded) => self.record_payment(recorded),
             // Profiles, subscriptions, coupons and tax tables move no money.
             EntryBody::BillingProfileSet(_)
             | EntryBody::SubscriptionChanged(_)
@@ -662,7 +732,19 @@ impl Rederiver {
     }
 
     fn record(&mut self, tx: &TransactionRecorded) -> Result<(), LedgerFault> {
-        self.check_postings(&tx.postings, false)?;
+        self.record_with(tx, false)
+    }
+
+    /// Records a transaction; with `empty_allowed`, one without postings (an invoice of
+    /// zero, or its void) too.
+    fn record_with(
+        &mut self,
+        tx: &TransactionRecorded,
+        empty_allowed: bool,
+    ) -> Result<(), LedgerFault> {
+        if !(empty_allowed && tx.postings.is_empty()) {
+            self.check_postings(&tx.postings, false)?;
+        }
         if let TransactionMode::Reversal { reverses } = &tx.mode {
             // A reversal undoes an earlier transaction that posted (a standard one, a
             // reversal, a posted pending one); its legs are checked like any transaction's.
@@ -692,6 +774,100 @@ impl Rederiver {
             TransactionMode::Reversal { .. } => &mut self.counts.reversal,
         };
         *counter += 1;
+        Ok(())
+    }
+
+    /// An invoice: next in its series and year, numbered as such, issued once, posted by
+    /// `invoice:NUMBER`.
+    fn issue_invoice(&mut self, issued: &InvoiceIssued) -> Result<(), LedgerFault> {
+        let invoice = &issued.invoice;
+        let number = &invoice.number;
+        let document = Document {
+            field: "invoice",
+            number,
+            series: &invoice.series,
+            year: invoice.year,
+            sequence: invoice.sequence,
+            issued_on: invoice.issued_on,
+        };
+        let key = self.billing.check_number(&document)?;
+        if self.billing.invoices.contains_key(number) {
+            return Err(LedgerFault::InvoiceIssuedTwice {
+                number: number.clone(),
+            });
+        }
+        check_transaction_id(&issued.transaction, &format!("invoice:{number}"))?;
+        self.record_with(&issued.transaction, true)?;
+        self.billing.sequences.insert(key, invoice.sequence);
+        self.billing.invoices.insert(number.clone(), false);
+        Ok(())
+    }
+
+    /// A void: of an issued invoice not yet void, by `void:NUMBER`, a reversal of
+    /// `invoice:NUMBER`.
+    fn void_invoice(&mut self, voided: &InvoiceVoided) -> Result<(), LedgerFault> {
+        let number = &voided.number;
+        self.billing.open_invoice("number", number)?;
+        check_transaction_id(&voided.transaction, &format!("void:{number}"))?;
+        let reverses = format!("invoice:{number}");
+        if !matches!(&voided.transaction.mode, TransactionMode::Reversal { reverses: r } if *r == reverses)
+        {
+            return Err(LedgerFault::VoidNotReversal {
+                number: number.clone(),
+            });
+        }
+        self.record_with(&voided.transaction, true)?;
+        self.billing.invoices.insert(number.clone(), true);
+        Ok(())
+    }
+
+    /// A credit note: on an issued invoice not void, in a `CN-` series, next in its series
+    /// and year, numbered as such, posted by `credit_note:NUMBER`.
+    fn issue_credit_note(&mut self, issued: &CreditNoteIssued) -> Result<(), LedgerFault> {
+        let note = &issued.credit_note;
+        let number = &note.number;
+        if !note.series.starts_with("CN-") {
+            return Err(LedgerFault::CreditNoteSeriesInvalid {
+                field: "credit_note.series".into(),
+                number: number.clone(),
+                series: note.series.clone(),
+            });
+        }
+        let document = Document {
+            field: "credit_note",
+            number,
+            series: &note.series,
+            year: note.year,
+            sequence: note.sequence,
+            issued_on: note.issued_on,
+        };
+        let key = self.billing.check_number(&document)?;
+        self.billing
+            .open_invoice("credit_note.invoice_number", &note.invoice_number)?;
+        check_transaction_id(&issued.transaction, &format!("credit_note:{number}"))?;
+        self.record(&issued.transaction)?;
+        self.billing.sequences.insert(key, note.sequence);
+        Ok(())
+    }
+
+    /// A payment: a new id, allocated to issued invoices not void, posted by
+    /// `payment:PAYMENT_ID`.
+    fn record_payment(&mut self, recorded: &PaymentRecorded) -> Result<(), LedgerFault> {
+        let payment = &recorded.payment;
+        if self.billing.payments.contains(&payment.payment_id) {
+            return Err(LedgerFault::PaymentExists {
+                payment_id: payment.payment_id.clone(),
+            });
+        }
+        for (index, allocation) in payment.allocations.iter().enumerate() {
+            let field = format!("payment.allocations[{index}].invoice_number");
+            self.billing
+                .open_invoice(&field, &allocation.invoice_number)?;
+        }
+        let expected = format!("payment:{}", payment.payment_id);
+        check_transaction_id(&recorded.transaction, &expected)?;
+        self.record(&recorded.transaction)?;
+        self.billing.payments.insert(payment.payment_id.clone());
         Ok(())
     }
 
@@ -855,6 +1031,91 @@ impl Rederiver {
             })?;
         Ok(())
     }
+}
+
+/// The numbering of an invoice or a credit note.
+struct Document<'a> {
+    /// `invoice` or `credit_note`: the field holding the document.
+    field: &'static str,
+    number: &'a str,
+    series: &'a str,
+    year: i32,
+    sequence: u64,
+    issued_on: Day,
+}
+
+impl BillingState {
+    /// Checks that a document is the next of its (series, year) and numbered
+    /// `SERIES-YYYY-NNNNNN` (the year of its issue day, at least four digits; the sequence at
+    /// least six); returns the key to record its sequence under.
+    fn check_number(&self, document: &Document) -> Result<(String, i32), LedgerFault> {
+        let Document {
+            field,
+            number,
+            series,
+            year,
+            sequence,
+            issued_on,
+        } = *document;
+        let key = (series.to_string(), year);
+        let expected = self
+            .sequences
+            .get(&key)
+            .map_or(1, |last| last.saturating_add(1));
+        if sequence != expected {
+            return Err(LedgerFault::DocumentSequenceOutOfOrder {
+                field: format!("{field}.sequence"),
+                number: number.into(),
+                series: series.into(),
+                year,
+                sequence,
+                expected,
+            });
+        }
+        let text = format!("{series}-{year:04}-{sequence:06}");
+        if number != text {
+            return Err(LedgerFault::DocumentNumberMismatch {
+                field: format!("{field}.number"),
+                number: number.into(),
+                expected: text,
+            });
+        }
+        if issued_on.ymd().is_some_and(|(issued, _, _)| issued != year) {
+            return Err(LedgerFault::DocumentYearMismatch {
+                field: format!("{field}.year"),
+                number: number.into(),
+                year,
+                issued_on: issued_on.to_string(),
+            });
+        }
+        Ok(key)
+    }
+
+    /// Checks that `number` names an issued invoice that is not void.
+    fn open_invoice(&self, field: &str, number: &str) -> Result<(), LedgerFault> {
+        match self.invoices.get(number) {
+            None => Err(LedgerFault::UnknownInvoice {
+                field: field.into(),
+                number: number.into(),
+            }),
+            Some(true) => Err(LedgerFault::InvoiceVoid {
+                field: field.into(),
+                number: number.into(),
+            }),
+            Some(false) => Ok(()),
+        }
+    }
+}
+
+/// A billing document's transaction carries the id its document implies.
+fn check_transaction_id(tx: &TransactionRecorded, expected: &str) -> Result<(), LedgerFault> {
+    if tx.id != expected {
+        return Err(LedgerFault::BillingTransactionIdMismatch {
+            id: tx.id.clone(),
+            expected: expected.into(),
+        });
+    }
+    Ok(())
 }
 
 fn add_to_sums<'a>(
@@ -1562,5 +1823,431 @@ mod tests {
         );
         let balances = book.finish().unwrap();
         assert!(balances.accounts.iter().all(|a| a.balance() == 0));
+    }
+    // -----------------------------------------------------------------------
+    // Billing entries
+    // -----------------------------------------------------------------------
+
+    use tally_core::billing::{
+        Allocation, CreditNote, CreditNoteIssued, Invoice, InvoiceIssued, InvoiceVoided, Payment,
+        PaymentKind, PaymentRecorded,
+    };
+
+    /// A transaction debiting account 0 and crediting account 1 by `amount`; none for 0.
+    fn billing_tx(id: &str, mode: TransactionMode, amount: u128) -> TransactionRecorded {
+        let leg = |account_id, side| Posting {
+            account_id,
+            side,
+            amount_minor: amount,
+        };
+        TransactionRecorded {
+            id: id.into(),
+            request_digest: [0; 32],
+            mode,
+            postings: if amount == 0 {
+                Vec::new()
+            } else {
+                vec![leg(0, Side::Debit), leg(1, Side::Credit)]
+            },
+            effective_at: None,
+            description: String::new(),
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// An invoice of `series`, issued on 1 December of `year`, and its transaction of
+    /// `amount` under `invoice:NUMBER`.
+    fn invoice_numbered(
+        number: &str,
+        series: &str,
+        year: i32,
+        sequence: u64,
+        amount: u128,
+    ) -> Entry {
+        let issued_on = Day::from_ymd(year, 12, 1).unwrap();
+        let invoice = Invoice {
+            number: number.into(),
+            series: series.into(),
+            year,
+            sequence,
+            customer_id: "acme".into(),
+            subscription_id: "sub".into(),
+            currency: "USD".into(),
+            period_start: Day(issued_on.0 - 30),
+            period_end: issued_on,
+            usage_from: 0,
+            usage_to: 0,
+            country: "DE".into(),
+            region: None,
+            tax_id: String::new(),
+            issued_on,
+            due_on: issued_on,
+            lines: Vec::new(),
+            coupons: Vec::new(),
+            taxes: Vec::new(),
+            subtotal: Dec::ZERO,
+            discount: Dec::ZERO,
+            tax: Dec::ZERO,
+            total: Dec::ZERO,
+            credit_applied: Dec::ZERO,
+            amount_due: Dec::ZERO,
+        };
+        let transaction = billing_tx(
+            &format!("invoice:{number}"),
+            TransactionMode::Standard,
+            amount,
+        );
+        entry(EntryBody::InvoiceIssued(Box::new(InvoiceIssued {
+            invoice,
+            transaction,
+        })))
+    }
+
+    fn invoice(series: &str, year: i32, sequence: u64, amount: u128) -> Entry {
+        let number = format!("{series}-{year:04}-{sequence:06}");
+        invoice_numbered(&number, series, year, sequence, amount)
+    }
+
+    fn void(number: &str, amount: u128) -> Entry {
+        let reverses = format!("invoice:{number}");
+        let mut transaction = billing_tx(
+            &format!("void:{number}"),
+            TransactionMode::Reversal { reverses },
+            amount,
+        );
+        for posting in &mut transaction.postings {
+            posting.side = posting.side.opposite();
+        }
+        entry(EntryBody::InvoiceVoided(Box::new(InvoiceVoided {
+            number: number.into(),
+            reason: String::new(),
+            transaction,
+        })))
+    }
+
+    /// Credit note `sequence` of 2026 in the series `CN-INV` on `invoice_number`.
+    fn credit_note(sequence: u64, invoice_number: &str, amount: u128) -> Entry {
+        let number = format!("CN-INV-2026-{sequence:06}");
+        let mut transaction = billing_tx(
+            &format!("credit_note:{number}"),
+            TransactionMode::Standard,
+            amount,
+        );
+        for posting in &mut transaction.postings {
+            posting.side = posting.side.opposite();
+        }
+        entry(EntryBody::CreditNoteIssued(Box::new(CreditNoteIssued {
+            credit_note: CreditNote {
+                number,
+                series: "CN-INV".into(),
+                year: 2026,
+                sequence,
+                invoice_number: invoice_number.into(),
+                customer_id: "acme".into(),
+                currency: "USD".into(),
+                issued_on: Day::from_ymd(2026, 12, 5).unwrap(),
+                reason: String::new(),
+                lines: Vec::new(),
+                total: Dec::ZERO,
+                to_invoice: Dec::ZERO,
+                to_credit: Dec::ZERO,
+            },
+            transaction,
+        })))
+    }
+
+    fn payment(payment_id: &str, invoices: &[&str], amount: u128) -> Entry {
+        let allocations = invoices
+            .iter()
+            .map(|number| Allocation {
+                invoice_number: number.to_string(),
+                amount: Dec::ZERO,
+            })
+            .collect();
+        entry(EntryBody::PaymentRecorded(Box::new(PaymentRecorded {
+            payment: Payment {
+                payment_id: payment_id.into(),
+                customer_id: "acme".into(),
+                kind: PaymentKind::Payment,
+                currency: "USD".into(),
+                amount: Dec::ZERO,
+                received_on: Day(0),
+                reference: String::new(),
+                allocations,
+                to_credit: Dec::ZERO,
+            },
+            transaction: billing_tx(
+                &format!("payment:{payment_id}"),
+                TransactionMode::Standard,
+                amount,
+            ),
+        })))
+    }
+
+    /// The entry's transaction, changed by `change`.
+    fn with_transaction(mut e: Entry, change: impl FnOnce(&mut TransactionRecorded)) -> Entry {
+        match &mut e.body {
+            EntryBody::InvoiceIssued(issued) => change(&mut issued.transaction),
+            EntryBody::InvoiceVoided(voided) => change(&mut voided.transaction),
+            EntryBody::CreditNoteIssued(issued) => change(&mut issued.transaction),
+            EntryBody::PaymentRecorded(recorded) => change(&mut recorded.transaction),
+            other => panic!("{} carries no transaction", other.kind_name()),
+        }
+        e
+    }
+
+    const INV_1: &str = "INV-2026-000001";
+    const INV_2: &str = "INV-2026-000002";
+
+    #[test]
+    fn honest_billing_documents_are_accepted_and_balance() {
+        // Goal: two invoices (the second of zero, without postings, and voided), a
+        // credit note and a payment on the first fold without a fault; their
+        // transactions move the balances like any other, and the trial balance holds.
+        let mut ledger = ledger();
+        for e in [
+            invoice("INV", 2026, 1, 10_000),
+            invoice("INV", 2026, 2, 0),
+            void(INV_2, 0),
+            credit_note(1, INV_1, 3_000),
+            payment("pay-1", &[INV_1], 7_000),
+            // Another series, and another year, start again at 1.
+            invoice("ACME", 2026, 1, 100),
+            invoice("INV", 2027, 1, 100),
+        ] {
+            ledger.apply(&e).unwrap();
+        }
+        let balances = ledger.finish().unwrap();
+        assert_eq!(balances.accounts[0].balance(), 10_000 - 3_000 + 7_000 + 200);
+        assert_eq!(balances.accounts[1].balance(), 10_000 - 3_000 + 7_000 + 200);
+        assert_eq!(
+            (
+                balances.transactions.standard,
+                balances.transactions.reversal
+            ),
+            (6, 1)
+        );
+    }
+
+    #[test]
+    fn document_numbers_are_gapless_per_series_and_year() {
+        // Goal: an invoice or credit note that is not the next of its series and year,
+        // whose number is not SERIES-YYYY-NNNNNN of its fields, whose year is not that
+        // of its issue day, or an invoice number issued twice, is named.
+        let mut ledger = ledger();
+        assert_eq!(
+            ledger.apply(&invoice("INV", 2026, 2, 100)),
+            Err(LedgerFault::DocumentSequenceOutOfOrder {
+                field: "invoice.sequence".into(),
+                number: INV_2.into(),
+                series: "INV".into(),
+                year: 2026,
+                sequence: 2,
+                expected: 1
+            })
+        );
+        ledger.apply(&invoice("INV", 2026, 1, 100)).unwrap();
+        assert!(matches!(
+            ledger.apply(&invoice("INV", 2026, 1, 100)),
+            Err(LedgerFault::DocumentSequenceOutOfOrder { expected: 2, .. })
+        ));
+        assert!(matches!(
+            ledger.apply(&invoice("INV", 2026, 3, 100)),
+            Err(LedgerFault::DocumentSequenceOutOfOrder { expected: 2, .. })
+        ));
+        assert_eq!(
+            ledger.apply(&invoice_numbered("INV-2026-2", "INV", 2026, 2, 100)),
+            Err(LedgerFault::DocumentNumberMismatch {
+                field: "invoice.number".into(),
+                number: "INV-2026-2".into(),
+                expected: INV_2.into()
+            })
+        );
+        // The millionth invoice of a series and year has seven digits.
+        let mut big = self::ledger();
+        big.billing.sequences.insert(("INV".into(), 2026), 999_999);
+        big.apply(&invoice_numbered(
+            "INV-2026-1000000",
+            "INV",
+            2026,
+            1_000_000,
+            1,
+        ))
+        .unwrap();
+        let mut wrong_year = invoice("INV", 2025, 1, 100);
+        if let EntryBody::InvoiceIssued(issued) = &mut wrong_year.body {
+            issued.invoice.issued_on = Day::from_ymd(2026, 1, 2).unwrap();
+        }
+        assert_eq!(
+            ledger.apply(&wrong_year),
+            Err(LedgerFault::DocumentYearMismatch {
+                field: "invoice.year".into(),
+                number: "INV-2025-000001".into(),
+                year: 2025,
+                issued_on: "2026-01-02".into()
+            })
+        );
+        // Issued twice under another series' counter: the number is taken.
+        let mut again = self::ledger();
+        again.apply(&invoice("INV", 2026, 1, 100)).unwrap();
+        again.billing.sequences.clear();
+        assert_eq!(
+            again.apply(&invoice("INV", 2026, 1, 100)),
+            Err(LedgerFault::InvoiceIssuedTwice {
+                number: INV_1.into()
+            })
+        );
+        // Credit notes: their own CN- series, gapless too.
+        ledger.apply(&credit_note(1, INV_1, 10)).unwrap();
+        assert!(matches!(
+            ledger.apply(&credit_note(3, INV_1, 10)),
+            Err(LedgerFault::DocumentSequenceOutOfOrder { ref field, expected: 2, .. })
+                if field == "credit_note.sequence"
+        ));
+        let mut not_cn = credit_note(2, INV_1, 10);
+        if let EntryBody::CreditNoteIssued(issued) = &mut not_cn.body {
+            issued.credit_note.series = "INV".into();
+        }
+        assert_eq!(
+            ledger.apply(&not_cn),
+            Err(LedgerFault::CreditNoteSeriesInvalid {
+                field: "credit_note.series".into(),
+                number: "CN-INV-2026-000002".into(),
+                series: "INV".into()
+            })
+        );
+        ledger.apply(&credit_note(2, INV_1, 10)).unwrap();
+    }
+
+    #[test]
+    fn billing_transactions_carry_their_documents_ids() {
+        // Goal: an invoice, void, credit note or payment whose transaction id is not
+        // invoice:NUMBER, void:NUMBER, credit_note:NUMBER or payment:ID, or a void that
+        // is not a reversal of invoice:NUMBER, is named; only an invoice and its void may
+        // have no postings.
+        let mismatch = |id: &str, expected: &str| LedgerFault::BillingTransactionIdMismatch {
+            id: id.into(),
+            expected: expected.into(),
+        };
+        let renamed = |e: Entry, id: &str| {
+            let id = id.to_string();
+            with_transaction(e, move |t| t.id = id)
+        };
+        let mut ledger = ledger();
+        assert_eq!(
+            ledger.apply(&renamed(invoice("INV", 2026, 1, 100), "inv-1")),
+            Err(mismatch("inv-1", "invoice:INV-2026-000001"))
+        );
+        ledger.apply(&invoice("INV", 2026, 1, 100)).unwrap();
+        assert_eq!(
+            ledger.apply(&renamed(void(INV_1, 100), "void-1")),
+            Err(mismatch("void-1", "void:INV-2026-000001"))
+        );
+        let standard = with_transaction(void(INV_1, 100), |t| t.mode = TransactionMode::Standard);
+        assert_eq!(
+            ledger.apply(&standard),
+            Err(LedgerFault::VoidNotReversal {
+                number: INV_1.into()
+            })
+        );
+        let other = with_transaction(void(INV_1, 100), |t| {
+            t.mode = TransactionMode::Reversal {
+                reverses: "invoice:INV-2026-000009".into(),
+            }
+        });
+        assert!(matches!(
+            ledger.apply(&other),
+            Err(LedgerFault::VoidNotReversal { .. })
+        ));
+        assert_eq!(
+            ledger.apply(&renamed(credit_note(1, INV_1, 10), "cn-1")),
+            Err(mismatch("cn-1", "credit_note:CN-INV-2026-000001"))
+        );
+        assert_eq!(
+            ledger.apply(&renamed(payment("pay-1", &[INV_1], 10), "pay-1")),
+            Err(mismatch("pay-1", "payment:pay-1"))
+        );
+        // No postings: an invoice and its void may; a credit note or payment may not.
+        assert_eq!(
+            ledger.apply(&credit_note(1, INV_1, 0)),
+            Err(LedgerFault::TooFewPostings { count: 0 })
+        );
+        assert_eq!(
+            ledger.apply(&payment("pay-1", &[INV_1], 0)),
+            Err(LedgerFault::TooFewPostings { count: 0 })
+        );
+        let one_leg = with_transaction(invoice("INV", 2026, 2, 100), |t| t.postings.truncate(1));
+        assert_eq!(
+            ledger.apply(&one_leg),
+            Err(LedgerFault::TooFewPostings { count: 1 })
+        );
+    }
+
+    #[test]
+    fn voids_credit_notes_and_payments_name_an_issued_invoice_not_void() {
+        // Goal: a void, a credit note or a payment allocation naming an invoice never
+        // issued, or one already void, is named; a void happens once.
+        let mut ledger = ledger();
+        assert_eq!(
+            ledger.apply(&void(INV_1, 100)),
+            Err(LedgerFault::UnknownInvoice {
+                field: "number".into(),
+                number: INV_1.into()
+            })
+        );
+        ledger.apply(&invoice("INV", 2026, 1, 100)).unwrap();
+        ledger.apply(&void(INV_1, 100)).unwrap();
+        assert_eq!(
+            ledger.apply(&void(INV_1, 100)),
+            Err(LedgerFault::InvoiceVoid {
+                field: "number".into(),
+                number: INV_1.into()
+            })
+        );
+        assert_eq!(
+            ledger.apply(&credit_note(1, INV_1, 10)),
+            Err(LedgerFault::InvoiceVoid {
+                field: "credit_note.invoice_number".into(),
+                number: INV_1.into()
+            })
+        );
+        assert_eq!(
+            ledger.apply(&credit_note(1, INV_2, 10)),
+            Err(LedgerFault::UnknownInvoice {
+                field: "credit_note.invoice_number".into(),
+                number: INV_2.into()
+            })
+        );
+        ledger.apply(&invoice("INV", 2026, 2, 100)).unwrap();
+        assert_eq!(
+            ledger.apply(&payment("pay-1", &[INV_2, INV_1], 10)),
+            Err(LedgerFault::InvoiceVoid {
+                field: "payment.allocations[1].invoice_number".into(),
+                number: INV_1.into()
+            })
+        );
+        assert_eq!(
+            ledger.apply(&payment("pay-1", &["INV-2026-000003"], 10)),
+            Err(LedgerFault::UnknownInvoice {
+                field: "payment.allocations[0].invoice_number".into(),
+                number: "INV-2026-000003".into()
+            })
+        );
+        ledger.apply(&payment("pay-1", &[INV_2], 10)).unwrap();
+    }
+
+    #[test]
+    fn payment_ids_are_unique() {
+        // Goal: a payment id recorded twice is named, before its transaction id is.
+        let mut ledger = ledger();
+        ledger.apply(&invoice("INV", 2026, 1, 100)).unwrap();
+        ledger.apply(&payment("pay-1", &[INV_1], 10)).unwrap();
+        assert_eq!(
+            ledger.apply(&payment("pay-1", &[], 10)),
+            Err(LedgerFault::PaymentExists {
+                payment_id: "pay-1".into()
+            })
+        );
+        ledger.apply(&payment("pay-2", &[], 10)).unwrap();
     }
 }
