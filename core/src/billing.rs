@@ -109,13 +109,23 @@ pub struct UsageDigest {
     /// is `h_events`. An auditor recomputes it from the exported journal.
     #[serde(with = "crate::entry::hex_bytes")]
     pub digest: Digest,
+    /// The window of event timestamps the line read, `[from, to)` in
+    /// nanoseconds: its days at the customer's midnight (no zone data needed
+    /// to recompute it).
+    pub from: i64,
+    pub to: i64,
 }
 
 impl UsageDigest {
-    pub const EMPTY: UsageDigest = UsageDigest {
-        events: 0,
-        digest: [0; 32],
-    };
+    /// No events yet over `[from, to)`.
+    pub fn empty(from: i64, to: i64) -> UsageDigest {
+        UsageDigest {
+            events: 0,
+            digest: [0; 32],
+            from,
+            to,
+        }
+    }
 
     /// Folds one more event (its canonical hash) into the digest.
     pub fn add(&mut self, event_hash: &Digest) {
@@ -221,6 +231,9 @@ pub struct Invoice {
     /// midnight.
     pub usage_from: i64,
     pub usage_to: i64,
+    /// The journal length the usage was read at: the lines' events are those
+    /// of the entries before it (late ones included), none after.
+    pub usage_journal_length: u64,
     /// The profile as issued.
     pub country: String,
     pub region: Option<String>,
@@ -395,10 +408,10 @@ mod tests {
     fn usage_digest_chains_in_order() {
         // Goal: the digest depends on every event and on their order.
         let (a, b) = ([1u8; 32], [2u8; 32]);
-        let mut ab = UsageDigest::EMPTY;
+        let mut ab = UsageDigest::empty(0, 1);
         ab.add(&a);
         ab.add(&b);
-        let mut ba = UsageDigest::EMPTY;
+        let mut ba = UsageDigest::empty(0, 1);
         ba.add(&b);
         ba.add(&a);
         assert_eq!(ab.events, 2);

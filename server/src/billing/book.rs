@@ -363,6 +363,13 @@ impl BillingBook {
                 state.voided = Some((seq, voided.reason.clone()));
                 let invoice = Arc::clone(&state.invoice);
                 self.touch(&invoice.customer_id, seq);
+                // The coupons it used are given back.
+                for used in &invoice.coupons {
+                    if let Some(grant) = self.grants.get_mut(&used.grant_id) {
+                        grant.periods_used = grant.periods_used.saturating_sub(1);
+                        grant.used -= used.amount.0;
+                    }
+                }
                 // The credit drawn down returns to the customer.
                 let credit = self.credit.entry(invoice.customer_id.clone()).or_default();
                 *credit += invoice.credit_applied.0;
@@ -592,6 +599,12 @@ impl BillingBook {
                         allocation.invoice_number
                     )
                 })?;
+            if state.invoice.customer_id != payment.customer_id {
+                return Err(format!(
+                    "payment {:?} allocates to invoice {} of another customer",
+                    payment.payment_id, allocation.invoice_number
+                ));
+            }
             state.paid += allocation.amount.0;
             state.payments.push(payment.payment_id.clone());
             if state.voided.is_some() || state.outstanding().is_sign_negative() {

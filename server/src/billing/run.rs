@@ -691,6 +691,7 @@ impl Engine {
                 period_end: item.date,
                 usage_from,
                 usage_to,
+                usage_journal_length: as_of_seq,
                 country: profile.country.clone(),
                 region: profile.region.clone(),
                 tax_id: profile.tax_id.clone(),
@@ -768,7 +769,10 @@ impl Engine {
                             digests[at]
                                 .get(&item.customer_id)
                                 .copied()
-                                .unwrap_or(UsageDigest::EMPTY)
+                                .unwrap_or_else(|| {
+                                    let window = &digest_jobs[at].window;
+                                    UsageDigest::empty(window.from(), window.to())
+                                })
                         });
                     invoice.lines.push(InvoiceLine {
                         kind: if job.kind == PartKind::Credit {

@@ -464,7 +464,7 @@ impl Engine {
                     }
                     digests[index]
                         .entry(event.customer.clone())
-                        .or_insert(UsageDigest::EMPTY)
+                        .or_insert_with(|| UsageDigest::empty(job.window.from(), job.window.to()))
                         .add(&tally_core::usage::event_hash(event));
                 }
             }
