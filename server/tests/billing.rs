@@ -1076,3 +1076,95 @@ async fn a_customer_is_billed_on_its_own_days() {
     // The VAT-free plan: 11 calls at 1.00 (no DE rule published here).
     assert_eq!(invoice.total.0, dec("11.00"));
 }
+
+#[tokio::test]
+async fn one_run_bills_many_dates_of_a_customer_in_order() {
+    // A weekly 10.00 fee (in arrears) from Mon 2026-03-02, with a 5.00
+    // `once` coupon and a 10 % coupon for 2 periods: one run over March
+    // bills the four weeks ending Mar 9, 16, 23, 30, in that order. The
+    // once coupon takes 5.00 off the first; the 10 % coupon applies to the
+    // first two (after the 5.00: 0.50 on the first, 1.00 on the second).
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ledger(dir.path()).await;
+    let mut weekly = plan("weekly", "USD", "2026-03-02", vec![flat("fee", "10.00")]);
+    weekly.interval.unit = IntervalUnit::Weekly;
+    engine
+        .publish_plan(&serde_json::to_string(&weekly).unwrap())
+        .await
+        .unwrap();
+    engine
+        .set_billing_profile(profile("acme", "USD", "US", None, "WK"))
+        .await
+        .unwrap();
+    engine
+        .subscribe("sub-1", "acme", "weekly", 0, day("2026-03-02"))
+        .await
+        .unwrap();
+    for (id, discount, duration) in [
+        (
+            "once",
+            CouponDiscount::Fixed {
+                amount: Dec(dec("5.00")),
+            },
+            CouponDuration::Once,
+        ),
+        (
+            "ten",
+            CouponDiscount::Percentage {
+                percent: Dec(dec("10")),
+            },
+            CouponDuration::Periods { count: 2 },
+        ),
+    ] {
+        engine
+            .grant_coupon(
+                id,
+                "acme",
+                Coupon {
+                    code: id.into(),
+                    discount,
+                    duration,
+                },
+                day("2026-03-01"),
+            )
+            .await
+            .unwrap();
+    }
+    let run = engine
+        .run_billing(
+            None,
+            day("2026-03-01"),
+            day("2026-03-31"),
+            true,
+            &no_progress,
+        )
+        .await
+        .unwrap();
+    let totals: Vec<(Day, Decimal, String)> = run
+        .iter()
+        .map(|r| {
+            (
+                r.invoice.period_end,
+                r.invoice.total.0,
+                r.invoice.number.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        vec![
+            (day("2026-03-09"), dec("4.50"), "WK-2026-000001".to_string()),
+            (day("2026-03-16"), dec("9.00"), "WK-2026-000002".to_string()),
+            (
+                day("2026-03-23"),
+                dec("10.00"),
+                "WK-2026-000003".to_string()
+            ),
+            (
+                day("2026-03-30"),
+                dec("10.00"),
+                "WK-2026-000004".to_string()
+            ),
+        ]
+    );
+}

@@ -384,6 +384,8 @@ impl Engine {
             }
         }
         let mut issued: Vec<RunInvoice> = Vec::new();
+        // The last invoice this run issued per customer (see `issue_invoice`).
+        let mut own: std::collections::HashMap<String, u64> = Default::default();
         let mut pending: Option<Vec<String>> = customers;
         let mut first = true;
         for _ in 0..=STALE_RETRIES {
@@ -402,12 +404,14 @@ impl Engine {
             let mut stale = Vec::new();
             let mut done = 0;
             for chunk in drafts.chunks(ISSUE_CHUNK) {
+                let seen = own.clone();
                 let outcomes = self
-                    .billing(|reply| BillingRequest::Issue(chunk.to_vec(), reply))
+                    .billing(|reply| BillingRequest::Issue(chunk.to_vec(), seen, reply))
                     .await?;
                 for (draft, outcome) in chunk.iter().zip(outcomes) {
                     match outcome.map_err(Error::Ledger)? {
-                        IssueOutcome::Issued { number, .. } => {
+                        IssueOutcome::Issued { number, seq } => {
+                            own.insert(draft.invoice.customer_id.clone(), seq);
                             issued.push(self.run_invoice(&number, true)?)
                         }
                         IssueOutcome::Existing { number } => {

@@ -434,9 +434,13 @@ pub enum IssueOutcome {
     Stale,
 }
 
+/// Issues a draft. `own_seq` is the last invoice the same run issued for
+/// the customer: a change that is only the run's own invoice does not make
+/// the draft stale (the run planned the customer's dates together).
 pub fn issue_invoice(
     state: &mut LedgerState,
     draft: InvoiceDraft,
+    own_seq: Option<u64>,
     ctx: &Context,
     out: &mut Vec<Journaled>,
 ) -> Result<IssueOutcome, LedgerError> {
@@ -447,7 +451,8 @@ pub fn issue_invoice(
             number: existing.invoice.number.clone(),
         });
     }
-    if book.customer_seq(&invoice.customer_id) >= draft.as_of_seq
+    let changed = book.customer_seq(&invoice.customer_id);
+    if (changed >= draft.as_of_seq && Some(changed) != own_seq)
         || book.tax_rules().0 != draft.tax_version
     {
         return Ok(IssueOutcome::Stale);

@@ -28,7 +28,7 @@ use crate::rating::catalog::PlanCatalog;
 use crate::rating::usage::{CustomerUsage, DigestJob, StoredUsage};
 use crate::rating::{rate, AppliedCoupon, Rating, RatingInput};
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use tally_core::billing::{
     BillingProfile, CouponUse, Invoice, InvoiceLine, LineTaxAmount, LineTier, TaxTotal, UsageDigest,
 };
@@ -271,6 +271,36 @@ struct SegmentJob {
     plan: PlanSpec,
     plan_version: u32,
     period: Period,
+}
+
+/// After an invoice's parts are rated: each coupon that gave a discount on
+/// it has used one more period (as the book counts when it is issued).
+fn use_coupons(
+    state: &mut HashMap<&str, Vec<(String, AppliedCoupon)>>,
+    customer: &str,
+    ratings: &[(usize, Rating)],
+    jobs: &[SegmentJob],
+) {
+    let Some(coupons) = state.get_mut(customer) else {
+        return;
+    };
+    let mut given: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for (job, rating) in ratings {
+        if jobs[*job].kind == PartKind::Credit {
+            continue;
+        }
+        for discount in &rating.discounts {
+            *given.entry(discount.coupon.as_str()).or_default() += discount.amount;
+        }
+    }
+    for (_, coupon) in coupons.iter_mut() {
+        if given
+            .get(coupon.coupon.code.as_str())
+            .is_some_and(|a| !a.is_zero())
+        {
+            coupon.periods_used += 1;
+        }
+    }
 }
 
 /// The customer's coupons on an invoice of `date`: those granted from that
@@ -538,6 +568,13 @@ impl Engine {
             .iter()
             .map(|d| coupons_for(book, &d.customer_id, d.date))
             .collect();
+        let all_coupons: HashMap<&str, Vec<(String, AppliedCoupon)>> = due
+            .iter()
+            .map(|d| {
+                let every = coupons_for(book, &d.customer_id, Day(i32::MAX));
+                (d.customer_id.as_str(), every)
+            })
+            .collect();
         let scales: HashMap<String, u8> = profiles
             .values()
             .filter_map(|p| {
@@ -593,9 +630,27 @@ impl Engine {
 
         // Rate each segment, then assemble one invoice per due period.
         let mut ratings: Vec<Vec<(usize, Rating)>> = vec![Vec::new(); due.len()];
-        let mut coupon_state = coupons.clone();
+        // Each customer's coupons as its invoices of this run use them, in
+        // the order they are issued: a `once` coupon applies to the first
+        // only, a fixed amount's remainder carries to the next.
+        let mut coupon_state = all_coupons;
+        let mut finished_due = None;
         for (index, job) in jobs.iter().enumerate() {
             let item = &due[job.due];
+            if finished_due != Some(job.due) {
+                if let Some(previous) = finished_due {
+                    use_coupons(
+                        &mut coupon_state,
+                        &due[previous].customer_id,
+                        &ratings[previous],
+                        &jobs,
+                    );
+                }
+                finished_due = Some(job.due);
+            }
+            let state = coupon_state
+                .get_mut(item.customer_id.as_str())
+                .expect("every due customer has a coupon state");
             let profile = profiles.get(&item.customer_id).ok_or_else(|| {
                 LedgerError::new(
                     ErrorCode::BillingProfileMissing,
@@ -620,8 +675,11 @@ impl Engine {
                     .collect();
             // A credit reverses a percentage discount in proportion; a fixed
             // amount once given stays given.
-            let applied: Vec<AppliedCoupon> = coupon_state[job.due]
+            let eligible: BTreeSet<&str> =
+                coupons[job.due].iter().map(|(id, _)| id.as_str()).collect();
+            let applied: Vec<AppliedCoupon> = state
                 .iter()
+                .filter(|(id, _)| eligible.contains(id.as_str()))
                 .map(|(_, c)| c.clone())
                 .filter(|c| {
                     job.kind != PartKind::Credit
@@ -656,7 +714,7 @@ impl Engine {
                 .iter()
                 .filter(|_| job.kind != PartKind::Credit)
             {
-                if let Some((_, coupon)) = coupon_state[job.due]
+                if let Some((_, coupon)) = state
                     .iter_mut()
                     .find(|(_, c)| c.coupon.code == discount.coupon)
                 {
@@ -667,6 +725,7 @@ impl Engine {
             }
             ratings[job.due].push((index, rating));
         }
+        drop(coupon_state);
         let mut drafts = Vec::with_capacity(due.len());
         for (due_index, item) in due.iter().enumerate() {
             let profile = &profiles[&item.customer_id];

@@ -170,8 +170,11 @@ pub enum BillingRequest {
         Vec<(String, TimestampNs)>,
         Reply<Vec<Result<(), LedgerError>>>,
     ),
+    /// Drafts of one run, with the last invoice the run issued so far for
+    /// each customer (the run's own invoices do not make a draft stale).
     Issue(
         Vec<InvoiceDraft>,
+        std::collections::HashMap<String, u64>,
         Reply<Vec<Result<IssueOutcome, LedgerError>>>,
     ),
     Void(String, String, Reply<Result<(u64, bool), LedgerError>>),
@@ -186,7 +189,7 @@ impl BillingRequest {
     fn items(&self) -> usize {
         match self {
             BillingRequest::CloseUsage(closes, _) => closes.len().div_ceil(16).max(1),
-            BillingRequest::Issue(drafts, _) => drafts.len(),
+            BillingRequest::Issue(drafts, _, _) => drafts.len(),
             _ => 1,
         }
     }
@@ -540,10 +543,18 @@ fn execute_billing(
                 .collect();
             deferred(reply, results)
         }
-        BillingRequest::Issue(drafts, reply) => {
+        BillingRequest::Issue(drafts, mut own, reply) => {
             let results = drafts
                 .into_iter()
-                .map(|draft| record::issue_invoice(state, draft, ctx, out))
+                .map(|draft| {
+                    let customer = draft.invoice.customer_id.clone();
+                    let own_seq = own.get(&customer).copied();
+                    let outcome = record::issue_invoice(state, draft, own_seq, ctx, out);
+                    if let Ok(IssueOutcome::Issued { seq, .. }) = &outcome {
+                        own.insert(customer, *seq);
+                    }
+                    outcome
+                })
                 .collect();
             deferred(reply, results)
         }
