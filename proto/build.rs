@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tally/v1/admin.proto",
         "tally/v1/metering.proto",
         "tally/v1/rating.proto",
+        "tally/v1/billing.proto",
     ];
     let file_descriptors = protox::compile(files, ["."])?;
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);

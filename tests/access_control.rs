@@ -116,7 +116,9 @@ async fn call(url: &str, method: &str, token: Option<&str>, streaming: bool) -> 
 }
 
 fn is_streaming(method: &str) -> bool {
-    method.ends_with("/FollowJournal") || method.ends_with("/ExportJournal")
+    method.ends_with("/FollowJournal")
+        || method.ends_with("/ExportJournal")
+        || method.ends_with("/RunBilling")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,21 +37,28 @@
 //! none: their transactions may have no postings). Their numbering is checked as the ledger
 //! writes it: invoice and credit-note sequences are gapless per (series, year), starting at
 //! 1; a number's text is `SERIES-YYYY-NNNNNN` of its series, year and sequence, the year that
-//! of its issue day; the transaction ids are `invoice:NUMBER`, `void:NUMBER` (a reversal of
-//! `invoice:NUMBER`), `credit_note:NUMBER` and `payment:PAYMENT_ID`; an invoice number is
-//! issued once; a void, a credit note or a payment allocation names an issued invoice that
-//! is not void; payment ids are unique. Profiles, subscriptions, coupons and tax tables are
-//! not checked.
+//! of its issue day; a credit note's series is `CN-` and its invoice's series; the
+//! transaction ids are `invoice:NUMBER`, `void:NUMBER` (a reversal of `invoice:NUMBER`),
+//! `credit_note:NUMBER` and `payment:PAYMENT_ID`; an invoice number is issued once; a void,
+//! a credit note or a payment allocation names an issued invoice that is not void, an
+//! allocation one of the paying customer; payment ids are unique. Of the usage an invoice
+//! states: it was read at a journal length (`usage_journal_length`) of at most the invoice's
+//! own seq, and each usage digest's window `[from, to)` lies within the invoice's
+//! `[usage_from, usage_to)` (only a line closing a period reads usage). The digests
+//! themselves are not recomputed (that would take memory per event), nor are profiles,
+//! subscriptions, coupons and tax tables checked.
 //!
 //! Memory: the accounts, the currencies and one small record per transaction id; the
 //! postings of a pending transaction are kept only while it is open; per customer its closed
 //! period, per meter its version count, aggregation, grace and group-by; per plan its version
 //! count and currency; per document series and year its last sequence, per invoice whether it
-//! is void, and every payment id.
+//! is void, its customer and its series, and every payment id.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use tally_core::billing::{CreditNoteIssued, InvoiceIssued, InvoiceVoided, PaymentRecorded};
+use tally_core::billing::{
+    CreditNoteIssued, Invoice, InvoiceIssued, InvoiceVoided, PaymentRecorded,
+};
 use tally_core::calendar::Day;
 use tally_core::entry::{
     AccountId, AccountOpened, AccountType, Entry, EntryBody, MeterDefined, PendingPosted,
@@ -251,13 +258,11 @@ pub enum LedgerFault {
         year: i32,
         issued_on: String,
     },
-    #[error(
-        "{field}: the series of credit note {number:?}, {series:?}, does not start with \"CN-\""
-    )]
-    CreditNoteSeriesInvalid {
-        field: String,
+    #[error("credit_note.series: the series of credit note {number:?} is {series:?}; the series of the invoice it credits makes it {expected:?}")]
+    CreditNoteSeriesMismatch {
         number: String,
         series: String,
+        expected: String,
     },
     #[error("invoice.number: invoice {number:?} is already issued")]
     InvoiceIssuedTwice { number: String },
@@ -273,6 +278,23 @@ pub enum LedgerFault {
     VoidNotReversal { number: String },
     #[error("payment.payment_id: payment {payment_id:?} is already recorded")]
     PaymentExists { payment_id: String },
+    #[error("payment.allocations[{index}].invoice_number: invoice {number:?} is customer {invoice_customer:?}'s, not the paying customer {customer_id:?}'s")]
+    AllocationToOtherCustomer {
+        index: usize,
+        number: String,
+        customer_id: String,
+        invoice_customer: String,
+    },
+    #[error("invoice.usage_journal_length: usage read at journal length {length}, after the invoice itself (seq {seq}) was written")]
+    UsageReadAfterInvoice { length: u64, seq: u64 },
+    #[error("invoice.lines[{line}].usage: the window [{from}, {to}) is not within the invoice's usage window [{usage_from}, {usage_to})")]
+    UsageWindowOutsideInvoice {
+        line: usize,
+        from: TimestampNs,
+        to: TimestampNs,
+        usage_from: TimestampNs,
+        usage_to: TimestampNs,
+    },
 }
 
 /// A currency and the number of decimal places of its minor unit.
@@ -377,6 +399,8 @@ enum TxState {
 /// Folds entries, in journal order, into balances.
 #[derive(Default)]
 pub struct Rederiver {
+    /// The seq of the next entry: entries are applied in journal order from 0.
+    next_seq: u64,
     ledger_id: Option<[u8; 16]>,
     currencies: Vec<Currency>,
     /// Code → index in `currencies`.
@@ -399,9 +423,16 @@ pub struct Rederiver {
 struct BillingState {
     /// (series, year) → the last sequence, invoices and credit notes alike.
     sequences: HashMap<(String, i32), u64>,
-    /// Invoice number → whether it is void.
-    invoices: HashMap<String, bool>,
+    /// Invoice number → what the later documents naming it are checked against.
+    invoices: HashMap<String, IssuedInvoice>,
     payments: HashSet<String>,
+}
+
+/// What the fold remembers of an issued invoice.
+struct IssuedInvoice {
+    void: bool,
+    customer_id: String,
+    series: String,
 }
 
 /// What the fold remembers of a meter: enough to check its next version, its events and
@@ -424,8 +455,11 @@ impl Rederiver {
         Self::default()
     }
 
-    /// Applies the next entry. After an error the state is unspecified: stop folding.
+    /// Applies the next entry (entries come in journal order, from seq 0). After an error
+    /// the state is unspecified: stop folding.
     pub fn apply(&mut self, entry: &Entry) -> Result<(), LedgerFault> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
         if self.ledger_id.is_none() {
             return self.create_ledger(&entry.body);
         }
@@ -471,7 +505,7 @@ impl Rederiver {
             EntryBody::PlanPublished(published) => self.publish_plan(published),
             // A billing document's money moves in its one transaction, which
             // balances like any other; its number and the invoices it names are checked.
-            EntryBody::InvoiceIssued(issued) => self.issue_invoice(issued),
+            EntryBody::InvoiceIssued(issued) => self.issue_invoice(issued, seq),
             EntryBody::InvoiceVoided(voided) => self.void_invoice(voided),
             EntryBody::CreditNoteIssued(issued) => self.issue_credit_note(issued),
             EntryBody::PaymentRecorded(recorded) => self.record_payment(recorded),
@@ -777,9 +811,9 @@ impl Rederiver {
         Ok(())
     }
 
-    /// An invoice: next in its series and year, numbered as such, issued once, posted by
-    /// `invoice:NUMBER`.
-    fn issue_invoice(&mut self, issued: &InvoiceIssued) -> Result<(), LedgerFault> {
+    /// An invoice: next in its series and year, numbered as such, issued once, its usage
+    /// read before it and within its usage window, posted by `invoice:NUMBER`.
+    fn issue_invoice(&mut self, issued: &InvoiceIssued, seq: u64) -> Result<(), LedgerFault> {
         let invoice = &issued.invoice;
         let number = &invoice.number;
         let document = Document {
@@ -796,10 +830,16 @@ impl Rederiver {
                 number: number.clone(),
             });
         }
+        check_usage(invoice, seq)?;
         check_transaction_id(&issued.transaction, &format!("invoice:{number}"))?;
         self.record_with(&issued.transaction, true)?;
         self.billing.sequences.insert(key, invoice.sequence);
-        self.billing.invoices.insert(number.clone(), false);
+        let record = IssuedInvoice {
+            void: false,
+            customer_id: invoice.customer_id.clone(),
+            series: invoice.series.clone(),
+        };
+        self.billing.invoices.insert(number.clone(), record);
         Ok(())
     }
 
@@ -817,20 +857,27 @@ impl Rederiver {
             });
         }
         self.record_with(&voided.transaction, true)?;
-        self.billing.invoices.insert(number.clone(), true);
+        if let Some(invoice) = self.billing.invoices.get_mut(number) {
+            invoice.void = true;
+        }
         Ok(())
     }
 
-    /// A credit note: on an issued invoice not void, in a `CN-` series, next in its series
-    /// and year, numbered as such, posted by `credit_note:NUMBER`.
+    /// A credit note: on an issued invoice not void, in the series `CN-` and the invoice's
+    /// series, next in its series and year, numbered as such, posted by
+    /// `credit_note:NUMBER`.
     fn issue_credit_note(&mut self, issued: &CreditNoteIssued) -> Result<(), LedgerFault> {
         let note = &issued.credit_note;
         let number = &note.number;
-        if !note.series.starts_with("CN-") {
-            return Err(LedgerFault::CreditNoteSeriesInvalid {
-                field: "credit_note.series".into(),
+        let invoice = self
+            .billing
+            .open_invoice("credit_note.invoice_number", &note.invoice_number)?;
+        let expected = format!("CN-{}", invoice.series);
+        if note.series != expected {
+            return Err(LedgerFault::CreditNoteSeriesMismatch {
                 number: number.clone(),
                 series: note.series.clone(),
+                expected,
             });
         }
         let document = Document {
@@ -842,16 +889,14 @@ impl Rederiver {
             issued_on: note.issued_on,
         };
         let key = self.billing.check_number(&document)?;
-        self.billing
-            .open_invoice("credit_note.invoice_number", &note.invoice_number)?;
         check_transaction_id(&issued.transaction, &format!("credit_note:{number}"))?;
         self.record(&issued.transaction)?;
         self.billing.sequences.insert(key, note.sequence);
         Ok(())
     }
 
-    /// A payment: a new id, allocated to issued invoices not void, posted by
-    /// `payment:PAYMENT_ID`.
+    /// A payment: a new id, allocated to the paying customer's issued invoices not void,
+    /// posted by `payment:PAYMENT_ID`.
     fn record_payment(&mut self, recorded: &PaymentRecorded) -> Result<(), LedgerFault> {
         let payment = &recorded.payment;
         if self.billing.payments.contains(&payment.payment_id) {
@@ -861,8 +906,17 @@ impl Rederiver {
         }
         for (index, allocation) in payment.allocations.iter().enumerate() {
             let field = format!("payment.allocations[{index}].invoice_number");
-            self.billing
+            let invoice = self
+                .billing
                 .open_invoice(&field, &allocation.invoice_number)?;
+            if invoice.customer_id != payment.customer_id {
+                return Err(LedgerFault::AllocationToOtherCustomer {
+                    index,
+                    number: allocation.invoice_number.clone(),
+                    customer_id: payment.customer_id.clone(),
+                    invoice_customer: invoice.customer_id.clone(),
+                });
+            }
         }
         let expected = format!("payment:{}", payment.payment_id);
         check_transaction_id(&recorded.transaction, &expected)?;
@@ -1091,20 +1145,46 @@ impl BillingState {
         Ok(key)
     }
 
-    /// Checks that `number` names an issued invoice that is not void.
-    fn open_invoice(&self, field: &str, number: &str) -> Result<(), LedgerFault> {
+    /// The issued invoice `number` names, if it is not void.
+    fn open_invoice(&self, field: &str, number: &str) -> Result<&IssuedInvoice, LedgerFault> {
         match self.invoices.get(number) {
             None => Err(LedgerFault::UnknownInvoice {
                 field: field.into(),
                 number: number.into(),
             }),
-            Some(true) => Err(LedgerFault::InvoiceVoid {
+            Some(invoice) if invoice.void => Err(LedgerFault::InvoiceVoid {
                 field: field.into(),
                 number: number.into(),
             }),
-            Some(false) => Ok(()),
+            Some(invoice) => Ok(invoice),
         }
     }
+}
+
+/// The usage an invoice (at `seq`) states: read at a journal length of at most `seq` (the
+/// run reads, then writes), and each line's window within the invoice's usage window (only
+/// a line closing the period reads usage).
+fn check_usage(invoice: &Invoice, seq: u64) -> Result<(), LedgerFault> {
+    if invoice.usage_journal_length > seq {
+        return Err(LedgerFault::UsageReadAfterInvoice {
+            length: invoice.usage_journal_length,
+            seq,
+        });
+    }
+    let (usage_from, usage_to) = (invoice.usage_from, invoice.usage_to);
+    for (index, line) in invoice.lines.iter().enumerate() {
+        let Some(usage) = &line.usage else { continue };
+        if !(usage_from <= usage.from && usage.from <= usage.to && usage.to <= usage_to) {
+            return Err(LedgerFault::UsageWindowOutsideInvoice {
+                line: index,
+                from: usage.from,
+                to: usage.to,
+                usage_from,
+                usage_to,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A billing document's transaction carries the id its document implies.
@@ -1829,8 +1909,8 @@ mod tests {
     // -----------------------------------------------------------------------
 
     use tally_core::billing::{
-        Allocation, CreditNote, CreditNoteIssued, Invoice, InvoiceIssued, InvoiceVoided, Payment,
-        PaymentKind, PaymentRecorded,
+        Allocation, CreditNote, CreditNoteIssued, InvoiceIssued, InvoiceLine, InvoiceVoided,
+        Payment, PaymentKind, PaymentRecorded, UsageDigest,
     };
 
     /// A transaction debiting account 0 and crediting account 1 by `amount`; none for 0.
@@ -1877,6 +1957,7 @@ mod tests {
             period_end: issued_on,
             usage_from: 0,
             usage_to: 0,
+            usage_journal_length: 0,
             country: "DE".into(),
             region: None,
             tax_id: String::new(),
@@ -1927,7 +2008,12 @@ mod tests {
 
     /// Credit note `sequence` of 2026 in the series `CN-INV` on `invoice_number`.
     fn credit_note(sequence: u64, invoice_number: &str, amount: u128) -> Entry {
-        let number = format!("CN-INV-2026-{sequence:06}");
+        credit_note_in("CN-INV", sequence, invoice_number, amount)
+    }
+
+    /// Credit note `sequence` of 2026 in `series` on `invoice_number`.
+    fn credit_note_in(series: &str, sequence: u64, invoice_number: &str, amount: u128) -> Entry {
+        let number = format!("{series}-2026-{sequence:06}");
         let mut transaction = billing_tx(
             &format!("credit_note:{number}"),
             TransactionMode::Standard,
@@ -1939,7 +2025,7 @@ mod tests {
         entry(EntryBody::CreditNoteIssued(Box::new(CreditNoteIssued {
             credit_note: CreditNote {
                 number,
-                series: "CN-INV".into(),
+                series: series.into(),
                 year: 2026,
                 sequence,
                 invoice_number: invoice_number.into(),
@@ -1992,6 +2078,15 @@ mod tests {
             EntryBody::CreditNoteIssued(issued) => change(&mut issued.transaction),
             EntryBody::PaymentRecorded(recorded) => change(&mut recorded.transaction),
             other => panic!("{} carries no transaction", other.kind_name()),
+        }
+        e
+    }
+
+    /// The entry's invoice, changed by `change`.
+    fn with_invoice(mut e: Entry, change: impl FnOnce(&mut Invoice)) -> Entry {
+        match &mut e.body {
+            EntryBody::InvoiceIssued(issued) => change(&mut issued.invoice),
+            other => panic!("{} is not an invoice", other.kind_name()),
         }
         e
     }
@@ -2110,10 +2205,10 @@ mod tests {
         }
         assert_eq!(
             ledger.apply(&not_cn),
-            Err(LedgerFault::CreditNoteSeriesInvalid {
-                field: "credit_note.series".into(),
+            Err(LedgerFault::CreditNoteSeriesMismatch {
                 number: "CN-INV-2026-000002".into(),
-                series: "INV".into()
+                series: "INV".into(),
+                expected: "CN-INV".into()
             })
         );
         ledger.apply(&credit_note(2, INV_1, 10)).unwrap();
@@ -2249,5 +2344,124 @@ mod tests {
             })
         );
         ledger.apply(&payment("pay-2", &[], 10)).unwrap();
+    }
+
+    #[test]
+    fn credit_notes_follow_their_invoices_series() {
+        // Goal: a credit note's series is CN- and the series of the invoice it credits,
+        // whatever other series the customer's invoices have; another CN- series is named.
+        let mut ledger = ledger();
+        ledger.apply(&invoice("INV", 2026, 1, 100)).unwrap();
+        ledger.apply(&invoice("ACME", 2026, 1, 100)).unwrap();
+        let acme_1 = "ACME-2026-000001";
+        assert_eq!(
+            ledger.apply(&credit_note_in("CN-INV", 1, acme_1, 10)),
+            Err(LedgerFault::CreditNoteSeriesMismatch {
+                number: "CN-INV-2026-000001".into(),
+                series: "CN-INV".into(),
+                expected: "CN-ACME".into()
+            })
+        );
+        ledger
+            .apply(&credit_note_in("CN-ACME", 1, acme_1, 10))
+            .unwrap();
+        ledger
+            .apply(&credit_note_in("CN-INV", 1, INV_1, 10))
+            .unwrap();
+        // Each CN- series counts on its own.
+        ledger
+            .apply(&credit_note_in("CN-ACME", 2, acme_1, 10))
+            .unwrap();
+    }
+
+    #[test]
+    fn allocations_name_an_invoice_of_the_paying_customer() {
+        // Goal: a payment allocated to another customer's invoice is named, at the
+        // allocation's place; the customer's own invoices are accepted.
+        let mut ledger = ledger();
+        ledger.apply(&invoice("INV", 2026, 1, 100)).unwrap();
+        let globex = with_invoice(invoice("INV", 2026, 2, 100), |i| {
+            i.customer_id = "globex".into();
+        });
+        ledger.apply(&globex).unwrap();
+        // `payment` pays as acme.
+        assert_eq!(
+            ledger.apply(&payment("pay-1", &[INV_1, INV_2], 10)),
+            Err(LedgerFault::AllocationToOtherCustomer {
+                index: 1,
+                number: INV_2.into(),
+                customer_id: "acme".into(),
+                invoice_customer: "globex".into()
+            })
+        );
+        ledger.apply(&payment("pay-1", &[INV_1], 10)).unwrap();
+    }
+
+    #[test]
+    fn usage_is_read_before_the_invoice_within_its_window() {
+        // Goal: an invoice whose usage was read at a journal length past its own seq, or
+        // a line whose usage window is reversed or leaves the invoice's usage window, is
+        // named; a length equal to the seq, windows of part or all of the invoice's, and
+        // lines without usage are accepted.
+        let (from, to) = (1_000, 2_000);
+        let line = |usage: Option<(i64, i64)>| InvoiceLine {
+            kind: "charge".into(),
+            plan_code: "plan".into(),
+            plan_version: 1,
+            charge_code: "charge".into(),
+            description: String::new(),
+            start: Day(0),
+            end: Day(1),
+            quantity: Dec::ZERO,
+            free_units: Dec::ZERO,
+            billable_quantity: Dec::ZERO,
+            tiers: Vec::new(),
+            explanation: String::new(),
+            amount: Dec::ZERO,
+            discount: Dec::ZERO,
+            taxes: Vec::new(),
+            net: Dec::ZERO,
+            total: Dec::ZERO,
+            usage: usage.map(|(a, b)| UsageDigest::empty(a, b)),
+        };
+        let read = |sequence: u64, length: u64, windows: &[Option<(i64, i64)>]| {
+            let lines: Vec<_> = windows.iter().map(|w| line(*w)).collect();
+            with_invoice(invoice("INV", 2026, sequence, 100), |i| {
+                (i.usage_from, i.usage_to) = (from, to);
+                i.usage_journal_length = length;
+                i.lines = lines;
+            })
+        };
+        // `ledger()` holds seqs 0 to 3: the first invoice is seq 4.
+        let mut ledger = ledger();
+        ledger
+            .apply(&read(1, 4, &[None, Some((from, to)), Some((1_500, to))]))
+            .unwrap();
+        ledger
+            .apply(&read(2, 0, &[Some((from, 1_200)), Some((1_200, 1_200))]))
+            .unwrap();
+        assert_eq!(
+            ledger.apply(&read(3, 7, &[])),
+            Err(LedgerFault::UsageReadAfterInvoice { length: 7, seq: 6 })
+        );
+        for (window, line) in [
+            ((999, to), 1),
+            ((from, 2_001), 1),
+            ((1_600, 1_500), 1),
+            ((500, 800), 1),
+        ] {
+            let mut fresh = self::ledger();
+            assert_eq!(
+                fresh.apply(&read(1, 4, &[None, Some(window)])),
+                Err(LedgerFault::UsageWindowOutsideInvoice {
+                    line,
+                    from: window.0,
+                    to: window.1,
+                    usage_from: from,
+                    usage_to: to
+                }),
+                "{window:?}"
+            );
+        }
     }
 }

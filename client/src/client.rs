@@ -16,6 +16,7 @@ use std::time::Duration;
 use tally_proto::v1 as pb;
 use tally_proto::v1::admin_client::AdminClient;
 use tally_proto::v1::audit_client::AuditClient;
+use tally_proto::v1::billing_client::BillingClient;
 use tally_proto::v1::ledger_client::LedgerClient;
 use tally_proto::v1::metering_client::MeteringClient;
 use tally_proto::v1::rating_client::RatingClient;
@@ -48,6 +49,8 @@ pub type RawAuditClient = AuditClient<InterceptedService<Channel, ApiKeyIntercep
 pub type RawMeteringClient = MeteringClient<InterceptedService<Channel, ApiKeyInterceptor>>;
 /// The generated Rating service client, on the same connection.
 pub type RawRatingClient = RatingClient<InterceptedService<Channel, ApiKeyInterceptor>>;
+/// The generated Billing service client, on the same connection.
+pub type RawBillingClient = BillingClient<InterceptedService<Channel, ApiKeyInterceptor>>;
 
 /// The entries of the journal, in seq order.
 pub type JournalStream = Pin<Box<dyn Stream<Item = Result<JournalEntry>> + Send>>;
@@ -233,6 +236,9 @@ impl ClientBuilder {
         let rating = RatingClient::with_interceptor(channel.clone(), interceptor.clone())
             .max_decoding_message_size(MESSAGE_SIZE_MAX)
             .max_encoding_message_size(MESSAGE_SIZE_MAX);
+        let billing = BillingClient::with_interceptor(channel.clone(), interceptor.clone())
+            .max_decoding_message_size(MESSAGE_SIZE_MAX)
+            .max_encoding_message_size(MESSAGE_SIZE_MAX);
         let raw = LedgerClient::with_interceptor(channel, interceptor)
             .max_decoding_message_size(MESSAGE_SIZE_MAX)
             .max_encoding_message_size(MESSAGE_SIZE_MAX);
@@ -242,6 +248,7 @@ impl ClientBuilder {
             audit,
             metering,
             rating,
+            billing,
             policy: self.policy,
         })
     }
@@ -337,6 +344,7 @@ pub struct Client {
     pub(crate) audit: RawAuditClient,
     pub(crate) metering: RawMeteringClient,
     pub(crate) rating: RawRatingClient,
+    pub(crate) billing: RawBillingClient,
     pub(crate) policy: Policy,
 }
 
@@ -814,7 +822,7 @@ fn check_token_moves(current: &str, next: Option<&str>) -> Result<()> {
 }
 
 /// Reads every page of a listing, largest pages first.
-async fn collect_pages<T, F, Fut>(fetch: F) -> Result<Vec<T>>
+pub(crate) async fn collect_pages<T, F, Fut>(fetch: F) -> Result<Vec<T>>
 where
     F: Fn(PageRequest) -> Fut,
     Fut: Future<Output = Result<Page<T>>>,

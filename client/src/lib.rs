@@ -30,6 +30,7 @@
 
 mod admin;
 mod audit;
+mod billing;
 mod builders;
 mod client;
 mod convert;
@@ -40,13 +41,21 @@ mod types;
 
 pub use admin::{ApiKey, ApiKeyCreated, Role};
 pub use audit::{AuditEntry, SignedCheckpoint, SigningKey};
+pub use billing::{
+    AgeingRow, Allocation, BillingProfile, BillingRun, BillingRunRequest, ChangeTiming,
+    CouponGrantResult, CouponUse, CreditLine, CreditNote, CreditNoteLine, CreditNoteRequest,
+    CustomerCredit, Invoice, InvoiceLine, InvoiceLineKind, InvoiceLineTax, InvoiceLineTier,
+    InvoiceStatus, InvoiceTaxTotal, Payment, PaymentKind, PaymentRequest, ProfileSet,
+    ReceivableAgeing, RenderFormat, RenderedInvoice, RunInvoice, RunProgress, SubscriptionResult,
+    TaxRulesVersion, UsageDigest, VoidedInvoice, AGEING_BUCKETS,
+};
 pub use builders::{
     Batch, PageRequest, PostPendingSpec, ReverseSpec, TransactionBuilder, TransactionFilter,
     TransactionItem, TransactionSpec, TrialBalanceQuery, VoidPendingSpec,
 };
 pub use client::{
     ApiKeyInterceptor, Client, ClientBuilder, JournalStream, RawAdminClient, RawAuditClient,
-    RawClient, RawMeteringClient, RawRatingClient,
+    RawBillingClient, RawClient, RawMeteringClient, RawRatingClient,
 };
 pub use error::{ClientError, ErrorCode, ItemError, Result};
 pub use metering::{

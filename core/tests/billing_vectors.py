@@ -230,6 +230,8 @@ def invoice_issued(w, e):
     w.day(inv["period_end"], "`invoice.period_end`")
     w.i64(inv["usage_from"], "`invoice.usage_from`", f"{inv['usage_from']} = {ns_text(inv['usage_from'])}")
     w.i64(inv["usage_to"], "`invoice.usage_to`", f"{inv['usage_to']} = {ns_text(inv['usage_to'])}")
+    length = inv["usage_journal_length"]
+    w.u64(length, "`invoice.usage_journal_length`", f"{length} (the usage of seqs 0 to {length - 1})")
     w.string(inv["country"], "`invoice.country`")
     w.opt_tag(inv["region"] is not None, "`invoice.region`")
     assert inv["region"] is None
@@ -262,9 +264,11 @@ def invoice_issued(w, e):
         usage = line["usage"]
         w.opt_tag(usage is not None, f"{at}.usage`")
         if usage is not None:
-            events, digest = usage
+            events, digest, start, end = usage
             w.u64(events, f"{at}.usage.events`")
             w.raw(digest, f"{at}.usage.digest`", "the usage digest, below")
+            w.i64(start, f"{at}.usage.from`", f"{start} = {ns_text(start)}")
+            w.i64(end, f"{at}.usage.to`", f"{end} = {ns_text(end)}")
     w.count(len(inv["coupons"]), "`invoice.coupons`")
     for i, c in enumerate(inv["coupons"]):
         at = f"`coupons[{i}]"
@@ -393,9 +397,12 @@ ACCOUNTS = {
     11: "`liabilities:customer_credit:usd`",
 }
 
-# The usage digest of the `cpu_eu_west` line: of seq 19's events, only
-# events[0] is acme's compute_seconds event, counted by the meter's filters,
-# in the region eu-west group and in November 2023.
+# The usage digest of the `cpu_eu_west` line: of the events of the usage
+# entries before the invoice's `usage_journal_length` (25, or 27 for the
+# reissue: seq 19 is the only usage entry either way), only seq 19's
+# events[0] is acme's compute_seconds event, counted by the meter's filters
+# (meter version 1, seq 17), in the region eu-west group and in the line's
+# window [from, to), November 2023 in UTC.
 EVENT_HASH_0 = bytes.fromhex("8a160f438cb6e8207c33f18b5fedfbffc7d4372c2a13f8bc3ccebe8820340139")
 USAGE_DIGEST = blake3(bytes(32) + EVENT_HASH_0).digest()
 
@@ -413,7 +420,7 @@ def lines():
         dict(common, kind="charge", charge_code="cpu_eu_west", description="CPU seconds in eu-west",
              quantity="12.5", free_units="3600", billable_quantity="0", amount="0.00",
              discount="0.00", taxes=vat("0.00"), net="0.00", total="0.00",
-             usage=(1, USAGE_DIGEST)),
+             usage=(1, USAGE_DIGEST, NOV_1 * DAY_NS, DEC_1 * DAY_NS)),
         dict(common, kind="minimum_commitment", charge_code="minimum_commitment",
              description="Minimum commitment of 100 USD", quantity="1", free_units="0",
              billable_quantity="1", amount="51.00", discount="5.10", taxes=vat("8.72"),
@@ -421,7 +428,9 @@ def lines():
     ]
 
 
-def invoice(sequence, digest_bytes):
+def invoice(sequence, digest_bytes, journal_length):
+    """The November invoice; its billing run read usage at `journal_length`
+    (the invoice's own seq: nothing was written between the read and it)."""
     number = f"INV-2023-{sequence:06d}"
     return {
         "invoice": {
@@ -429,6 +438,7 @@ def invoice(sequence, digest_bytes):
             "customer_id": "acme", "subscription_id": "sub_acme_compute", "currency": "USD",
             "period_start": NOV_1, "period_end": DEC_1,
             "usage_from": NOV_1 * DAY_NS, "usage_to": DEC_1 * DAY_NS,
+            "usage_journal_length": journal_length,
             "country": "DE", "region": None, "tax_id": "DE123456789",
             "issued_on": DEC_1, "due_on": DEC_1 + 14,
             "lines": lines(),
@@ -487,7 +497,7 @@ EXAMPLES = [
              "mode": "exclusive", "rounding": "half_even", "granularity": "per_invoice"},
         ],
     }),
-    (25, at("2023-12-01T06:00:00Z"), "invoice_issued", invoice(1, digest(0x23, 0x05))),
+    (25, at("2023-12-01T06:00:00Z"), "invoice_issued", invoice(1, digest(0x23, 0x05), 25)),
     (26, at("2023-12-01T09:30:00Z"), "invoice_voided", {
         "number": "INV-2023-000001", "reason": "sent to the wrong billing contact",
         "transaction": {
@@ -497,7 +507,7 @@ EXAMPLES = [
             "description": "void of invoice INV-2023-000001",
         },
     }),
-    (27, at("2023-12-01T09:35:00Z"), "invoice_issued", invoice(2, digest(0x25, 0x0b))),
+    (27, at("2023-12-01T09:35:00Z"), "invoice_issued", invoice(2, digest(0x25, 0x0b), 27)),
     (28, at("2023-12-05T14:00:00Z"), "credit_note_issued", {
         "credit_note": {
             "number": "CN-INV-2023-000001", "series": "CN-INV", "year": 2023, "sequence": 1,

@@ -489,9 +489,15 @@ prop_compose! {
 
 fn usage_digest() -> impl Strategy<Value = UsageDigest> {
     prop_oneof![
-        Just(UsageDigest::EMPTY),
-        (any::<u64>(), any::<[u8; 32]>())
-            .prop_map(|(events, digest)| UsageDigest { events, digest }),
+        (timestamp(), timestamp()).prop_map(|(from, to)| UsageDigest::empty(from, to)),
+        (any::<u64>(), any::<[u8; 32]>(), timestamp(), timestamp()).prop_map(
+            |(events, digest, from, to)| UsageDigest {
+                events,
+                digest,
+                from,
+                to
+            }
+        ),
     ]
 }
 
@@ -521,6 +527,7 @@ prop_compose! {
         (number, series, year, sequence) in (text(), text(), any::<i32>(), any::<u64>()),
         (customer_id, subscription_id, currency) in (text(), text(), text()),
         (period_start, period_end, usage_from, usage_to) in (day(), day(), timestamp(), timestamp()),
+        usage_journal_length in any::<u64>(),
         (country, region, tax_id) in (text(), opt_text(), text()),
         (issued_on, due_on) in (day(), day()),
         lines in vec(invoice_line(), 0..3),
@@ -539,9 +546,9 @@ prop_compose! {
     ) -> Invoice {
         Invoice {
             number, series, year, sequence, customer_id, subscription_id, currency,
-            period_start, period_end, usage_from, usage_to, country, region, tax_id, issued_on,
-            due_on, lines, coupons, taxes, subtotal, discount, tax, total, credit_applied,
-            amount_due,
+            period_start, period_end, usage_from, usage_to, usage_journal_length, country,
+            region, tax_id, issued_on, due_on, lines, coupons, taxes, subtotal, discount, tax,
+            total, credit_applied, amount_due,
         }
     }
 }
@@ -1008,6 +1015,7 @@ impl Spec {
         self.day(i.period_end);
         self.i64(i.usage_from);
         self.i64(i.usage_to);
+        self.u64(i.usage_journal_length);
         self.string(&i.country);
         self.opt_string(&i.region);
         self.string(&i.tax_id);
@@ -1046,6 +1054,8 @@ impl Spec {
                     self.u8(1);
                     self.u64(usage.events);
                     self.raw(&usage.digest);
+                    self.i64(usage.from);
+                    self.i64(usage.to);
                 }
             }
         }

@@ -592,8 +592,10 @@ fn vat(amount: &str) -> Vec<LineTaxAmount> {
 
 /// acme's November invoice as rated: the platform fee, the CPU seconds
 /// (all free), the true-up to the minimum commitment of 100; 10 % off
-/// (launch10), 19 % VAT per line.
-fn november_invoice(sequence: u64) -> Invoice {
+/// (launch10), 19 % VAT per line. Its billing run read usage at
+/// `usage_journal_length`: the invoice's own seq, as nothing was written
+/// between the read and the invoice.
+fn november_invoice(sequence: u64, usage_journal_length: u64) -> Invoice {
     let (start, end) = (Day(NOVEMBER.0), Day(NOVEMBER.1));
     let line = |kind: &str, charge_code: &str, description: &str| InvoiceLine {
         kind: kind.to_string(),
@@ -635,6 +637,9 @@ fn november_invoice(sequence: u64) -> Invoice {
         usage: Some(UsageDigest {
             events: 1,
             digest: hex32(CPU_USAGE_DIGEST),
+            // The line's days, November, at acme's (UTC) midnight.
+            from: i64::from(start.0) * DAY_NS,
+            to: i64::from(end.0) * DAY_NS,
         }),
         ..line("charge", "cpu_eu_west", "CPU seconds in eu-west")
     };
@@ -662,6 +667,7 @@ fn november_invoice(sequence: u64) -> Invoice {
         period_end: end,
         usage_from: i64::from(start.0) * DAY_NS,
         usage_to: i64::from(end.0) * DAY_NS,
+        usage_journal_length,
         country: "DE".to_string(),
         region: None,
         tax_id: "DE123456789".to_string(),
@@ -728,8 +734,8 @@ fn billing_transaction(
     }
 }
 
-fn invoice_issued(sequence: u64, request_digest: Digest) -> EntryBody {
-    let invoice = november_invoice(sequence);
+fn invoice_issued(sequence: u64, usage_journal_length: u64, request_digest: Digest) -> EntryBody {
+    let invoice = november_invoice(sequence, usage_journal_length);
     let number = invoice.number.clone();
     EntryBody::InvoiceIssued(Box::new(InvoiceIssued {
         invoice,
@@ -794,7 +800,7 @@ fn billing_examples() -> Vec<Entry> {
         ),
         entry(
             december("2023-12-01T06:00:00Z"),
-            invoice_issued(1, digest(0x23, 0x05)),
+            invoice_issued(1, 25, digest(0x23, 0x05)),
         ),
         entry(
             december("2023-12-01T09:30:00Z"),
@@ -820,7 +826,7 @@ fn billing_examples() -> Vec<Entry> {
         ),
         entry(
             december("2023-12-01T09:35:00Z"),
-            invoice_issued(2, digest(0x25, 0x0b)),
+            invoice_issued(2, 27, digest(0x25, 0x0b)),
         ),
         entry(
             december("2023-12-05T14:00:00Z"),
@@ -1292,55 +1298,56 @@ const VECTORS: [Vector; 30] = [
             "00000003494e56000007e70000000000000001000000000000000461636d6500",
             "000000000000107375625f61636d655f636f6d70757465000000000000000355",
             "534400004cce00004cec179356b061920000179c8c1968d40000000000000000",
-            "0002444500000000000000000b444531323334353637383900004cec00004cfa",
-            "00000000000000030000000000000006636861726765000000000000000b636f",
-            "6d707574655f70726f000000010000000000000008706c6174666f726d000000",
-            "000000000c506c6174666f726d2066656500004cce00004cec00000000000000",
-            "0000000000000000000100000000000000000000000000000000000000000000",
-            "0000000000000000000000000001000000000000000000000000000000000000",
-            "0000000000000000000000000000003100000000000000000000000000000000",
-            "003101000000000000000100000000000000067661745f646500000000000000",
-            "0000000000000000001300000000000000000000000000000000034602000000",
-            "00000000000000000000000001b9010000000000000000000000000000001480",
-            "02000000000000000006636861726765000000000000000b636f6d707574655f",
-            "70726f00000001000000000000000b6370755f65755f77657374000000000000",
-            "0016435055207365636f6e647320696e2065752d7765737400004cce00004cec",
-            "000000000000000000000000000000007d010000000000000000000000000000",
-            "000e100000000000000000000000000000000000000000000000000000000000",
+            "00190000000000000002444500000000000000000b4445313233343536373839",
+            "00004cec00004cfa000000000000000300000000000000066368617267650000",
+            "00000000000b636f6d707574655f70726f000000010000000000000008706c61",
+            "74666f726d000000000000000c506c6174666f726d2066656500004cce00004c",
+            "ec00000000000000000000000000000000010000000000000000000000000000",
+            "0000000000000000000000000000000000000000000100000000000000000000",
+            "0000000000000000000000000000000000000000000000310000000000000000",
+            "0000000000000000003101000000000000000100000000000000067661745f64",
+            "6500000000000000000000000000000000130000000000000000000000000000",
+            "000003460200000000000000000000000000000001b901000000000000000000",
+            "000000000000148002000000000000000006636861726765000000000000000b",
+            "636f6d707574655f70726f00000001000000000000000b6370755f65755f7765",
+            "73740000000000000016435055207365636f6e647320696e2065752d77657374",
+            "00004cce00004cec000000000000000000000000000000007d01000000000000",
+            "0000000000000000000e10000000000000000000000000000000000000000000",
             "0000000000000000000000000000000000000000000000000000000000000000",
-            "00000000000000000000000000000000000100000000000000067661745f6465",
-            "0000000000000000000000000000000013000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000001000000000000",
+            "00067661745f6465000000000000000000000000000000001300000000000000",
             "0000000000000000000000000000000000000000000000000000000000000000",
-            "00000000000000000100000000000000012f00bfd492dbc3bfedaa08142907d0",
-            "0beb76d0fb37af16936d31b6dcc3de0e9f00000000000000126d696e696d756d",
-            "5f636f6d6d69746d656e74000000000000000b636f6d707574655f70726f0000",
-            "000100000000000000126d696e696d756d5f636f6d6d69746d656e7400000000",
-            "0000001d4d696e696d756d20636f6d6d69746d656e74206f6620313030205553",
-            "4400004cce00004cec0000000000000000000000000000000001000000000000",
-            "0000000000000000000000000000000000000000000000000000000000010000",
-            "0000000000000000000000000000000000000000000000000000000000000033",
-            "0000000000000000000000000000000000330100000000000000010000000000",
-            "0000067661745f64650000000000000000000000000000000013000000000000",
-            "0000000000000000000003680200000000000000000000000000000001cb0100",
-            "0000000000000000000000000000155602000000000000000001000000000000",
-            "00136772616e745f61636d655f6c61756e6368313000000000000000086c6175",
-            "6e63683130000000000000000000000000000000000a00000000000000000100",
-            "000000000000067661745f646500000000000000000000000000000000130000",
-            "0000000000000000000000000000005a00000000000000000000000000000000",
-            "00ab010000000000000000000000000000000064000000000000000000000000",
-            "00000000000a0000000000000000000000000000000000ab0100000000000000",
-            "0000000000000000042f01000000000000000000000000000000000000000000",
-            "000000000000000000000000042f010000000000000017696e766f6963653a49",
-            "4e562d323032332d30303030303123282d32373c41464b50555a5f64696e7378",
-            "7d82878c91969ba0a5aaafb4b9be000000000000000000000005000000000000",
-            "000500000000000000000000000000000000000029d600000000000000060000",
-            "0000000000000000000000000000000003e80000000000000007000000010000",
-            "0000000000000000000000001324000000000000000800000001000000000000",
-            "000000000000000013ec00000000000000090000000100000000000000000000",
-            "0000000006ae000000000000000017696e766f69636520494e562d323032332d",
-            "3030303030310000000000000000",
+            "000000000000000000000000000000000100000000000000012f00bfd492dbc3",
+            "bfedaa08142907d00beb76d0fb37af16936d31b6dcc3de0e9f179356b0619200",
+            "00179c8c1968d4000000000000000000126d696e696d756d5f636f6d6d69746d",
+            "656e74000000000000000b636f6d707574655f70726f00000001000000000000",
+            "00126d696e696d756d5f636f6d6d69746d656e74000000000000001d4d696e69",
+            "6d756d20636f6d6d69746d656e74206f66203130302055534400004cce00004c",
+            "ec00000000000000000000000000000000010000000000000000000000000000",
+            "0000000000000000000000000000000000000000000100000000000000000000",
+            "0000000000000000000000000000000000000000000000330000000000000000",
+            "0000000000000000003301000000000000000100000000000000067661745f64",
+            "6500000000000000000000000000000000130000000000000000000000000000",
+            "000003680200000000000000000000000000000001cb01000000000000000000",
+            "00000000000015560200000000000000000100000000000000136772616e745f",
+            "61636d655f6c61756e6368313000000000000000086c61756e63683130000000",
+            "000000000000000000000000000a000000000000000001000000000000000676",
+            "61745f6465000000000000000000000000000000001300000000000000000000",
+            "000000000000005a0000000000000000000000000000000000ab010000000000",
+            "00000000000000000000006400000000000000000000000000000000000a0000",
+            "000000000000000000000000000000ab01000000000000000000000000000000",
+            "042f010000000000000000000000000000000000000000000000000000000000",
+            "00000000042f010000000000000017696e766f6963653a494e562d323032332d",
+            "30303030303123282d32373c41464b50555a5f64696e73787d82878c91969ba0",
+            "a5aaafb4b9be0000000000000000000000050000000000000005000000000000",
+            "00000000000000000000000029d6000000000000000600000000000000000000",
+            "000000000000000003e800000000000000070000000100000000000000000000",
+            "0000000013240000000000000008000000010000000000000000000000000000",
+            "13ec000000000000000900000001000000000000000000000000000006ae0000",
+            "00000000000017696e766f69636520494e562d323032332d3030303030310000",
+            "000000000000",
         ),
-        hash: "62581f9242c05fd655989ef7545fd73361d5e6f476bc4485b96d32c30e165c6e",
+        hash: "896cddf590f983ad7bdbb1529372ea96ae3e2cca6253cee44157a6076a411910",
     },
     // seq 26
     Vector {
@@ -1360,7 +1367,7 @@ const VECTORS: [Vector; 30] = [
             "1f766f6964206f6620696e766f69636520494e562d323032332d303030303031",
             "0000000000000000",
         ),
-        hash: "ba41f5846233ffe4215c2f442d8902881a0ffac4ba4a02e86da26db12c0b9e88",
+        hash: "dd7993b0b6b4ec48c4f7befd6fd3e38f46efd1e5ac519d51b1917281334acea5",
     },
     // seq 27
     Vector {
@@ -1371,55 +1378,56 @@ const VECTORS: [Vector; 30] = [
             "00000003494e56000007e70000000000000002000000000000000461636d6500",
             "000000000000107375625f61636d655f636f6d70757465000000000000000355",
             "534400004cce00004cec179356b061920000179c8c1968d40000000000000000",
-            "0002444500000000000000000b444531323334353637383900004cec00004cfa",
-            "00000000000000030000000000000006636861726765000000000000000b636f",
-            "6d707574655f70726f000000010000000000000008706c6174666f726d000000",
-            "000000000c506c6174666f726d2066656500004cce00004cec00000000000000",
-            "0000000000000000000100000000000000000000000000000000000000000000",
-            "0000000000000000000000000001000000000000000000000000000000000000",
-            "0000000000000000000000000000003100000000000000000000000000000000",
-            "003101000000000000000100000000000000067661745f646500000000000000",
-            "0000000000000000001300000000000000000000000000000000034602000000",
-            "00000000000000000000000001b9010000000000000000000000000000001480",
-            "02000000000000000006636861726765000000000000000b636f6d707574655f",
-            "70726f00000001000000000000000b6370755f65755f77657374000000000000",
-            "0016435055207365636f6e647320696e2065752d7765737400004cce00004cec",
-            "000000000000000000000000000000007d010000000000000000000000000000",
-            "000e100000000000000000000000000000000000000000000000000000000000",
+            "001b0000000000000002444500000000000000000b4445313233343536373839",
+            "00004cec00004cfa000000000000000300000000000000066368617267650000",
+            "00000000000b636f6d707574655f70726f000000010000000000000008706c61",
+            "74666f726d000000000000000c506c6174666f726d2066656500004cce00004c",
+            "ec00000000000000000000000000000000010000000000000000000000000000",
+            "0000000000000000000000000000000000000000000100000000000000000000",
+            "0000000000000000000000000000000000000000000000310000000000000000",
+            "0000000000000000003101000000000000000100000000000000067661745f64",
+            "6500000000000000000000000000000000130000000000000000000000000000",
+            "000003460200000000000000000000000000000001b901000000000000000000",
+            "000000000000148002000000000000000006636861726765000000000000000b",
+            "636f6d707574655f70726f00000001000000000000000b6370755f65755f7765",
+            "73740000000000000016435055207365636f6e647320696e2065752d77657374",
+            "00004cce00004cec000000000000000000000000000000007d01000000000000",
+            "0000000000000000000e10000000000000000000000000000000000000000000",
             "0000000000000000000000000000000000000000000000000000000000000000",
-            "00000000000000000000000000000000000100000000000000067661745f6465",
-            "0000000000000000000000000000000013000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000001000000000000",
+            "00067661745f6465000000000000000000000000000000001300000000000000",
             "0000000000000000000000000000000000000000000000000000000000000000",
-            "00000000000000000100000000000000012f00bfd492dbc3bfedaa08142907d0",
-            "0beb76d0fb37af16936d31b6dcc3de0e9f00000000000000126d696e696d756d",
-            "5f636f6d6d69746d656e74000000000000000b636f6d707574655f70726f0000",
-            "000100000000000000126d696e696d756d5f636f6d6d69746d656e7400000000",
-            "0000001d4d696e696d756d20636f6d6d69746d656e74206f6620313030205553",
-            "4400004cce00004cec0000000000000000000000000000000001000000000000",
-            "0000000000000000000000000000000000000000000000000000000000010000",
-            "0000000000000000000000000000000000000000000000000000000000000033",
-            "0000000000000000000000000000000000330100000000000000010000000000",
-            "0000067661745f64650000000000000000000000000000000013000000000000",
-            "0000000000000000000003680200000000000000000000000000000001cb0100",
-            "0000000000000000000000000000155602000000000000000001000000000000",
-            "00136772616e745f61636d655f6c61756e6368313000000000000000086c6175",
-            "6e63683130000000000000000000000000000000000a00000000000000000100",
-            "000000000000067661745f646500000000000000000000000000000000130000",
-            "0000000000000000000000000000005a00000000000000000000000000000000",
-            "00ab010000000000000000000000000000000064000000000000000000000000",
-            "00000000000a0000000000000000000000000000000000ab0100000000000000",
-            "0000000000000000042f01000000000000000000000000000000000000000000",
-            "000000000000000000000000042f010000000000000017696e766f6963653a49",
-            "4e562d323032332d30303030303225303b46515c67727d88939ea9b4bfcad5e0",
-            "ebf6010c17222d38434e59646f7a000000000000000000000005000000000000",
-            "000500000000000000000000000000000000000029d600000000000000060000",
-            "0000000000000000000000000000000003e80000000000000007000000010000",
-            "0000000000000000000000001324000000000000000800000001000000000000",
-            "000000000000000013ec00000000000000090000000100000000000000000000",
-            "0000000006ae000000000000000017696e766f69636520494e562d323032332d",
-            "3030303030320000000000000000",
+            "000000000000000000000000000000000100000000000000012f00bfd492dbc3",
+            "bfedaa08142907d00beb76d0fb37af16936d31b6dcc3de0e9f179356b0619200",
+            "00179c8c1968d4000000000000000000126d696e696d756d5f636f6d6d69746d",
+            "656e74000000000000000b636f6d707574655f70726f00000001000000000000",
+            "00126d696e696d756d5f636f6d6d69746d656e74000000000000001d4d696e69",
+            "6d756d20636f6d6d69746d656e74206f66203130302055534400004cce00004c",
+            "ec00000000000000000000000000000000010000000000000000000000000000",
+            "0000000000000000000000000000000000000000000100000000000000000000",
+            "0000000000000000000000000000000000000000000000330000000000000000",
+            "0000000000000000003301000000000000000100000000000000067661745f64",
+            "6500000000000000000000000000000000130000000000000000000000000000",
+            "000003680200000000000000000000000000000001cb01000000000000000000",
+            "00000000000015560200000000000000000100000000000000136772616e745f",
+            "61636d655f6c61756e6368313000000000000000086c61756e63683130000000",
+            "000000000000000000000000000a000000000000000001000000000000000676",
+            "61745f6465000000000000000000000000000000001300000000000000000000",
+            "000000000000005a0000000000000000000000000000000000ab010000000000",
+            "00000000000000000000006400000000000000000000000000000000000a0000",
+            "000000000000000000000000000000ab01000000000000000000000000000000",
+            "042f010000000000000000000000000000000000000000000000000000000000",
+            "00000000042f010000000000000017696e766f6963653a494e562d323032332d",
+            "30303030303225303b46515c67727d88939ea9b4bfcad5e0ebf6010c17222d38",
+            "434e59646f7a0000000000000000000000050000000000000005000000000000",
+            "00000000000000000000000029d6000000000000000600000000000000000000",
+            "000000000000000003e800000000000000070000000100000000000000000000",
+            "0000000013240000000000000008000000010000000000000000000000000000",
+            "13ec000000000000000900000001000000000000000000000000000006ae0000",
+            "00000000000017696e766f69636520494e562d323032332d3030303030320000",
+            "000000000000",
         ),
-        hash: "f898757b33b53dd97914033cd85cd0f1bc37017c2136aaa6ffd4573ccb9d6bc5",
+        hash: "8ac8a987b4d7fc64cb6de4ab8eb6d0ebd50587f0be4e82e32c2628fec90722da",
     },
     // seq 28
     Vector {
@@ -1445,7 +1453,7 @@ const VECTORS: [Vector; 30] = [
             "6520434e2d494e562d323032332d303030303031206f6e20696e766f69636520",
             "494e562d323032332d3030303030320000000000000000",
         ),
-        hash: "6833ccb2392f8effb145bf5320092884f7716cb9de42c31be8200fb15b089459",
+        hash: "c2dbd02c9fa4614246373450137e86486fb990833fa13e11a5491fceba699b95",
     },
     // seq 29
     Vector {
@@ -1465,7 +1473,7 @@ const VECTORS: [Vector; 30] = [
             "000b000000010000000000000000000000000000077a00000000000000001970",
             "61796d656e74207061795f32303233313231325f61636d650000000000000000",
         ),
-        hash: "6dd01e099eb63dd444ba17567827351afc00cb31b473304d36e0e53796768ca5",
+        hash: "5013b06c23924a5ab72016c3d0d3401a176fef0359abd7ab800fa31e81eb8ae8",
     },
 ];
 
@@ -3159,9 +3167,13 @@ fn billing_entries_follow_the_rules() {
     // valid profile of a customer created before (seq 16) in a defined
     // currency (seq 1); a subscription to a plan version in that currency
     // (seq 20); a valid coupon and tax table; invoice and credit-note numbers
-    // built from their series, year and gapless sequence; dates from the
-    // entries' days and the payment terms; totals that add up; and embedded
-    // transactions with the documented ids, modes and legs, balanced.
+    // built from their series (a credit note's from its invoice's), year and
+    // gapless sequence; dates from the entries' days and the payment terms;
+    // usage read before the invoice, each line's window its days at acme's
+    // (UTC) midnight; coupon uses within the coupon's periods, a void giving
+    // its uses back; totals that add up; allocations to the payer's invoices;
+    // and embedded transactions with the documented ids, modes and legs,
+    // balanced.
     let examples = examples();
     let body = |seq: usize| &examples[seq].body;
     let EntryBody::BillingProfileSet(profile) = body(21) else {
@@ -3214,6 +3226,16 @@ fn billing_entries_follow_the_rules() {
     };
     let mut voided: Vec<String> = Vec::new();
     let mut owed: BTreeMap<String, rust_decimal::Decimal> = BTreeMap::new();
+    // Invoice number -> the invoice, as issued.
+    let mut issued_invoices: BTreeMap<String, &Invoice> = BTreeMap::new();
+    // Grant id -> the live invoices that used it.
+    let mut coupon_uses: BTreeMap<String, u32> = BTreeMap::new();
+    let CouponDuration::Periods {
+        count: coupon_periods,
+    } = grant.coupon.duration
+    else {
+        panic!("seq 23's coupon lasts some periods");
+    };
     for (seq, e) in examples.iter().enumerate().skip(25) {
         match &e.body {
             EntryBody::InvoiceIssued(issued) => {
@@ -3235,6 +3257,30 @@ fn billing_entries_follow_the_rules() {
                 assert!(invoice.period_end <= invoice.issued_on);
                 assert_eq!(invoice.usage_from, invoice.period_start.0 as i64 * DAY_NS);
                 assert_eq!(invoice.usage_to, invoice.period_end.0 as i64 * DAY_NS);
+                // Usage read at a journal length of at most the invoice's seq
+                // (here exactly it), each window the line's days.
+                assert!(invoice.usage_journal_length <= seq as u64, "seq {seq}");
+                assert_eq!(invoice.usage_journal_length, seq as u64);
+                for line in &invoice.lines {
+                    let Some(usage) = &line.usage else { continue };
+                    assert_eq!(
+                        (usage.from, usage.to),
+                        (line.start.0 as i64 * DAY_NS, line.end.0 as i64 * DAY_NS)
+                    );
+                    assert!(invoice.usage_from <= usage.from && usage.from <= usage.to);
+                    assert!(usage.to <= invoice.usage_to);
+                }
+                // Coupons: each grant used by at most its periods' count of
+                // live invoices.
+                for used in &invoice.coupons {
+                    assert_eq!(
+                        (&used.grant_id, &used.code),
+                        (&grant.grant_id, &grant.coupon.code)
+                    );
+                    let uses = coupon_uses.entry(used.grant_id.clone()).or_default();
+                    *uses += 1;
+                    assert!(*uses <= coupon_periods, "seq {seq}");
+                }
                 assert_eq!(
                     (&invoice.customer_id, &invoice.subscription_id),
                     (&subscription.customer_id, &subscription.subscription_id)
@@ -3313,6 +3359,7 @@ fn billing_entries_follow_the_rules() {
                 }
                 assert_eq!(t.postings, legs(&plan), "seq {seq}");
                 owed.insert(invoice.number.clone(), invoice.amount_due.0);
+                issued_invoices.insert(invoice.number.clone(), invoice);
             }
             EntryBody::InvoiceVoided(void) => {
                 assert!(owed.contains_key(&void.number) && !voided.contains(&void.number));
@@ -3340,10 +3387,21 @@ fn billing_entries_follow_the_rules() {
                 assert_eq!(t.postings, swapped);
                 voided.push(void.number.clone());
                 owed.remove(&void.number);
+                // The void gives its coupon uses back: the reissue (seq 27)
+                // uses launch10 again, as the first of its periods.
+                for used in &issued.invoice.coupons {
+                    *coupon_uses.get_mut(&used.grant_id).unwrap() -= 1;
+                }
             }
             EntryBody::CreditNoteIssued(issued) => {
                 let note = &issued.credit_note;
-                assert_eq!(note.series, format!("CN-{}", profile.invoice_series));
+                // The series follows the invoice credited, not the profile.
+                let credited = issued_invoices[&note.invoice_number];
+                assert_eq!(note.series, format!("CN-{}", credited.series));
+                assert_eq!(
+                    (&note.customer_id, &note.currency),
+                    (&credited.customer_id, &credited.currency)
+                );
                 assert_eq!(
                     note.number,
                     document_number(&note.series, note.year, note.sequence)
@@ -3408,6 +3466,11 @@ fn billing_entries_follow_the_rules() {
                 let allocated = total(payment.allocations.iter().map(|a| &a.amount));
                 for allocation in &payment.allocations {
                     assert!(allocation.amount.0 <= owed[&allocation.invoice_number]);
+                    // An invoice of the paying customer.
+                    assert_eq!(
+                        issued_invoices[&allocation.invoice_number].customer_id,
+                        payment.customer_id
+                    );
                 }
                 assert_eq!(payment.to_credit.0, payment.amount.0 - allocated);
                 let t = &recorded.transaction;
@@ -3440,95 +3503,117 @@ fn billing_entries_follow_the_rules() {
         assert_eq!((t.effective_at, t.metadata.len()), (None, 0), "seq {seq}");
     }
     assert_eq!(voided, [document_number("INV", 2023, 1)]);
+    assert_eq!(coupon_uses[GRANT_ID], 1);
 }
 
 #[test]
 fn usage_digest_is_the_documented_chain() {
     // Goal: the cpu_eu_west line's usage digest is, as docs §4.11 defines
     // it, h_n with h_0 = 32 zero bytes and h_i = blake3(h_{i-1} ||
-    // event_hash_i) over the events before the invoice that name its
-    // customer and the charge's meter, fall in the line's days, pass the
-    // meter's filters and belong to the charge's group: here seq 19's
-    // events[0] alone. UsageDigest::add computes the same.
+    // event_hash_i) over the events of the usage entries before the
+    // invoice's usage_journal_length that name its customer and the charge's
+    // meter, have a timestamp in the digest's own window [from, to), are
+    // counted by the meter version of their entry and belong to the charge's
+    // group: here seq 19's events[0] alone, for the invoice (read at 25) and
+    // its reissue (read at 27) alike. The window is the line's days at acme's
+    // (UTC) midnight. UsageDigest::add computes the same.
     let examples = examples();
-    let EntryBody::InvoiceIssued(issued) = &examples[25].body else {
-        panic!("seq 25 is not invoice_issued");
-    };
-    let EntryBody::MeterDefined(meter) = &examples[17].body else {
-        panic!("seq 17 is not meter_defined");
-    };
     let charge = &plan_spec().charges[1];
-    let invoice = &issued.invoice;
-    let line = &invoice.lines[1];
-    assert_eq!(line.charge_code, charge.code);
-    // The line's days as instants: acme's zone is UTC.
-    let (from, to) = (
-        i64::from(line.start.0) * DAY_NS,
-        i64::from(line.end.0) * DAY_NS,
-    );
-    let mut selected = Vec::new();
-    for e in &examples[..25] {
-        let EntryBody::UsageRecorded(recorded) = &e.body else {
-            continue;
+    for seq in [25, 27] {
+        let EntryBody::InvoiceIssued(issued) = &examples[seq].body else {
+            panic!("seq {seq} is not invoice_issued");
         };
-        for event in &recorded.events {
-            let counted = meter.spec.filters.iter().all(|(name, values)| {
-                event
-                    .properties
-                    .get(name)
-                    .is_some_and(|value| values.contains(value))
-            });
-            let in_group = charge.group.iter().all(|(property, wanted)| {
-                let value = meter
-                    .spec
-                    .group_by
-                    .contains(property)
-                    .then(|| event.properties.get(property))
-                    .flatten()
-                    .map_or("", String::as_str);
-                value == wanted
-            });
-            if event.customer == invoice.customer_id
-                && Some(&event.meter) == charge.meter.as_ref()
-                && (from..to).contains(&event.timestamp)
-                && counted
-                && in_group
-            {
-                selected.push(event.clone());
+        let invoice = &issued.invoice;
+        let line = &invoice.lines[1];
+        assert_eq!(line.charge_code, charge.code);
+        let usage = line.usage.expect("a metered line states its usage");
+        let (from, to) = (usage.from, usage.to);
+        assert_eq!(
+            (from, to),
+            (
+                i64::from(line.start.0) * DAY_NS,
+                i64::from(line.end.0) * DAY_NS
+            )
+        );
+        let read = &examples[..invoice.usage_journal_length as usize];
+        let mut selected = Vec::new();
+        for (entry_seq, e) in read.iter().enumerate() {
+            let EntryBody::UsageRecorded(recorded) = &e.body else {
+                continue;
+            };
+            // The meter's latest version before the usage entry.
+            let meter = read[..entry_seq]
+                .iter()
+                .rev()
+                .find_map(|e| match &e.body {
+                    EntryBody::MeterDefined(m) if Some(&m.spec.code) == charge.meter.as_ref() => {
+                        Some(m)
+                    }
+                    _ => None,
+                })
+                .expect("the meter is defined before its usage");
+            assert_eq!(meter.version, 1);
+            for event in &recorded.events {
+                let counted = meter.spec.filters.iter().all(|(name, values)| {
+                    event
+                        .properties
+                        .get(name)
+                        .is_some_and(|value| values.contains(value))
+                });
+                let in_group = charge.group.iter().all(|(property, wanted)| {
+                    let value = meter
+                        .spec
+                        .group_by
+                        .contains(property)
+                        .then(|| event.properties.get(property))
+                        .flatten()
+                        .map_or("", String::as_str);
+                    value == wanted
+                });
+                if event.customer == invoice.customer_id
+                    && Some(&event.meter) == charge.meter.as_ref()
+                    && (from..to).contains(&event.timestamp)
+                    && counted
+                    && in_group
+                {
+                    selected.push(event.clone());
+                }
             }
         }
+        assert_eq!(selected, usage_events()[..1], "seq {seq}");
+        let mut h = [0u8; 32];
+        let mut by_type = UsageDigest::empty(from, to);
+        assert_eq!(by_type.digest, [0u8; 32]);
+        for event in &selected {
+            let mut input = h.to_vec();
+            input.extend_from_slice(&event_hash(event));
+            assert_eq!(input.len(), 64);
+            h = *blake3::hash(&input).as_bytes();
+            by_type.add(&event_hash(event));
+        }
+        assert_eq!(hex::encode(event_hash(&selected[0])), EVENT_HASHES[0]);
+        assert_eq!(hex::encode(h), CPU_USAGE_DIGEST);
+        let expected = UsageDigest {
+            events: selected.len() as u64,
+            digest: h,
+            from,
+            to,
+        };
+        assert_eq!(usage, expected, "seq {seq}");
+        assert_eq!(by_type, expected);
+        // The line's quantity is the meter's sum over the same events.
+        let sum: rust_decimal::Decimal = selected
+            .iter()
+            .map(|e| {
+                e.value
+                    .as_deref()
+                    .unwrap()
+                    .parse::<rust_decimal::Decimal>()
+                    .unwrap()
+            })
+            .sum();
+        assert_eq!(line.quantity.0, sum);
     }
-    assert_eq!(selected, usage_events()[..1]);
-    let mut h = [0u8; 32];
-    let mut by_type = UsageDigest::EMPTY;
-    for event in &selected {
-        let mut input = h.to_vec();
-        input.extend_from_slice(&event_hash(event));
-        assert_eq!(input.len(), 64);
-        h = *blake3::hash(&input).as_bytes();
-        by_type.add(&event_hash(event));
-    }
-    assert_eq!(hex::encode(event_hash(&selected[0])), EVENT_HASHES[0]);
-    assert_eq!(hex::encode(h), CPU_USAGE_DIGEST);
-    let expected = UsageDigest {
-        events: selected.len() as u64,
-        digest: h,
-    };
-    assert_eq!(line.usage, Some(expected));
-    assert_eq!(by_type, expected);
-    // The line's quantity is the meter's sum over the same events.
-    let sum: rust_decimal::Decimal = selected
-        .iter()
-        .map(|e| {
-            e.value
-                .as_deref()
-                .unwrap()
-                .parse::<rust_decimal::Decimal>()
-                .unwrap()
-        })
-        .sum();
-    assert_eq!(line.quantity.0, sum);
-    assert_eq!(UsageDigest::EMPTY.digest, [0u8; 32]);
 }
 
 #[test]

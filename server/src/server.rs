@@ -1,5 +1,5 @@
-//! The gRPC server around an engine: the Ledger, Audit, Admin, Metering and
-//! Rating services, health checking and reflection, on one listener, with a
+//! The gRPC server around an engine: the Ledger, Audit, Admin, Metering,
+//! Rating and Billing services, health checking and reflection, on one listener, with a
 //! graceful shutdown.
 //!
 //! [`start`] is what `tallyd` and the in-process tests use: it opens the
@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use tally_proto::v1::admin_server::AdminServer;
 use tally_proto::v1::audit_server::AuditServer;
+use tally_proto::v1::billing_server::BillingServer;
 use tally_proto::v1::ledger_server::LedgerServer;
 use tally_proto::v1::metering_server::MeteringServer;
 use tally_proto::v1::rating_server::RatingServer;
@@ -23,7 +24,9 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::ServerTlsConfig;
 
-use crate::api::{AdminService, AuditService, LedgerService, MeteringService, RatingService};
+use crate::api::{
+    AdminService, AuditService, BillingService, LedgerService, MeteringService, RatingService,
+};
 use crate::auth::layer::AuthLayer;
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
@@ -108,6 +111,9 @@ pub async fn serve(
     let rating = RatingServer::new(RatingService::new(Arc::clone(&engine)))
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
+    let billing = BillingServer::new(BillingService::new(Arc::clone(&engine)))
+        .max_decoding_message_size(options.message_bytes_max)
+        .max_encoding_message_size(options.message_bytes_max);
     let ledger = LedgerServer::new(LedgerService::new(engine, streams_stopped))
         .max_decoding_message_size(options.message_bytes_max)
         .max_encoding_message_size(options.message_bytes_max);
@@ -152,6 +158,7 @@ pub async fn serve(
         .add_service(admin)
         .add_service(metering)
         .add_service(rating)
+        .add_service(billing)
         .serve_with_incoming_shutdown(incoming, signal)
         .await?;
     Ok(())

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, Parser, Subcommand};
 use tally_client::{
-    AccountType, Aggregation, AsOf, BalanceConstraint, BucketWidth, Day, Decimal, Period, PlanKey,
-    TimestampNs, INGEST_EVENTS_MAX,
+    AccountType, Aggregation, AsOf, BalanceConstraint, BucketWidth, ChangeTiming, Day, Decimal,
+    PaymentKind, Period, PlanKey, RenderFormat, TimestampNs, INGEST_EVENTS_MAX,
 };
 
 /// Where `tally` connects unless told otherwise; `tallyd` listens there by default.
@@ -77,6 +77,33 @@ pub enum Command {
     /// Price plans: publish, list, show, quote, simulate a price change.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Billing profiles and billing runs.
+    #[command(subcommand)]
+    Billing(BillingCommand),
+    /// Subscriptions of customers to plans: start, change plan, end.
+    #[command(subcommand)]
+    Subscription(SubscriptionCommand),
+    /// Coupons granted to customers.
+    #[command(subcommand)]
+    Coupon(CouponCommand),
+    /// The ledger's tax table.
+    #[command(subcommand)]
+    Tax(TaxCommand),
+    /// Invoices: show, list, render as HTML or JSON, void.
+    #[command(subcommand)]
+    Invoice(InvoiceCommand),
+    /// Credit notes against invoices.
+    #[command(subcommand)]
+    CreditNote(CreditNoteCommand),
+    /// Payments, refunds and prepaid credit.
+    #[command(subcommand)]
+    Payment(PaymentCommand),
+    /// Customers' unused credit.
+    #[command(subcommand)]
+    Credit(CreditCommand),
+    /// Accounts receivable: what customers owe, by age.
+    #[command(subcommand)]
+    Ar(ArCommand),
 }
 
 impl Command {
@@ -316,6 +343,231 @@ pub struct SimulateArgs {
     /// Also print each customer's two ratings, line by line.
     #[arg(long)]
     pub explain: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BillingCommand {
+    /// Set or show a customer's billing profile.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Issue the invoices of the billing dates (starts, ends of billing periods, plan
+    /// changes, ends) in a month: --period 2026-10 bills the dates in (2026-10-01,
+    /// 2026-11-01] and the starts on 2026-10-01. Dates already invoiced are listed, not
+    /// issued again; dates after today are not issued. With --draft, rate and record
+    /// nothing.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Set a customer's billing profile (a new version; the same profile records nothing).
+    Set(ProfileArgs),
+    /// Show a customer's billing profile.
+    Show { customer: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The customer's id.
+    pub customer: String,
+    /// Every invoice of the customer is in this currency.
+    #[arg(long)]
+    pub currency: String,
+    /// ISO 3166-1 alpha-2 country code (DE); selects the tax rules.
+    #[arg(long)]
+    pub country: String,
+    /// A subdivision code (CA-QC), if the customer's taxes depend on it.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Printed on invoices.
+    #[arg(long, default_value = "")]
+    pub tax_id: String,
+    /// An IANA zone (Europe/Berlin): the customer's billing days start at its midnight.
+    #[arg(long, default_value = "UTC")]
+    pub timezone: String,
+    /// Invoice series: numbers are SERIES-YYYY-NNNNNN.
+    #[arg(long)]
+    pub series: String,
+    /// Days from an invoice's issue to its due date.
+    #[arg(long = "terms-days", default_value_t = 30)]
+    pub payment_terms_days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A calendar month: --period 2026-10 bills the billing dates in (2026-10-01,
+    /// 2026-11-01] and the starts on 2026-10-01.
+    #[arg(
+        long,
+        value_name = "YYYY-MM",
+        value_parser = parse_month,
+        required_unless_present = "from",
+        conflicts_with_all = ["from", "to"]
+    )]
+    pub period: Option<Period>,
+    /// Bill the billing dates after this day, and the starts on it (with --to).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day, requires = "to")]
+    pub from: Option<Day>,
+    /// ... and on or before this one.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day, requires = "from")]
+    pub to: Option<Day>,
+    /// Only this customer; repeatable (default: every customer).
+    #[arg(long = "customer", value_name = "ID")]
+    pub customers: Vec<String>,
+    /// Rate every period and show the invoices, recording nothing.
+    #[arg(long)]
+    pub draft: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionCommand {
+    /// Start a subscription on a plan (its current version, or CODE@VERSION).
+    Start {
+        /// The subscription's id (yours; a retry with the same fields is the same).
+        id: String,
+        #[arg(long)]
+        customer: String,
+        #[arg(long, value_name = "CODE[@VERSION]", value_parser = parse_plan_key)]
+        plan: PlanKey,
+        /// The first billed day.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+        start: Day,
+    },
+    /// Move a subscription to another plan; prints the day the change takes effect.
+    Change {
+        id: String,
+        #[arg(long, value_name = "CODE[@VERSION]", value_parser = parse_plan_key)]
+        plan: PlanKey,
+        /// The day asked for.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+        on: Day,
+        /// auto (an upgrade at once, a downgrade at the period's end), immediate or
+        /// period-end.
+        #[arg(long, default_value = "auto", value_parser = parse_timing)]
+        timing: ChangeTiming,
+    },
+    /// End a subscription.
+    End {
+        id: String,
+        /// The first day no longer billed.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+        on: Day,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CouponCommand {
+    /// Grant a customer a coupon from a file (TOML or JSON: code, discount, duration).
+    Grant {
+        /// The grant's id (yours; a retry with the same fields is the same grant).
+        grant_id: String,
+        #[arg(long)]
+        customer: String,
+        /// The coupon file.
+        #[arg(long, value_name = "FILE")]
+        coupon: PathBuf,
+        /// The coupon applies to invoices of periods ending on or after this day.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+        from: Day,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaxCommand {
+    /// Publish the tax table from a file (TOML or JSON, a list of `[[taxes]]`); it
+    /// replaces the whole table.
+    Publish { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvoiceCommand {
+    /// Show an invoice: its lines, taxes, totals and what is paid and owed.
+    Show { number: String },
+    /// List invoices in issue order.
+    List {
+        /// Only this customer's.
+        #[arg(long)]
+        customer: Option<String>,
+    },
+    /// Render an invoice as HTML (a self-contained page) or JSON.
+    Render {
+        number: String,
+        /// html or json.
+        #[arg(long, default_value = "html", value_parser = parse_render_format)]
+        format: RenderFormat,
+        /// Write it to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Void an invoice nothing was paid or credited on.
+    Void {
+        number: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreditNoteCommand {
+    /// Issue a credit note against an invoice: parts of lines, or everything left.
+    Issue {
+        /// The invoice's number.
+        invoice: String,
+        /// Credit AMOUNT (tax included) of line N (0 is the first); repeatable. None:
+        /// everything left on the invoice.
+        #[arg(long = "line", value_name = "N=AMOUNT", value_parser = parse_credit_line)]
+        lines: Vec<(u32, Decimal)>,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentCommand {
+    /// Record a payment (allocated to the oldest invoices unless --allocate), a refund,
+    /// a purchase or grant of prepaid credit, or an application of credit.
+    Record(PaymentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PaymentArgs {
+    /// The payment's id (yours; a retry with the same fields is the same payment).
+    pub payment_id: String,
+    #[arg(long)]
+    pub customer: String,
+    #[arg(long, value_parser = parse_decimal)]
+    pub amount: Decimal,
+    /// payment, refund, credit-purchase, credit-grant or credit-applied.
+    #[arg(long, default_value = "payment", value_parser = parse_payment_kind)]
+    pub kind: PaymentKind,
+    /// The day it was received (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+    pub received_on: Option<Day>,
+    /// The bank transfer id, card charge id, ...
+    #[arg(long, default_value = "")]
+    pub reference: String,
+    /// Settle AMOUNT of an invoice; repeatable (default: the oldest invoices first).
+    #[arg(long = "allocate", value_name = "INVOICE=AMOUNT", value_parser = parse_allocation, conflicts_with = "unallocated")]
+    pub allocations: Vec<(String, Decimal)>,
+    /// Keep the whole payment as customer credit.
+    #[arg(long)]
+    pub unallocated: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreditCommand {
+    /// A customer's unused credit.
+    Show { customer: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArCommand {
+    /// What customers owe by days past due: current, 1-30, 31-60, 61-90, 90+.
+    Ageing {
+        /// The day to age on (default: today, UTC).
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
+        as_of: Option<Day>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -828,6 +1080,48 @@ pub fn parse_adjustment(text: &str) -> Result<(String, Decimal), String> {
         return Err(format!("missing reason in {text:?}"));
     }
     Ok((reason.to_string(), parse_decimal(amount)?))
+}
+
+/// `auto`, `immediate` or `period-end` (`period_end`).
+pub fn parse_timing(text: &str) -> Result<ChangeTiming, String> {
+    ChangeTiming::from_name(&text.replace('-', "_"))
+        .ok_or_else(|| format!("{text:?} is not a timing (auto, immediate, period-end)"))
+}
+
+/// `html` or `json`.
+pub fn parse_render_format(text: &str) -> Result<RenderFormat, String> {
+    RenderFormat::from_name(text).ok_or_else(|| format!("{text:?} is not a format (html, json)"))
+}
+
+/// `payment`, `refund`, `credit-purchase`, `credit-grant` or `credit-applied` (or with `_`).
+pub fn parse_payment_kind(text: &str) -> Result<PaymentKind, String> {
+    PaymentKind::from_name(&text.replace('-', "_")).ok_or_else(|| {
+        format!(
+            "{text:?} is not a payment kind (payment, refund, credit-purchase, credit-grant, credit-applied)"
+        )
+    })
+}
+
+/// `N=AMOUNT`: a line's index (0 is the first) and the amount to credit.
+pub fn parse_credit_line(text: &str) -> Result<(u32, Decimal), String> {
+    let (line, amount) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected N=AMOUNT, got {text:?}"))?;
+    let line = line
+        .parse::<u32>()
+        .map_err(|_| format!("{line:?} is not a line number (0 is the first) in {text:?}"))?;
+    Ok((line, parse_decimal(amount)?))
+}
+
+/// `INVOICE=AMOUNT`.
+pub fn parse_allocation(text: &str) -> Result<(String, Decimal), String> {
+    let (invoice, amount) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("expected INVOICE=AMOUNT, got {text:?}"))?;
+    if invoice.is_empty() {
+        return Err(format!("missing invoice number in {text:?}"));
+    }
+    Ok((invoice.to_string(), parse_decimal(amount)?))
 }
 
 /// Events per `usage send` call: 1 to the server's limit.
@@ -1550,6 +1844,216 @@ mod tests {
             Command::Plan(PlanCommand::List { code: Some(ref code) }) if code == "pro"
         ));
         assert!(parse(&["plan", "publish"]).is_err());
+    }
+
+    #[test]
+    fn billing_commands_parse() {
+        // Goal: a run takes a month or --from/--to (not both) and repeated customers; the
+        // documents, days, lines, allocations, kinds, timings and formats parse into their
+        // types, and malformed ones are usage errors.
+        let cli = parse(&[
+            "billing",
+            "run",
+            "--period",
+            "2026-10",
+            "--customer",
+            "acme",
+            "--customer",
+            "beta",
+            "--draft",
+        ])
+        .unwrap();
+        let Command::Billing(BillingCommand::Run(args)) = cli.command else {
+            panic!("expected billing run");
+        };
+        assert_eq!(args.period.unwrap().start.to_string(), "2026-10-01");
+        assert_eq!(args.customers, ["acme", "beta"]);
+        assert!(args.draft);
+        assert!(parse(&["billing", "run"]).is_err());
+        assert!(parse(&["billing", "run", "--from", "2026-10-01"]).is_err());
+        assert!(parse(&[
+            "billing",
+            "run",
+            "--period",
+            "2026-10",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-11-01"
+        ])
+        .is_err());
+        assert!(parse(&[
+            "billing",
+            "run",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-11-01"
+        ])
+        .is_ok());
+
+        let cli = parse(&[
+            "billing",
+            "profile",
+            "set",
+            "acme",
+            "--currency",
+            "EUR",
+            "--country",
+            "DE",
+            "--series",
+            "EU",
+        ])
+        .unwrap();
+        let Command::Billing(BillingCommand::Profile(ProfileCommand::Set(args))) = cli.command
+        else {
+            panic!("expected profile set");
+        };
+        assert_eq!(
+            (args.timezone.as_str(), args.payment_terms_days),
+            ("UTC", 30)
+        );
+        assert!(parse(&["billing", "profile", "set", "acme", "--currency", "EUR"]).is_err());
+
+        let cli = parse(&[
+            "subscription",
+            "change",
+            "sub-1",
+            "--plan",
+            "pro@2",
+            "--on",
+            "2026-10-16",
+            "--timing",
+            "period-end",
+        ])
+        .unwrap();
+        let Command::Subscription(SubscriptionCommand::Change { plan, timing, .. }) = cli.command
+        else {
+            panic!("expected subscription change");
+        };
+        assert_eq!(plan, PlanKey::version("pro", 2));
+        assert_eq!(timing, ChangeTiming::PeriodEnd);
+        assert!(parse(&[
+            "subscription",
+            "change",
+            "s",
+            "--plan",
+            "pro",
+            "--on",
+            "2026-10-16",
+            "--timing",
+            "later"
+        ])
+        .is_err());
+        assert!(parse(&[
+            "subscription",
+            "start",
+            "s",
+            "--customer",
+            "c",
+            "--plan",
+            "p"
+        ])
+        .is_err());
+
+        assert_eq!(parse_credit_line("0=5.00"), Ok((0, dec!(5.00))));
+        for bad in ["5.00", "-1=5", "a=5", "0=", "0=1e2"] {
+            assert!(parse_credit_line(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_allocation("INV-2026-000001=20.00"),
+            Ok(("INV-2026-000001".to_string(), dec!(20.00)))
+        );
+        assert!(parse_allocation("=20").is_err());
+        assert_eq!(
+            parse_payment_kind("credit-purchase"),
+            Ok(PaymentKind::CreditPurchase)
+        );
+        assert_eq!(
+            parse_payment_kind("credit_applied"),
+            Ok(PaymentKind::CreditApplied)
+        );
+        assert!(parse_payment_kind("cash").is_err());
+        assert_eq!(parse_render_format("json"), Ok(RenderFormat::Json));
+        assert!(parse_render_format("pdf").is_err());
+
+        let cli = parse(&[
+            "payment",
+            "record",
+            "pay-1",
+            "--customer",
+            "acme",
+            "--amount",
+            "50.00",
+            "--allocate",
+            "INV-2026-000001=20",
+            "--allocate",
+            "INV-2026-000002=30",
+        ])
+        .unwrap();
+        let Command::Payment(PaymentCommand::Record(args)) = cli.command else {
+            panic!("expected payment record");
+        };
+        assert_eq!(args.kind, PaymentKind::Payment);
+        assert_eq!(args.allocations.len(), 2);
+        assert_eq!(args.received_on, None);
+        assert!(parse(&[
+            "payment",
+            "record",
+            "p",
+            "--customer",
+            "c",
+            "--amount",
+            "1",
+            "--allocate",
+            "I=1",
+            "--unallocated"
+        ])
+        .is_err());
+        let cli = parse(&[
+            "credit-note",
+            "issue",
+            "INV-2026-000001",
+            "--line",
+            "0=5.00",
+            "--reason",
+            "outage",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::CreditNote(CreditNoteCommand::Issue { ref lines, .. }) if lines == &[(0, dec!(5.00))]
+        ));
+        assert!(parse(&["credit-note", "issue", "INV-1"]).is_err());
+        assert!(matches!(
+            parse(&["ar", "ageing", "--as-of", "2026-06-11"])
+                .unwrap()
+                .command,
+            Command::Ar(ArCommand::Ageing { as_of: Some(_) })
+        ));
+        assert!(matches!(
+            parse(&["invoice", "render", "INV-1", "--out", "i.html"])
+                .unwrap()
+                .command,
+            Command::Invoice(InvoiceCommand::Render {
+                format: RenderFormat::Html,
+                ..
+            })
+        ));
+        assert!(parse(&["tax", "publish"]).is_err());
+        assert!(parse(&["credit", "show", "acme"]).is_ok());
+        assert!(parse(&[
+            "coupon",
+            "grant",
+            "g-1",
+            "--customer",
+            "acme",
+            "--coupon",
+            "c.toml",
+            "--from",
+            "2026-10-01"
+        ])
+        .is_ok());
     }
 
     #[test]

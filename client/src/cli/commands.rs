@@ -14,7 +14,7 @@ use super::args::{
     ListTransactionsArgs, OpenAccountArgs, PostArgs, PostPendingArgs, ReverseArgs,
     TrialBalanceArgs, TxCommand, VoidArgs,
 };
-use super::{audit, customer, json, meter, plan, render, txfile, usage, CliError};
+use super::{audit, billing, customer, json, meter, plan, render, txfile, usage, CliError};
 
 /// Where answers go: JSON or text, to one writer.
 pub(super) struct Printer<'a> {
@@ -101,6 +101,17 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Meter(command) => meter::run(&client, &mut printer, command).await,
         Command::Usage(command) => usage::run(&client, &mut printer, command).await,
         Command::Plan(command) => plan::run(&client, &mut printer, command).await,
+        Command::Billing(command) => billing::billing(&client, &mut printer, command).await,
+        Command::Subscription(command) => {
+            billing::subscription(&client, &mut printer, command).await
+        }
+        Command::Coupon(command) => billing::coupon(&client, &mut printer, command).await,
+        Command::Tax(command) => billing::tax(&client, &mut printer, command).await,
+        Command::Invoice(command) => billing::invoice(&client, &mut printer, command).await,
+        Command::CreditNote(command) => billing::credit_note(&client, &mut printer, command).await,
+        Command::Payment(command) => billing::payment(&client, &mut printer, command).await,
+        Command::Credit(command) => billing::credit(&client, &mut printer, command).await,
+        Command::Ar(command) => billing::ar(&client, &mut printer, command).await,
     }
 }
 

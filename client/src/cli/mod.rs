@@ -4,6 +4,7 @@
 pub mod args;
 mod audit;
 mod audit_event;
+mod billing;
 mod commands;
 mod customer;
 mod events;

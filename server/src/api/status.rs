@@ -115,7 +115,15 @@ mod tests {
                 | "METER_AGGREGATION_CHANGED"
                 | "PERIOD_NOT_AFTER_CLOSED"
                 | "PLAN_CURRENCY_CHANGED"
-                | "PLAN_MISMATCH" => Code::FailedPrecondition,
+                | "PLAN_MISMATCH"
+                | "BILLING_PROFILE_MISSING"
+                | "BILLING_CURRENCY_CHANGED"
+                | "SUBSCRIPTION_CHANGE_INVALID"
+                | "INVOICE_NOT_VOIDABLE"
+                | "CREDIT_EXCEEDS_INVOICE"
+                | "ALLOCATION_EXCEEDS_OUTSTANDING"
+                | "CUSTOMER_CREDIT_INSUFFICIENT"
+                | "BILLING_PERIOD_OPEN" => Code::FailedPrecondition,
                 _ => Code::InvalidArgument,
             };
             assert_eq!(grpc_code(code), expected, "{code}");

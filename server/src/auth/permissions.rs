@@ -103,6 +103,30 @@ pub const RULES: &[Rule] = &[
     rule("/tally.v1.Rating/GetPlan", Read, EVERYONE),
     rule("/tally.v1.Rating/Quote", Read, EVERYONE),
     rule("/tally.v1.Rating/Simulate", Read, EVERYONE),
+    // Billing: profiles and subscriptions are set up with the customer (front
+    // ends or finance, as CreateCustomers); coupons, tax tables, billing runs,
+    // voids, credit notes and payments move money or price it (finance).
+    // Reads for everyone.
+    rule(
+        "/tally.v1.Billing/SetBillingProfile",
+        Write,
+        CUSTOMER_WRITERS,
+    ),
+    rule("/tally.v1.Billing/GetBillingProfile", Read, EVERYONE),
+    rule("/tally.v1.Billing/Subscribe", Write, CUSTOMER_WRITERS),
+    rule("/tally.v1.Billing/ChangePlan", Write, CUSTOMER_WRITERS),
+    rule("/tally.v1.Billing/EndSubscription", Write, CUSTOMER_WRITERS),
+    rule("/tally.v1.Billing/GrantCoupon", Write, FINANCE),
+    rule("/tally.v1.Billing/PublishTaxRules", Write, FINANCE),
+    rule("/tally.v1.Billing/RunBilling", Write, FINANCE),
+    rule("/tally.v1.Billing/GetInvoice", Read, EVERYONE),
+    rule("/tally.v1.Billing/ListInvoices", Read, EVERYONE),
+    rule("/tally.v1.Billing/RenderInvoice", Read, EVERYONE),
+    rule("/tally.v1.Billing/VoidInvoice", Write, FINANCE),
+    rule("/tally.v1.Billing/IssueCreditNote", Write, FINANCE),
+    rule("/tally.v1.Billing/RecordPayment", Write, FINANCE),
+    rule("/tally.v1.Billing/GetCustomerCredit", Read, EVERYONE),
+    rule("/tally.v1.Billing/ReceivableAgeing", Read, EVERYONE),
 ];
 
 pub fn is_public(path: &str) -> bool {
