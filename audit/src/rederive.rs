@@ -39,7 +39,7 @@
 //! 1; a number's text is `SERIES-YYYY-NNNNNN` of its series, year and sequence, the year that
 //! of its issue day; a credit note's series is `CN-` and its invoice's series; the
 //! transaction ids are `invoice:NUMBER`, `void:NUMBER` (a reversal of `invoice:NUMBER`),
-//! `credit_note:NUMBER` and `payment:PAYMENT_ID`; an invoice number is issued once; a void,
+//! `credit_note:ID` and `payment:PAYMENT_ID`; an invoice number is issued once; a void,
 //! a credit note or a payment allocation names an issued invoice that is not void, an
 //! allocation one of the paying customer; payment ids are unique. Of the usage an invoice
 //! states: it was read at a journal length (`usage_journal_length`) of at most the invoice's
@@ -865,7 +865,7 @@ impl Rederiver {
 
     /// A credit note: on an issued invoice not void, in the series `CN-` and the invoice's
     /// series, next in its series and year, numbered as such, posted by
-    /// `credit_note:NUMBER`.
+    /// `credit_note:ID` (the id the caller gave it).
     fn issue_credit_note(&mut self, issued: &CreditNoteIssued) -> Result<(), LedgerFault> {
         let note = &issued.credit_note;
         let number = &note.number;
@@ -889,7 +889,14 @@ impl Rederiver {
             issued_on: note.issued_on,
         };
         let key = self.billing.check_number(&document)?;
-        check_transaction_id(&issued.transaction, &format!("credit_note:{number}"))?;
+        // Its id is the caller's (`credit_note:ID`): a retry under it is the same note.
+        let id = &issued.transaction.id;
+        if id.strip_prefix("credit_note:").is_none_or(str::is_empty) {
+            return Err(LedgerFault::BillingTransactionIdMismatch {
+                id: id.clone(),
+                expected: "credit_note:ID".into(),
+            });
+        }
         self.record(&issued.transaction)?;
         self.billing.sequences.insert(key, note.sequence);
         Ok(())
@@ -2217,7 +2224,7 @@ mod tests {
     #[test]
     fn billing_transactions_carry_their_documents_ids() {
         // Goal: an invoice, void, credit note or payment whose transaction id is not
-        // invoice:NUMBER, void:NUMBER, credit_note:NUMBER or payment:ID, or a void that
+        // invoice:NUMBER, void:NUMBER, credit_note:ID or payment:ID, or a void that
         // is not a reversal of invoice:NUMBER, is named; only an invoice and its void may
         // have no postings.
         let mismatch = |id: &str, expected: &str| LedgerFault::BillingTransactionIdMismatch {
@@ -2256,7 +2263,7 @@ mod tests {
         ));
         assert_eq!(
             ledger.apply(&renamed(credit_note(1, INV_1, 10), "cn-1")),
-            Err(mismatch("cn-1", "credit_note:CN-INV-2026-000001"))
+            Err(mismatch("cn-1", "credit_note:ID"))
         );
         assert_eq!(
             ledger.apply(&renamed(payment("pay-1", &[INV_1], 10), "pay-1")),

@@ -452,6 +452,9 @@ pub struct CreditLine {
 /// A credit note to issue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditNoteRequest {
+    /// The caller's id: a retry with the same request answers the same
+    /// credit note (`created: false`).
+    pub credit_note_id: String,
     pub invoice_number: String,
     pub reason: String,
     /// Empty: everything left to credit on the invoice.
@@ -459,8 +462,13 @@ pub struct CreditNoteRequest {
 }
 
 impl CreditNoteRequest {
-    pub fn new(invoice_number: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(
+        credit_note_id: impl Into<String>,
+        invoice_number: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         CreditNoteRequest {
+            credit_note_id: credit_note_id.into(),
             invoice_number: invoice_number.into(),
             reason: reason.into(),
             lines: Vec::new(),
@@ -502,6 +510,8 @@ pub struct CreditNote {
     pub to_invoice: Decimal,
     /// The part already paid, returned as customer credit.
     pub to_credit: Decimal,
+    /// False when a retry found it issued under its id.
+    pub created: bool,
 }
 
 /// A part of a payment settling one invoice.
@@ -973,13 +983,13 @@ impl Client {
         })
     }
 
-    /// Issues a credit note. Not idempotent: never retried, and a call whose
-    /// answer was lost may have issued one (look at the invoice's
-    /// `credit_notes` before issuing again).
+    /// Issues a credit note. Idempotent by its id: a retry with the same
+    /// request answers the same credit note with `created: false`, so a lost
+    /// answer is retried too.
     pub async fn issue_credit_note(&self, request: &CreditNoteRequest) -> Result<CreditNote> {
         let wire = convert::credit_note_request(request);
         let answer = self
-            .billing_call(Retry::Never, wire, |mut raw, request| async move {
+            .billing_call(Retry::Deduplicated, wire, |mut raw, request| async move {
                 raw.issue_credit_note(request).await
             })
             .await?;

@@ -496,13 +496,43 @@ async fn a_month_of_billing_for_three_customers() {
     // A credit note of 5.00 on acme's platform fee (line 0): acme owes 15.00.
     let note = engine
         .issue_credit_note(CreditNoteRequest {
+            credit_note_id: "cn-outage".into(),
             invoice_number: "INV-2026-000001".into(),
             reason: "outage".into(),
             lines: vec![(0, dec("5.00"))],
         })
         .await
         .unwrap();
+    let (note, created) = note;
+    assert!(created);
     assert_eq!(note.number, "CN-INV-2026-000001");
+    // A retry under its id is the same note and issues nothing; other
+    // content under the id is refused.
+    let length = engine.journal_length();
+    let (again, created) = engine
+        .issue_credit_note(CreditNoteRequest {
+            credit_note_id: "cn-outage".into(),
+            invoice_number: "INV-2026-000001".into(),
+            reason: "outage".into(),
+            lines: vec![(0, dec("5.00"))],
+        })
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again, note);
+    assert_eq!(engine.journal_length(), length);
+    let other = engine
+        .issue_credit_note(CreditNoteRequest {
+            credit_note_id: "cn-outage".into(),
+            invoice_number: "INV-2026-000001".into(),
+            reason: "outage".into(),
+            lines: vec![(0, dec("6.00"))],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(other, Error::Ledger(ref e) if e.code == ErrorCode::BillingIdExists && e.field == "credit_note_id")
+    );
     assert_eq!(note.to_invoice.0, dec("5.00"));
     assert_eq!(
         engine.invoice("INV-2026-000001").unwrap().outstanding,
@@ -512,6 +542,7 @@ async fn a_month_of_billing_for_three_customers() {
     let length = engine.journal_length();
     let too_much = engine
         .issue_credit_note(CreditNoteRequest {
+            credit_note_id: "cn-again".into(),
             invoice_number: "INV-2026-000001".into(),
             reason: "again".into(),
             lines: vec![(0, dec("15.01"))],

@@ -409,6 +409,7 @@ fn billing_keeps_its_books_under_any_sequence() {
                     }
                     Op::CreditNote { invoice, line } => engine
                         .issue_credit_note(CreditNoteRequest {
+                            credit_note_id: format!("cn{}", engine.journal_length()),
                             invoice_number: pick(invoice),
                             reason: "test".into(),
                             lines: line

@@ -88,6 +88,7 @@ fn kind_to_proto(kind: PaymentKind) -> pb::PaymentKind {
 
 pub(crate) fn credit_note_request(request: &CreditNoteRequest) -> pb::IssueCreditNoteRequest {
     pb::IssueCreditNoteRequest {
+        credit_note_id: request.credit_note_id.clone(),
         invoice_number: request.invoice_number.clone(),
         reason: request.reason.clone(),
         lines: request
@@ -510,6 +511,7 @@ pub(crate) fn credit_note(answer: pb::CreditNote) -> Result<CreditNote> {
         customer_id: answer.customer_id,
         currency: answer.currency,
         reason: answer.reason,
+        created: answer.created,
     })
 }
 

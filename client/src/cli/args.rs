@@ -513,6 +513,10 @@ pub enum CreditNoteCommand {
     Issue {
         /// The invoice's number.
         invoice: String,
+        /// Your id for this credit note: issuing again with the same id and
+        /// request answers the same note and issues nothing.
+        #[arg(long)]
+        id: String,
         /// Credit AMOUNT (tax included) of line N (0 is the first); repeatable. None:
         /// everything left on the invoice.
         #[arg(long = "line", value_name = "N=AMOUNT", value_parser = parse_credit_line)]
@@ -2014,6 +2018,8 @@ mod tests {
             "credit-note",
             "issue",
             "INV-2026-000001",
+            "--id",
+            "cn-1",
             "--line",
             "0=5.00",
             "--reason",

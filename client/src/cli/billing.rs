@@ -341,10 +341,11 @@ pub async fn credit_note(
 ) -> Result<(), CliError> {
     let CreditNoteCommand::Issue {
         invoice,
+        id,
         lines,
         reason,
     } = command;
-    let mut request = CreditNoteRequest::new(invoice, reason);
+    let mut request = CreditNoteRequest::new(id, invoice, reason);
     for (line, amount) in lines {
         request = request.line(line, amount);
     }
@@ -582,6 +583,7 @@ fn credit_note_json(note: &CreditNote) -> Value {
         "total": text(note.total),
         "to_invoice": text(note.to_invoice),
         "to_credit": text(note.to_credit),
+        "created": note.created,
     })
 }
 

@@ -389,6 +389,7 @@ fn run_request(request: pb::RunBillingRequest) -> Result<RunRequest, LedgerError
 fn credit_note_request(
     request: pb::IssueCreditNoteRequest,
 ) -> Result<CreditNoteRequest, LedgerError> {
+    id(&request.credit_note_id, "credit_note_id")?;
     id(&request.invoice_number, "invoice_number")?;
     text(&request.reason, "reason")?;
     if request.lines.len() > CREDIT_LINES_MAX {
@@ -413,6 +414,7 @@ fn credit_note_request(
         })
         .collect::<Result<Vec<_>, LedgerError>>()?;
     Ok(CreditNoteRequest {
+        credit_note_id: request.credit_note_id,
         invoice_number: request.invoice_number,
         reason: request.reason,
         lines,
@@ -679,6 +681,7 @@ fn credit_note_to_proto(note: CreditNote) -> pb::CreditNote {
         total: dec(note.total),
         to_invoice: dec(note.to_invoice),
         to_credit: dec(note.to_credit),
+        created: true,
     }
 }
 
@@ -1068,8 +1071,10 @@ impl Billing for BillingService {
         request: Request<pb::IssueCreditNoteRequest>,
     ) -> Result<Response<pb::CreditNote>, Status> {
         let request = credit_note_request(request.into_inner())?;
-        let note = self.engine.issue_credit_note(request).await?;
-        Ok(Response::new(credit_note_to_proto(note)))
+        let (note, created) = self.engine.issue_credit_note(request).await?;
+        let mut answer = credit_note_to_proto(note);
+        answer.created = created;
+        Ok(Response::new(answer))
     }
 
     async fn record_payment(
@@ -1258,6 +1263,7 @@ mod tests {
         assert_eq!(field(bad), "unallocated");
 
         let note = pb::IssueCreditNoteRequest {
+            credit_note_id: "cn-1".into(),
             invoice_number: "INV-2026-000001".into(),
             reason: "outage".into(),
             lines: vec![

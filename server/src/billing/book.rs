@@ -169,6 +169,8 @@ pub struct PaymentState {
 pub struct CreditNoteState {
     pub credit_note: Arc<CreditNote>,
     pub seq: u64,
+    /// Digest of the request, for retries under its id.
+    pub request_digest: [u8; 32],
 }
 
 #[derive(Debug, Default, Clone)]
@@ -184,6 +186,8 @@ pub struct BillingBook {
     invoiced_periods: HashMap<(String, Day), String>,
     customer_invoices: BTreeMap<String, Vec<String>>,
     credit_notes: BTreeMap<String, CreditNoteState>,
+    /// A credit note's transaction id (`credit_note:ID`) → its number.
+    credit_note_ids: HashMap<String, String>,
     payments: BTreeMap<String, PaymentState>,
     customer_payments: BTreeMap<String, Vec<String>>,
     /// Each customer's credit: prepaid, overpaid and credited, not yet used.
@@ -267,6 +271,13 @@ impl BillingBook {
 
     pub fn credit_note(&self, number: &str) -> Option<&CreditNoteState> {
         self.credit_notes.get(number)
+    }
+
+    /// The credit note recorded under a transaction id `credit_note:ID`.
+    pub fn credit_note_by_id(&self, transaction_id: &str) -> Option<&CreditNoteState> {
+        self.credit_note_ids
+            .get(transaction_id)
+            .and_then(|number| self.credit_notes.get(number))
     }
 
     pub fn payment(&self, id: &str) -> Option<&PaymentState> {
@@ -382,9 +393,12 @@ impl BillingBook {
                 self.invoiced_periods
                     .remove(&(invoice.subscription_id.clone(), invoice.period_end));
             }
-            EntryBody::CreditNoteIssued(issued) => {
-                self.credit_note_issued(seq, &issued.credit_note)?
-            }
+            EntryBody::CreditNoteIssued(issued) => self.credit_note_issued(
+                seq,
+                &issued.credit_note,
+                &issued.transaction.id,
+                issued.transaction.request_digest,
+            )?,
             EntryBody::PaymentRecorded(recorded) => {
                 self.payment_recorded(seq, &recorded.payment, recorded.transaction.request_digest)?
             }
@@ -536,7 +550,13 @@ impl BillingBook {
         Ok(())
     }
 
-    fn credit_note_issued(&mut self, seq: u64, note: &CreditNote) -> Result<(), String> {
+    fn credit_note_issued(
+        &mut self,
+        seq: u64,
+        note: &CreditNote,
+        transaction_id: &str,
+        request_digest: [u8; 32],
+    ) -> Result<(), String> {
         let key = (note.series.clone(), note.year);
         let expected = self.counters.get(&key).copied().unwrap_or(0) + 1;
         if note.sequence != expected {
@@ -570,11 +590,14 @@ impl BillingBook {
         self.counters.insert(key, note.sequence);
         *self.credit.entry(note.customer_id.clone()).or_default() += note.to_credit.0;
         self.touch(&note.customer_id, seq);
+        self.credit_note_ids
+            .insert(transaction_id.to_string(), note.number.clone());
         self.credit_notes.insert(
             note.number.clone(),
             CreditNoteState {
                 credit_note: Arc::new(note.clone()),
                 seq,
+                request_digest,
             },
         );
         Ok(())

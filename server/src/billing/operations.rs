@@ -511,8 +511,15 @@ impl Engine {
             .map_err(Error::Ledger)
     }
 
-    pub async fn issue_credit_note(&self, request: CreditNoteRequest) -> Result<CreditNote> {
-        let (number, _) = self
+    /// Issues a credit note; `created == false` for a retry of one issued
+    /// under the same id with the same request.
+    pub async fn issue_credit_note(
+        &self,
+        request: CreditNoteRequest,
+    ) -> Result<(CreditNote, bool)> {
+        crate::ledger::validate::id("credit_note_id", &request.credit_note_id)
+            .map_err(Error::Ledger)?;
+        let (number, _, created) = self
             .billing(|reply| BillingRequest::CreditNote(request, reply))
             .await?
             .map_err(Error::Ledger)?;
@@ -520,7 +527,7 @@ impl Engine {
         model
             .billing
             .credit_note(&number)
-            .map(|c| (*c.credit_note).clone())
+            .map(|c| ((*c.credit_note).clone(), created))
             .ok_or_else(|| StoreError::Corrupt(format!("credit note {number} is unknown")).into())
     }
 

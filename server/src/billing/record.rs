@@ -646,6 +646,9 @@ pub fn void_invoice(
 /// (tax included) per line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditNoteRequest {
+    /// The caller's id: a retry with the same request is the same credit
+    /// note (its transaction is `credit_note:ID`).
+    pub credit_note_id: String,
     pub invoice_number: String,
     pub reason: String,
     /// (line index, total to credit); empty: everything left on the invoice.
@@ -657,8 +660,33 @@ pub fn issue_credit_note(
     request: CreditNoteRequest,
     ctx: &Context,
     out: &mut Vec<Journaled>,
-) -> Result<(String, u64), LedgerError> {
+) -> Result<(String, u64, bool), LedgerError> {
+    let transaction_id = format!("credit_note:{}", request.credit_note_id);
+    let lines_text: Vec<(u32, String)> = request
+        .lines
+        .iter()
+        .map(|(line, amount)| (*line, amount.normalize().to_string()))
+        .collect();
+    let digest = digest_of(&(
+        &request.credit_note_id,
+        &request.invoice_number,
+        &request.reason,
+        &lines_text,
+    ));
     let book = state.billing();
+    if let Some(existing) = book.credit_note_by_id(&transaction_id) {
+        if existing.request_digest == digest {
+            return Ok((existing.credit_note.number.clone(), existing.seq, false));
+        }
+        return Err(LedgerError::new(
+            ErrorCode::BillingIdExists,
+            "credit_note_id",
+            format!(
+                "credit note {} exists with other content",
+                quoted(&request.credit_note_id)
+            ),
+        ));
+    }
     let number = &request.invoice_number;
     let invoice_state = book
         .invoice(number)
@@ -805,8 +833,8 @@ pub fn issue_credit_note(
     let note_number = note.number.clone();
     let transaction = transaction(
         state,
-        format!("credit_note:{note_number}"),
-        digest_of(&note),
+        transaction_id,
+        digest,
         TransactionMode::Standard,
         plan,
         &invoice.currency,
@@ -823,7 +851,7 @@ pub fn issue_credit_note(
         })),
         out,
     );
-    Ok((note_number, seq))
+    Ok((note_number, seq, true))
 }
 
 // ---- payments --------------------------------------------------------------

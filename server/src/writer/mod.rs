@@ -178,7 +178,10 @@ pub enum BillingRequest {
         Reply<Vec<Result<IssueOutcome, LedgerError>>>,
     ),
     Void(String, String, Reply<Result<(u64, bool), LedgerError>>),
-    CreditNote(CreditNoteRequest, Reply<Result<(String, u64), LedgerError>>),
+    CreditNote(
+        CreditNoteRequest,
+        Reply<Result<(String, u64, bool), LedgerError>>,
+    ),
     Payment(
         PaymentRequest,
         Reply<Result<(Payment, u64, bool), LedgerError>>,
