@@ -454,7 +454,16 @@ impl Engine {
             .billing
             .invoices()
             .filter(|i| i.voided.is_none())
-            .filter(|i| i.invoice.period_end > from && i.invoice.period_end <= to)
+            .filter(|i| {
+                // A run bills the dates in (from, to] and the starts on `from`.
+                let date = i.invoice.period_end;
+                let start_on_from = date == from
+                    && model
+                        .billing
+                        .subscription(&i.invoice.subscription_id)
+                        .is_some_and(|s| s.start() == from);
+                (date > from || start_on_from) && date <= to
+            })
             .filter(|i| customers.is_none_or(|c| c.contains(&i.invoice.customer_id)))
             .map(|i| RunInvoice {
                 invoice: (*i.invoice).clone(),
