@@ -151,6 +151,15 @@ fn flat_fees(plan: &tally_core::plan::PlanSpec) -> Decimal {
         .sum()
 }
 
+/// Runs `work` (seconds of CPU for a large run) without holding up the
+/// other tasks of a multi-threaded runtime; inline on a current-thread one.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 impl Engine {
     async fn billing<T: Send + 'static>(
         &self,
@@ -354,7 +363,7 @@ impl Engine {
             )));
         }
         if !issue {
-            let drafts = self.plan_invoices(customers.as_deref(), from, to)?;
+            let drafts = blocking(|| self.plan_invoices(customers.as_deref(), from, to))?;
             return Ok(drafts
                 .into_iter()
                 .map(|d| RunInvoice {
@@ -390,8 +399,7 @@ impl Engine {
         let mut first = true;
         for _ in 0..=STALE_RETRIES {
             let now = crate::writer::now_ns();
-            let drafts: Vec<_> = self
-                .plan_invoices(pending.as_deref(), from, to)?
+            let drafts: Vec<_> = blocking(|| self.plan_invoices(pending.as_deref(), from, to))?
                 .into_iter()
                 .filter(|d| d.starts_at <= now)
                 .collect();
@@ -404,7 +412,15 @@ impl Engine {
             let mut stale = Vec::new();
             let mut done = 0;
             for chunk in drafts.chunks(ISSUE_CHUNK) {
-                let seen = own.clone();
+                // Only this chunk's customers: the whole map would make a
+                // run quadratic in its customers.
+                let seen = chunk
+                    .iter()
+                    .filter_map(|d| {
+                        let customer = &d.invoice.customer_id;
+                        own.get(customer).map(|seq| (customer.clone(), *seq))
+                    })
+                    .collect();
                 let outcomes = self
                     .billing(|reply| BillingRequest::Issue(chunk.to_vec(), seen, reply))
                     .await?;

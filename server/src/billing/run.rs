@@ -22,7 +22,7 @@
 use super::book::{BillingBook, Subscription};
 use super::record::InvoiceDraft;
 use crate::engine::Engine;
-use crate::error::{LedgerError, Result};
+use crate::error::{LedgerError, Result, StoreError};
 use crate::metering::aggregate::Window;
 use crate::rating::catalog::PlanCatalog;
 use crate::rating::usage::{CustomerUsage, DigestJob, StoredUsage};
@@ -543,6 +543,51 @@ impl Engine {
                 .or_default()
                 .push(index);
         }
+        // The committed length cannot move while the read model is locked.
+        let as_of_seq = self.store.committed();
+        // The lines' usage digests: one journal scan, on a thread of its own
+        // beside the stored-usage reads below (together most of a large
+        // run's time; they read different things, and the scan takes no lock).
+        let mut digest_jobs: Vec<DigestJob> = Vec::new();
+        let mut digest_index: HashMap<(String, usize), usize> = HashMap::new();
+        let mut job_keys: BTreeMap<(String, BTreeMap<String, String>, i64, i64), usize> =
+            BTreeMap::new();
+        for (index, job) in jobs.iter().enumerate() {
+            let Some(window) = windows[index] else {
+                continue;
+            };
+            for charge in &job.plan.charges {
+                let Some(meter) = &charge.meter else { continue };
+                let key = (
+                    meter.clone(),
+                    charge.group.clone(),
+                    window.from(),
+                    window.to(),
+                );
+                let at = *job_keys.entry(key).or_insert_with(|| {
+                    digest_jobs.push(DigestJob {
+                        meter: meter.clone(),
+                        group: charge.group.clone(),
+                        window,
+                        customers: HashSet::new(),
+                    });
+                    digest_jobs.len() - 1
+                });
+                digest_jobs[at]
+                    .customers
+                    .insert(due[job.due].customer_id.clone());
+                digest_index.insert((charge.code.clone(), index), at);
+            }
+        }
+        let inputs = crate::rating::usage::digest_inputs(&model, &digest_jobs, as_of_seq);
+        let store = self.store.clone();
+        let scan = std::thread::Builder::new()
+            .name("tally-digests".into())
+            .spawn(move || {
+                let digests = crate::rating::usage::scan_digests(&store, &digest_jobs, inputs);
+                (digests, digest_jobs)
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the digest scan: {e}")))?;
         let mut stored: Vec<(Vec<usize>, Vec<String>, StoredUsage)> = Vec::new();
         for indexes in groups.into_values() {
             let customers: Vec<String> = indexes
@@ -554,7 +599,6 @@ impl Engine {
             let usage = self.stored_usage_in(&model, &[plan], window, &customers)?;
             stored.push((indexes, customers, usage));
         }
-        let as_of_seq = self.store.committed();
         let tax_version = book.tax_rules().0;
         let tax_rules: Vec<TaxRule> = book.tax_rules().1.to_vec();
         let profiles: HashMap<String, BillingProfile> = due
@@ -595,38 +639,10 @@ impl Engine {
                 usage[index] = per_customer.get(customer).cloned().unwrap_or_default();
             }
         }
-        let mut digest_jobs: Vec<DigestJob> = Vec::new();
-        let mut digest_index: HashMap<(String, usize), usize> = HashMap::new();
-        let mut job_keys: BTreeMap<(String, BTreeMap<String, String>, i64, i64), usize> =
-            BTreeMap::new();
-        for (index, job) in jobs.iter().enumerate() {
-            let Some(window) = windows[index] else {
-                continue;
-            };
-            for charge in &job.plan.charges {
-                let Some(meter) = &charge.meter else { continue };
-                let key = (
-                    meter.clone(),
-                    charge.group.clone(),
-                    window.from(),
-                    window.to(),
-                );
-                let at = *job_keys.entry(key).or_insert_with(|| {
-                    digest_jobs.push(DigestJob {
-                        meter: meter.clone(),
-                        group: charge.group.clone(),
-                        window,
-                        customers: HashSet::new(),
-                    });
-                    digest_jobs.len() - 1
-                });
-                digest_jobs[at]
-                    .customers
-                    .insert(due[job.due].customer_id.clone());
-                digest_index.insert((charge.code.clone(), index), at);
-            }
-        }
-        let digests = self.usage_digests(&digest_jobs, as_of_seq)?;
+        let (digests, digest_jobs) = scan
+            .join()
+            .map_err(|_| StoreError::Corrupt("the usage digest scan stopped".into()))?;
+        let digests = digests?;
 
         // Rate each segment, then assemble one invoice per due period.
         let mut ratings: Vec<Vec<(usize, Rating)>> = vec![Vec::new(); due.len()];

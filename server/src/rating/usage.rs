@@ -33,6 +33,7 @@ use crate::metering::event::{meter_event, Observation, FUTURE_SKEW_MAX_NS};
 use crate::metering::stored::UsageQuery;
 use crate::metering::{EventOutcome, ValidationContext};
 use crate::store::read_model::ReadModel;
+use crate::store::Store;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use tally_core::billing::UsageDigest;
 use tally_core::calendar::Period;
@@ -306,65 +307,83 @@ impl Engine {
         usage_entries: &[u64],
         gathered: &mut [BTreeMap<String, CustomerUsage>],
     ) -> Result<()> {
-        // An entry holds events timestamped at most FUTURE_SKEW_MAX_NS after
-        // it was recorded, so entries recorded before the window's start less
-        // that skew hold none of the period's events: the scan starts after
-        // them (recorded_at increases along the journal).
-        let earliest = window.from().saturating_sub(FUTURE_SKEW_MAX_NS);
-        let start = self.first_recorded_at_or_after(usage_entries, earliest)?;
-        let entries = &usage_entries[start..];
-        let Some(&first) = entries.first() else {
-            return Ok(());
-        };
-        let last = entries[entries.len() - 1];
         let context = ValidationContext::any_time();
-        for row in self.store.journal_rows(first) {
-            let (seq, _, canonical) = row?;
-            if seq > last {
-                break;
-            }
-            if entries.binary_search(&seq).is_err() {
-                continue;
-            }
-            let entry = tally_core::codec::decode(&canonical)
-                .map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
-            let EntryBody::UsageRecorded(recorded) = entry.body else {
-                continue;
-            };
-            for job in jobs {
-                collect(job, seq, &recorded, window, wanted, &context, gathered)?;
-            }
-        }
-        Ok(())
+        each_usage_entry(
+            &self.store,
+            usage_entries,
+            window.from(),
+            |seq, recorded| {
+                for job in jobs {
+                    collect(job, seq, &recorded, window, wanted, &context, gathered)?;
+                }
+                Ok(())
+            },
+        )
     }
+}
 
-    /// The index in `seqs` of the first entry recorded at or after `at`: a
-    /// binary search that reads each probed entry's `recorded_at` straight
-    /// from its canonical bytes (the format version byte, then `recorded_at`
-    /// as 8 bytes big endian: docs/journal-format.md §2, §4), without
-    /// decoding its events.
-    fn first_recorded_at_or_after(&self, seqs: &[u64], at: TimestampNs) -> Result<usize> {
-        let (mut low, mut high) = (0, seqs.len());
-        while low < high {
-            let middle = low + (high - low) / 2;
-            let seq = seqs[middle];
-            let (_, _, canonical) = self
-                .store
-                .journal_row(seq)?
-                .ok_or_else(|| StoreError::Corrupt(format!("usage entry {seq} is missing")))?;
-            let recorded_at = canonical
-                .get(1..9)
-                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-                .map(i64::from_be_bytes)
-                .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} is too short")))?;
-            if recorded_at < at {
-                low = middle + 1;
-            } else {
-                high = middle;
-            }
+/// Calls `visit` with each usage entry of `usage_entries` (ascending
+/// seqs) that may hold events timestamped at or after `from`, in journal
+/// order, decoded.
+fn each_usage_entry(
+    store: &Store,
+    usage_entries: &[u64],
+    from: TimestampNs,
+    mut visit: impl FnMut(u64, UsageRecorded) -> Result<()>,
+) -> Result<()> {
+    // An entry holds events timestamped at most FUTURE_SKEW_MAX_NS after
+    // it was recorded, so entries recorded before `from` less that skew
+    // hold none of the events wanted: the scan starts after them
+    // (recorded_at increases along the journal).
+    let earliest = from.saturating_sub(FUTURE_SKEW_MAX_NS);
+    let start = first_recorded_at_or_after(store, usage_entries, earliest)?;
+    let entries = &usage_entries[start..];
+    let Some(&first) = entries.first() else {
+        return Ok(());
+    };
+    let last = entries[entries.len() - 1];
+    for row in store.journal_rows(first) {
+        let (seq, _, canonical) = row?;
+        if seq > last {
+            break;
         }
-        Ok(low)
+        if entries.binary_search(&seq).is_err() {
+            continue;
+        }
+        let entry = tally_core::codec::decode(&canonical)
+            .map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
+        if let EntryBody::UsageRecorded(recorded) = entry.body {
+            visit(seq, recorded)?;
+        }
     }
+    Ok(())
+}
+
+/// The index in `seqs` of the first entry recorded at or after `at`: a
+/// binary search that reads each probed entry's `recorded_at` straight
+/// from its canonical bytes (the format version byte, then `recorded_at`
+/// as 8 bytes big endian: docs/journal-format.md §2, §4), without
+/// decoding its events.
+fn first_recorded_at_or_after(store: &Store, seqs: &[u64], at: TimestampNs) -> Result<usize> {
+    let (mut low, mut high) = (0, seqs.len());
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let seq = seqs[middle];
+        let (_, _, canonical) = store
+            .journal_row(seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("usage entry {seq} is missing")))?;
+        let recorded_at = canonical
+            .get(1..9)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(i64::from_be_bytes)
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} is too short")))?;
+        if recorded_at < at {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(low)
 }
 
 /// What one invoice line's usage digest selects: a meter's counted events
@@ -377,99 +396,105 @@ pub struct DigestJob {
     pub customers: HashSet<String>,
 }
 
+/// What a digest scan reads from the read model (under its lock): the
+/// usage entries before the journal length, and each meter's versions.
+pub struct DigestInputs {
+    usage_entries: Vec<u64>,
+    versions: BTreeMap<String, Vec<MeterVersion>>,
+}
+
+/// Each digest job's [`UsageDigest`] per customer (a customer without
+/// events is absent).
+pub type Digests = Vec<std::collections::HashMap<String, UsageDigest>>;
+
 impl Engine {
     /// Each job's [`UsageDigest`] per customer, over the usage entries before
     /// `as_of_seq`: the events a charge rates, in journal order, as
     /// `tally_core::billing::UsageDigest` defines. One pass over the journal
-    /// for every job; a customer without events is absent.
-    pub fn usage_digests(
-        &self,
-        jobs: &[DigestJob],
-        as_of_seq: u64,
-    ) -> Result<Vec<std::collections::HashMap<String, UsageDigest>>> {
-        let mut digests = vec![std::collections::HashMap::new(); jobs.len()];
-        if jobs.is_empty() {
-            return Ok(digests);
-        }
-        let (usage_entries, versions) = {
+    /// for every job.
+    pub fn usage_digests(&self, jobs: &[DigestJob], as_of_seq: u64) -> Result<Digests> {
+        let inputs = {
             let model = self.store.read_model();
-            let end = model
-                .usage
-                .usage_entries
-                .partition_point(|&seq| seq < as_of_seq);
-            let mut versions: BTreeMap<&str, Vec<MeterVersion>> = BTreeMap::new();
-            for job in jobs {
-                versions
-                    .entry(job.meter.as_str())
-                    .or_insert_with(|| model.usage.catalog.meter_versions(&job.meter).to_vec());
-            }
-            let versions: BTreeMap<String, Vec<MeterVersion>> = versions
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-            (model.usage.usage_entries[..end].to_vec(), versions)
+            digest_inputs(&model, jobs, as_of_seq)
         };
-        let mut by_meter: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (index, job) in jobs.iter().enumerate() {
-            by_meter.entry(job.meter.as_str()).or_default().push(index);
-        }
-        let earliest = jobs
-            .iter()
-            .map(|job| job.window.from())
-            .min()
-            .unwrap_or_default()
-            .saturating_sub(FUTURE_SKEW_MAX_NS);
-        let start = self.first_recorded_at_or_after(&usage_entries, earliest)?;
-        let entries = &usage_entries[start..];
-        let Some(&first) = entries.first() else {
-            return Ok(digests);
-        };
-        let last = entries[entries.len() - 1];
-        let context = ValidationContext::any_time();
-        for row in self.store.journal_rows(first) {
-            let (seq, _, canonical) = row?;
-            if seq > last {
-                break;
-            }
-            if entries.binary_search(&seq).is_err() {
-                continue;
-            }
-            let entry = tally_core::codec::decode(&canonical)
-                .map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
-            let EntryBody::UsageRecorded(recorded) = entry.body else {
+        scan_digests(&self.store, jobs, inputs)
+    }
+}
+
+/// The scan of [`Engine::usage_digests`] over `store`'s journal, without the
+/// read model's lock: it can run on a thread of its own beside other reads.
+pub(crate) fn scan_digests(
+    store: &Store,
+    jobs: &[DigestJob],
+    inputs: DigestInputs,
+) -> Result<Digests> {
+    let mut digests: Digests = vec![std::collections::HashMap::new(); jobs.len()];
+    let Some(from) = jobs.iter().map(|job| job.window.from()).min() else {
+        return Ok(digests);
+    };
+    let mut by_meter: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (index, job) in jobs.iter().enumerate() {
+        by_meter.entry(job.meter.as_str()).or_default().push(index);
+    }
+    let context = ValidationContext::any_time();
+    each_usage_entry(store, &inputs.usage_entries, from, |seq, recorded| {
+        for event in &recorded.events {
+            let Some(indexes) = by_meter.get(event.meter.as_str()) else {
                 continue;
             };
-            for event in &recorded.events {
-                let Some(indexes) = by_meter.get(event.meter.as_str()) else {
+            let Some(version) = version_at(&inputs.versions[&event.meter], seq) else {
+                continue;
+            };
+            let mut measured = None;
+            for &index in indexes {
+                let job = &jobs[index];
+                if !job.window.contains(event.timestamp)
+                    || !job.customers.contains(event.customer.as_str())
+                {
+                    continue;
+                }
+                let metered =
+                    measured.get_or_insert_with(|| meter_event(&version.spec, &context, event));
+                let Ok(EventOutcome::Counted(metered)) = metered else {
                     continue;
                 };
-                let Some(version) = version_at(&versions[&event.meter], seq) else {
+                if !in_group(&job.group, &version.spec.group_by, &metered.group) {
                     continue;
-                };
-                let mut measured = None;
-                for &index in indexes {
-                    let job = &jobs[index];
-                    if !job.window.contains(event.timestamp)
-                        || !job.customers.contains(event.customer.as_str())
-                    {
-                        continue;
+                }
+                let hash = tally_core::usage::event_hash(event);
+                // The customer's key is made once, not per event.
+                match digests[index].get_mut(event.customer.as_str()) {
+                    Some(digest) => digest.add(&hash),
+                    None => {
+                        let mut digest = UsageDigest::empty(job.window.from(), job.window.to());
+                        digest.add(&hash);
+                        digests[index].insert(event.customer.clone(), digest);
                     }
-                    let metered =
-                        measured.get_or_insert_with(|| meter_event(&version.spec, &context, event));
-                    let Ok(EventOutcome::Counted(metered)) = metered else {
-                        continue;
-                    };
-                    if !in_group(&job.group, &version.spec.group_by, &metered.group) {
-                        continue;
-                    }
-                    digests[index]
-                        .entry(event.customer.clone())
-                        .or_insert_with(|| UsageDigest::empty(job.window.from(), job.window.to()))
-                        .add(&tally_core::usage::event_hash(event));
                 }
             }
         }
-        Ok(digests)
+        Ok(())
+    })?;
+    Ok(digests)
+}
+
+/// The inputs of a digest scan, read under the caller's lock of the read
+/// model at the journal length `as_of_seq`.
+pub(crate) fn digest_inputs(model: &ReadModel, jobs: &[DigestJob], as_of_seq: u64) -> DigestInputs {
+    let end = model
+        .usage
+        .usage_entries
+        .partition_point(|&seq| seq < as_of_seq);
+    let mut versions: BTreeMap<String, Vec<MeterVersion>> = BTreeMap::new();
+    for job in jobs {
+        if !versions.contains_key(&job.meter) {
+            let found = model.usage.catalog.meter_versions(&job.meter).to_vec();
+            versions.insert(job.meter.clone(), found);
+        }
+    }
+    DigestInputs {
+        usage_entries: model.usage.usage_entries[..end].to_vec(),
+        versions,
     }
 }
 
