@@ -43,6 +43,26 @@ fn day(text: &str) -> Day {
 
 fn no_progress(_: usize, _: usize) {}
 
+/// A payment request allocated oldest first.
+fn pay(
+    id: &str,
+    customer: &str,
+    kind: PaymentKind,
+    amount: &str,
+    on: &str,
+    reference: &str,
+) -> PaymentRequest {
+    PaymentRequest {
+        payment_id: id.into(),
+        customer_id: customer.into(),
+        kind,
+        amount: Dec(dec(amount)),
+        received_on: day(on),
+        reference: reference.into(),
+        allocations: None,
+    }
+}
+
 /// A fee billed at the end of its period.
 fn flat(code: &str, amount: &str) -> Charge {
     let mut charge = advance(code, amount);
@@ -290,15 +310,14 @@ async fn a_month_of_billing_for_three_customers() {
         .unwrap();
     // initech buys 20.00 of prepaid credit.
     let (purchase, _) = engine
-        .record_payment(PaymentRequest {
-            payment_id: "pay-initech-prepaid".into(),
-            customer_id: "initech".into(),
-            kind: PaymentKind::CreditPurchase,
-            amount: Dec(dec("20.00")),
-            received_on: day("2026-04-02"),
-            reference: "wire 1".into(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "pay-initech-prepaid",
+            "initech",
+            PaymentKind::CreditPurchase,
+            "20.00",
+            "2026-04-02",
+            "wire 1",
+        ))
         .await
         .unwrap();
     assert_eq!(purchase.to_credit.0, dec("20.00"));
@@ -425,15 +444,14 @@ async fn a_month_of_billing_for_three_customers() {
 
     // acme pays 50.00 of 70.00 (oldest first); globex overpays 200.00.
     let (acme_pay, _) = engine
-        .record_payment(PaymentRequest {
-            payment_id: "pay-acme-1".into(),
-            customer_id: "acme".into(),
-            kind: PaymentKind::Payment,
-            amount: Dec(dec("50.00")),
-            received_on: day("2026-05-10"),
-            reference: "card".into(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "pay-acme-1",
+            "acme",
+            PaymentKind::Payment,
+            "50.00",
+            "2026-05-10",
+            "card",
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -447,15 +465,14 @@ async fn a_month_of_billing_for_three_customers() {
     assert_eq!(view.status, InvoiceStatus::PartiallyPaid);
     assert_eq!(view.outstanding, dec("20.00"));
     let (globex_pay, _) = engine
-        .record_payment(PaymentRequest {
-            payment_id: "pay-globex-1".into(),
-            customer_id: "globex".into(),
-            kind: PaymentKind::Payment,
-            amount: Dec(dec("200.00")),
-            received_on: day("2026-05-11"),
-            reference: "wire 2".into(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "pay-globex-1",
+            "globex",
+            PaymentKind::Payment,
+            "200.00",
+            "2026-05-11",
+            "wire 2",
+        ))
         .await
         .unwrap();
     // 200.00 - 178.22 = 21.78 kept as credit.
@@ -467,28 +484,26 @@ async fn a_month_of_billing_for_three_customers() {
     assert_eq!(engine.customer_credit("globex"), dec("21.78"));
     // A retry is the same payment; other content under its id is refused.
     let retry = engine
-        .record_payment(PaymentRequest {
-            payment_id: "pay-globex-1".into(),
-            customer_id: "globex".into(),
-            kind: PaymentKind::Payment,
-            amount: Dec(dec("200.00")),
-            received_on: day("2026-05-11"),
-            reference: "wire 2".into(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "pay-globex-1",
+            "globex",
+            PaymentKind::Payment,
+            "200.00",
+            "2026-05-11",
+            "wire 2",
+        ))
         .await
         .unwrap();
     assert!(!retry.1);
     let conflict = engine
-        .record_payment(PaymentRequest {
-            payment_id: "pay-globex-1".into(),
-            customer_id: "globex".into(),
-            kind: PaymentKind::Payment,
-            amount: Dec(dec("201.00")),
-            received_on: day("2026-05-11"),
-            reference: "wire 2".into(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "pay-globex-1",
+            "globex",
+            PaymentKind::Payment,
+            "201.00",
+            "2026-05-11",
+            "wire 2",
+        ))
         .await
         .unwrap_err();
     assert!(matches!(conflict, Error::Ledger(ref e) if e.code == ErrorCode::BillingIdExists));
@@ -641,43 +656,40 @@ async fn a_month_of_billing_for_three_customers() {
     // Credit: globex's 21.78 applied to nothing owed is refused; refunded in
     // part, it shrinks; more than it is refused.
     let nothing_owed = engine
-        .record_payment(PaymentRequest {
-            payment_id: "apply-globex".into(),
-            customer_id: "globex".into(),
-            kind: PaymentKind::CreditApplied,
-            amount: Dec(dec("5.00")),
-            received_on: day("2026-05-12"),
-            reference: String::new(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "apply-globex",
+            "globex",
+            PaymentKind::CreditApplied,
+            "5.00",
+            "2026-05-12",
+            "",
+        ))
         .await
         .unwrap_err();
     assert!(
         matches!(nothing_owed, Error::Ledger(ref e) if e.code == ErrorCode::AllocationExceedsOutstanding)
     );
     engine
-        .record_payment(PaymentRequest {
-            payment_id: "refund-globex".into(),
-            customer_id: "globex".into(),
-            kind: PaymentKind::Refund,
-            amount: Dec(dec("10.00")),
-            received_on: day("2026-05-12"),
-            reference: "wire back".into(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "refund-globex",
+            "globex",
+            PaymentKind::Refund,
+            "10.00",
+            "2026-05-12",
+            "wire back",
+        ))
         .await
         .unwrap();
     assert_eq!(engine.customer_credit("globex"), dec("11.78"));
     let too_much = engine
-        .record_payment(PaymentRequest {
-            payment_id: "refund-globex-2".into(),
-            customer_id: "globex".into(),
-            kind: PaymentKind::Refund,
-            amount: Dec(dec("11.79")),
-            received_on: day("2026-05-12"),
-            reference: String::new(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "refund-globex-2",
+            "globex",
+            PaymentKind::Refund,
+            "11.79",
+            "2026-05-12",
+            "",
+        ))
         .await
         .unwrap_err();
     assert!(
@@ -704,27 +716,25 @@ async fn a_month_of_billing_for_three_customers() {
     );
     // acme is granted 15.00 of credit and applies it: its invoice is paid.
     engine
-        .record_payment(PaymentRequest {
-            payment_id: "grant-acme".into(),
-            customer_id: "acme".into(),
-            kind: PaymentKind::CreditGrant,
-            amount: Dec(dec("15.00")),
-            received_on: day("2026-05-12"),
-            reference: "goodwill".into(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "grant-acme",
+            "acme",
+            PaymentKind::CreditGrant,
+            "15.00",
+            "2026-05-12",
+            "goodwill",
+        ))
         .await
         .unwrap();
     let (applied, _) = engine
-        .record_payment(PaymentRequest {
-            payment_id: "apply-acme".into(),
-            customer_id: "acme".into(),
-            kind: PaymentKind::CreditApplied,
-            amount: Dec(dec("15.00")),
-            received_on: day("2026-05-12"),
-            reference: String::new(),
-            allocations: None,
-        })
+        .record_payment(pay(
+            "apply-acme",
+            "acme",
+            PaymentKind::CreditApplied,
+            "15.00",
+            "2026-05-12",
+            "",
+        ))
         .await
         .unwrap();
     assert_eq!(applied.allocations[0].amount.0, dec("15.00"));

@@ -9,7 +9,7 @@
 use super::accounts::{PostingPlan, Role};
 use super::book::BillingBook;
 use crate::error::LedgerError;
-use crate::ledger::execute::Context;
+use crate::ledger::execute::{append, Context};
 use crate::ledger::state::{Journaled, LedgerState};
 use rust_decimal::Decimal;
 use tally_core::billing::{
@@ -19,28 +19,11 @@ use tally_core::billing::{
 };
 use tally_core::calendar::{Day, DAY_NS};
 use tally_core::decimal::Dec;
-use tally_core::entry::{Digest, Entry, EntryBody, TransactionMode, TransactionRecorded};
+use tally_core::entry::{Digest, EntryBody, TransactionMode, TransactionRecorded};
 use tally_core::error_code::ErrorCode;
 use tally_core::meter::quoted;
 use tally_core::money::to_minor;
 use tally_core::plan::TaxRule;
-
-fn append(
-    state: &mut LedgerState,
-    ctx: &Context,
-    body: EntryBody,
-    out: &mut Vec<Journaled>,
-) -> u64 {
-    let recorded_at = state.next_recorded_at(ctx.now);
-    let journaled = state.append(Entry {
-        recorded_at,
-        key_id: ctx.key_id.clone(),
-        body,
-    });
-    let seq = journaled.seq;
-    out.push(journaled);
-    seq
-}
 
 /// The day `ns` falls on, UTC.
 pub fn day_of(ns: i64) -> Day {

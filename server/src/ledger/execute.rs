@@ -52,7 +52,8 @@ enum Refusal {
     State(LedgerError, Digest),
 }
 
-fn append(
+/// Appends an entry made at `ctx`'s time by its key; answers its seq.
+pub(crate) fn append(
     state: &mut LedgerState,
     ctx: &Context,
     body: EntryBody,
