@@ -695,6 +695,22 @@ async fn a_month_of_billing_for_three_customers() {
     assert!(
         matches!(too_much, Error::Ledger(ref e) if e.code == ErrorCode::CustomerCreditInsufficient && e.field == "amount")
     );
+    // An amount beyond what the ledger holds is an overflow, not a scale error.
+    let huge = engine
+        .record_payment(pay(
+            "pay-huge",
+            "acme",
+            PaymentKind::Payment,
+            "792281625142643375935439504",
+            "2026-05-12",
+            "",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(huge, Error::Ledger(ref e) if e.code == ErrorCode::AmountOverflow && e.field == "amount"),
+        "{huge:?}"
+    );
     // An allocation above what an invoice owes names its place.
     let over = engine
         .record_payment(PaymentRequest {

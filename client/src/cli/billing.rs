@@ -781,7 +781,12 @@ pub fn invoice_text(invoice: &Invoice) -> String {
         ("jurisdiction", jurisdiction),
         (
             "closes",
-            days_text(invoice.period_start, invoice.period_end),
+            // An invoice that closes no period (a start, a change) has none.
+            if invoice.period_start < invoice.period_end {
+                days_text(invoice.period_start, invoice.period_end)
+            } else {
+                "-".to_string()
+            },
         ),
         ("billing date", invoice.period_end.to_string()),
         ("issued", invoice.issued_on.to_string()),

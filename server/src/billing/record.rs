@@ -887,11 +887,11 @@ pub fn record_payment(
         ));
     }
     let amount_minor = to_minor(amount, scale).map_err(|e| {
-        LedgerError::new(
-            ErrorCode::AmountScaleExceeded,
-            "amount",
-            format!("{amount}: {e}"),
-        )
+        let code = match e {
+            tally_core::money::AmountError::Overflow => ErrorCode::AmountOverflow,
+            _ => ErrorCode::AmountScaleExceeded,
+        };
+        LedgerError::new(code, "amount", format!("{amount}: {e}"))
     })?;
     let credit = book.credit(&request.customer_id);
     let allocates = matches!(
