@@ -615,6 +615,34 @@ fn overpayment_is_credit(url: &str, number: &str) {
         ended.starts_with("subscription sub-acme ends on 2025-04-01"),
         "{ended}"
     );
+    // The subscription as read: pro from Dec 1, basic from Mar 1 (the
+    // downgrade), the end, and the last billing date invoiced (Feb 1).
+    let shown = json(url, &["subscription", "show", "sub-acme"], 0);
+    let segments: Vec<(String, String)> = shown[0]["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["from"].as_str().unwrap().to_string(),
+                s["plan_code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        segments,
+        vec![
+            ("2024-12-01".to_string(), "pro".to_string()),
+            ("2025-03-01".to_string(), "basic".to_string())
+        ],
+        "{shown}"
+    );
+    assert_eq!(shown[0]["end"], "2025-04-01");
+    assert_eq!(shown[0]["invoiced_through"], "2025-02-01", "{shown}");
+    let listed = json(url, &["subscription", "list", "--customer", "acme"], 0);
+    assert_eq!(listed, shown);
+    let (_, err) = run_full(url, &["subscription", "show", "sub-nobody"], 1);
+    assert!(err.contains("SUBSCRIPTION_NOT_FOUND"), "{err}");
 }
 
 fn bad_input_names_the_field(url: &str, dir: &Path) {

@@ -107,6 +107,27 @@ pub struct SubscriptionResult {
     pub created: bool,
 }
 
+/// A plan version in force from a day on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionSegment {
+    pub from: Day,
+    pub plan_code: String,
+    pub plan_version: u32,
+}
+
+/// A subscription as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub subscription_id: String,
+    pub customer_id: String,
+    /// In date order; the first starts the subscription.
+    pub segments: Vec<SubscriptionSegment>,
+    /// The day after the last billed day, once it ends.
+    pub end: Option<Day>,
+    /// The last billing date with a live invoice.
+    pub invoiced_through: Option<Day>,
+}
+
 /// A coupon granted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CouponGrantResult {
@@ -683,6 +704,43 @@ impl Client {
         let profile = convert::profile(answer);
         convert::check_same("customer_id", customer_id, &profile.customer_id)?;
         Ok(profile)
+    }
+
+    /// A subscription: its plan versions from their days, its end, and the
+    /// last billing date invoiced.
+    pub async fn subscription(&self, subscription_id: &str) -> Result<Subscription> {
+        let request = pb::GetSubscriptionRequest {
+            subscription_id: subscription_id.to_string(),
+        };
+        let answer = self
+            .billing_call(Retry::Safe, request, |mut raw, request| async move {
+                raw.get_subscription(request).await
+            })
+            .await?;
+        let subscription = convert::subscription(answer)?;
+        convert::check_same(
+            "subscription_id",
+            subscription_id,
+            &subscription.subscription_id,
+        )?;
+        Ok(subscription)
+    }
+
+    /// A customer's subscriptions, in id order.
+    pub async fn subscriptions(&self, customer_id: &str) -> Result<Vec<Subscription>> {
+        let request = pb::ListSubscriptionsRequest {
+            customer_id: customer_id.to_string(),
+        };
+        let answer = self
+            .billing_call(Retry::Safe, request, |mut raw, request| async move {
+                raw.list_subscriptions(request).await
+            })
+            .await?;
+        answer
+            .subscriptions
+            .into_iter()
+            .map(convert::subscription)
+            .collect()
     }
 
     /// Starts a subscription on a plan version from `start` (its first billed

@@ -46,8 +46,9 @@ pub use billing::{
     CouponGrantResult, CouponUse, CreditLine, CreditNote, CreditNoteLine, CreditNoteRequest,
     CustomerCredit, Invoice, InvoiceLine, InvoiceLineKind, InvoiceLineTax, InvoiceLineTier,
     InvoiceStatus, InvoiceTaxTotal, Payment, PaymentKind, PaymentRequest, ProfileSet,
-    ReceivableAgeing, RenderFormat, RenderedInvoice, RunInvoice, RunProgress, SubscriptionResult,
-    TaxRulesVersion, UsageDigest, VoidedInvoice, AGEING_BUCKETS,
+    ReceivableAgeing, RenderFormat, RenderedInvoice, RunInvoice, RunProgress, Subscription,
+    SubscriptionResult, SubscriptionSegment, TaxRulesVersion, UsageDigest, VoidedInvoice,
+    AGEING_BUCKETS,
 };
 pub use builders::{
     Batch, PageRequest, PostPendingSpec, ReverseSpec, TransactionBuilder, TransactionFilter,

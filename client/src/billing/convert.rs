@@ -19,7 +19,7 @@ use super::{
     CreditNote, CreditNoteLine, CreditNoteRequest, Invoice, InvoiceLine, InvoiceLineKind,
     InvoiceLineTax, InvoiceLineTier, InvoiceStatus, InvoiceTaxTotal, Payment, PaymentKind,
     PaymentRequest, ProfileSet, ReceivableAgeing, RenderFormat, RenderedInvoice, RunInvoice,
-    SubscriptionResult, UsageDigest,
+    Subscription, SubscriptionResult, SubscriptionSegment, UsageDigest,
 };
 use crate::error::{ClientError, Result};
 use crate::metering::convert::plain_decimal;
@@ -213,6 +213,29 @@ fn format(field: &str, value: i32) -> Result<RenderFormat> {
 
 // ---------------------------------------------------------------------------
 // Answers: profiles and subscriptions.
+
+pub(crate) fn subscription(answer: pb::Subscription) -> Result<Subscription> {
+    let optional_day = |field: &str, text: &str| -> Result<Option<Day>> {
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            day(field, text).map(Some)
+        }
+    };
+    Ok(Subscription {
+        segments: list("segments", answer.segments, |field, segment| {
+            Ok(SubscriptionSegment {
+                from: day(&format!("{field}.from"), &segment.from)?,
+                plan_code: segment.plan_code,
+                plan_version: segment.plan_version,
+            })
+        })?,
+        end: optional_day("end", &answer.end)?,
+        invoiced_through: optional_day("invoiced_through", &answer.invoiced_through)?,
+        subscription_id: answer.subscription_id,
+        customer_id: answer.customer_id,
+    })
+}
 
 pub(crate) fn profile(answer: pb::BillingProfile) -> BillingProfile {
     BillingProfile {

@@ -453,6 +453,13 @@ pub enum SubscriptionCommand {
         #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_day)]
         on: Day,
     },
+    /// A subscription: its plans from their days, its end, the last date invoiced.
+    Show { id: String },
+    /// A customer's subscriptions.
+    List {
+        #[arg(long)]
+        customer: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,7 +27,7 @@ use tally_client::{
     AgeingRow, BillingProfile, BillingRun, BillingRunRequest, Client, Coupon, CreditNote,
     CreditNoteRequest, CustomerCredit, Day, Decimal, Invoice, InvoiceLineKind, Payment,
     PaymentRequest, Period, PlanKey, ProfileSet, ReceivableAgeing, RunInvoice, RunProgress,
-    SubscriptionResult, TaxRulesVersion, AGEING_BUCKETS,
+    Subscription, SubscriptionResult, TaxRulesVersion, AGEING_BUCKETS,
 };
 
 use super::args::{
@@ -177,6 +177,15 @@ pub async fn subscription(
     command: SubscriptionCommand,
 ) -> Result<(), CliError> {
     let (result, verb) = match command {
+        SubscriptionCommand::Show { id } => {
+            let subscription = client.subscription(&id).await?;
+            let one = std::slice::from_ref(&subscription);
+            return printer.show(|| subscriptions_json(one), || subscriptions_text(one));
+        }
+        SubscriptionCommand::List { customer } => {
+            let all = client.subscriptions(&customer).await?;
+            return printer.show(|| subscriptions_json(&all), || subscriptions_text(&all));
+        }
         SubscriptionCommand::Start {
             id,
             customer,
@@ -203,6 +212,44 @@ pub async fn subscription(
         || subscription_json(&result),
         || subscription_text(&result, &verb),
     )
+}
+
+fn subscriptions_json(subscriptions: &[Subscription]) -> Value {
+    json!(subscriptions
+        .iter()
+        .map(|s| json!({
+            "subscription_id": s.subscription_id,
+            "customer_id": s.customer_id,
+            "segments": s.segments.iter().map(|segment| json!({
+                "from": segment.from.to_string(),
+                "plan_code": segment.plan_code,
+                "plan_version": segment.plan_version,
+            })).collect::<Vec<_>>(),
+            "end": s.end.map(|d| d.to_string()),
+            "invoiced_through": s.invoiced_through.map(|d| d.to_string()),
+        }))
+        .collect::<Vec<_>>())
+}
+
+fn subscriptions_text(subscriptions: &[Subscription]) -> String {
+    let mut out = String::new();
+    for s in subscriptions {
+        let end = s.end.map_or("-".to_string(), |d| d.to_string());
+        let through = s
+            .invoiced_through
+            .map_or("-".to_string(), |d| d.to_string());
+        out.push_str(&format!(
+            "subscription {} of {}: ends {end}, invoiced through {through}\n",
+            s.subscription_id, s.customer_id
+        ));
+        for segment in &s.segments {
+            out.push_str(&format!(
+                "  from {}  {} v{}\n",
+                segment.from, segment.plan_code, segment.plan_version
+            ));
+        }
+    }
+    out
 }
 
 pub async fn coupon(

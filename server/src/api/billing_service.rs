@@ -657,6 +657,28 @@ fn run_invoice(run: RunInvoice, draft: bool) -> pb::RunInvoice {
     }
 }
 
+fn subscription_to_proto(view: crate::billing::operations::SubscriptionView) -> pb::Subscription {
+    let subscription = view.subscription;
+    pb::Subscription {
+        subscription_id: subscription.subscription_id,
+        customer_id: subscription.customer_id,
+        segments: subscription
+            .segments
+            .into_iter()
+            .map(|segment| pb::SubscriptionSegment {
+                from: segment.from.to_string(),
+                plan_code: segment.plan_code,
+                plan_version: segment.plan_version,
+            })
+            .collect(),
+        end: subscription.end.map(|d| d.to_string()).unwrap_or_default(),
+        invoiced_through: view
+            .invoiced_through
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+    }
+}
+
 fn credit_note_to_proto(note: CreditNote) -> pb::CreditNote {
     pb::CreditNote {
         number: note.number,
@@ -819,6 +841,31 @@ impl Billing for BillingService {
             .billing_profile(&customer)
             .ok_or_else(|| profile_missing(&customer))?;
         Ok(Response::new(profile_to_proto(profile)))
+    }
+
+    async fn get_subscription(
+        &self,
+        request: Request<pb::GetSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        let subscription = request.into_inner().subscription_id;
+        id(&subscription, "subscription_id")?;
+        let view = self.engine.subscription(&subscription).map_err(status)?;
+        Ok(Response::new(subscription_to_proto(view)))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<pb::ListSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        let customer = request.into_inner().customer_id;
+        id(&customer, "customer_id")?;
+        let subscriptions = self.engine.subscriptions(&customer);
+        Ok(Response::new(pb::ListSubscriptionsResponse {
+            subscriptions: subscriptions
+                .into_iter()
+                .map(subscription_to_proto)
+                .collect(),
+        }))
     }
 
     async fn subscribe(

@@ -113,6 +113,8 @@ pub const RULES: &[Rule] = &[
         CUSTOMER_WRITERS,
     ),
     rule("/tally.v1.Billing/GetBillingProfile", Read, EVERYONE),
+    rule("/tally.v1.Billing/GetSubscription", Read, EVERYONE),
+    rule("/tally.v1.Billing/ListSubscriptions", Read, EVERYONE),
     rule("/tally.v1.Billing/Subscribe", Write, CUSTOMER_WRITERS),
     rule("/tally.v1.Billing/ChangePlan", Write, CUSTOMER_WRITERS),
     rule("/tally.v1.Billing/EndSubscription", Write, CUSTOMER_WRITERS),

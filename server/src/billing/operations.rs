@@ -57,6 +57,13 @@ impl InvoiceView {
     }
 }
 
+/// A subscription as read, with the last billing date invoiced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionView {
+    pub subscription: super::book::Subscription,
+    pub invoiced_through: Option<Day>,
+}
+
 /// One invoice of a billing run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunInvoice {
@@ -503,6 +510,35 @@ impl Engine {
             })
     }
 
+    /// A subscription and the last billing date invoiced on it.
+    pub fn subscription(&self, id: &str) -> Result<SubscriptionView> {
+        let model = self.store.read_model();
+        let subscription = model.billing.subscription(id).ok_or_else(|| {
+            Error::Ledger(LedgerError::new(
+                ErrorCode::SubscriptionNotFound,
+                "subscription_id",
+                format!("no subscription {}", quoted(id)),
+            ))
+        })?;
+        Ok(subscription_view(&model.billing, subscription))
+    }
+
+    /// A customer's subscriptions, in id order.
+    pub fn subscriptions(&self, customer: &str) -> Vec<SubscriptionView> {
+        let model = self.store.read_model();
+        let mut views: Vec<SubscriptionView> = model
+            .billing
+            .customer_subscriptions(customer)
+            .map(|s| subscription_view(&model.billing, s))
+            .collect();
+        views.sort_by(|a, b| {
+            a.subscription
+                .subscription_id
+                .cmp(&b.subscription.subscription_id)
+        });
+        views
+    }
+
     /// The invoice as a self-contained HTML page.
     pub fn invoice_html(&self, number: &str) -> Result<String> {
         let view = self.invoice(number)?;
@@ -604,5 +640,20 @@ impl Engine {
             row.total += outstanding;
         }
         rows.into_values().collect()
+    }
+}
+
+fn subscription_view(
+    book: &super::book::BillingBook,
+    subscription: &super::book::Subscription,
+) -> SubscriptionView {
+    let invoiced_through = book
+        .customer_invoices(&subscription.customer_id)
+        .filter(|i| i.voided.is_none() && i.invoice.subscription_id == subscription.subscription_id)
+        .map(|i| i.invoice.period_end)
+        .max();
+    SubscriptionView {
+        subscription: subscription.clone(),
+        invoiced_through,
     }
 }
