@@ -30,7 +30,12 @@ use tally_core::entry::EntryBody;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
-const CUSTOMERS: usize = 2_500;
+/// Seven writer requests of 1,000 invoices (the run's chunks): each kill
+/// comes right after a chunk is reported and costs at most the one in flight,
+/// so three kills leave at least one chunk for the last run, and every kill
+/// lands before the billing is done (a kill waiting for a report that never
+/// comes would hang the test).
+const CUSTOMERS: usize = 7_000;
 const KILLS: usize = 3;
 const CURRENCY: &str = "USD";
 const METER: &str = "api_calls";
@@ -202,15 +207,15 @@ async fn kills_during_a_billing_run_invoice_each_customer_once() {
     let (slot, receiver) = watch::channel((0, Some(server.url.clone())));
     let progressed = Arc::new(AtomicUsize::new(0));
     let biller = tokio::spawn(bill_until_done(receiver, Arc::clone(&progressed)));
-    // Each kill after 1 to 2 progress steps' worth of invoices were issued
-    // since the last start; "issued" counts every run's reports, so a kill
-    // lands in the run under way.
+    // Each kill right after the next progress report (one chunk of 1,000
+    // invoices issued) since the last start, plus up to 20 ms: it lands in
+    // the run under way.
     let server = kill_and_restart(
         server,
         &KillSchedule {
             kills: KILLS,
             after_min: 1,
-            after_spread: 600,
+            after_spread: 1,
             pause_ms_max: 20,
             poll: Duration::from_millis(1),
             total: CUSTOMERS * (KILLS + 1),

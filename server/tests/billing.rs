@@ -1225,3 +1225,48 @@ async fn one_run_bills_many_dates_of_a_customer_in_order() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_run_leaves_the_running_period_open() {
+    // A subscription from 40 days ago, monthly from that day: a run up to far
+    // in the future issues the ended period's invoice and closes its usage,
+    // but not the usage of the period still running, so an event of today is
+    // on time, not late.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = ledger(dir.path()).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let today = Day((now / (24 * HOUR)) as i32);
+    let start = Day(today.0 - 40);
+    let mut calls_charge = flat("calls", "0");
+    calls_charge.meter = Some("api_calls".into());
+    calls_charge.pricing = Pricing::PerUnit {
+        unit_price: Dec(dec("1")),
+    };
+    let monthly = plan("metered", "USD", &start.to_string(), vec![calls_charge]);
+    engine
+        .publish_plan(&serde_json::to_string(&monthly).unwrap())
+        .await
+        .unwrap();
+    engine
+        .set_billing_profile(profile("acme", "USD", "US", None, "RUN"))
+        .await
+        .unwrap();
+    engine
+        .subscribe("sub-1", "acme", "metered", 0, start)
+        .await
+        .unwrap();
+    let run = engine
+        .run_billing(None, start, day("2099-01-01"), true, &no_progress)
+        .await
+        .unwrap();
+    assert_eq!(run.len(), 1, "only the ended period is issued");
+    let results = engine
+        .ingest_events(vec![Ok(calls("now-1", "acme", now - HOUR, 5))])
+        .await
+        .unwrap();
+    let recorded = results.into_iter().next().unwrap().unwrap();
+    assert!(!recorded.late, "an event of the running period is not late");
+}

@@ -390,7 +390,8 @@ impl Engine {
         if to <= from {
             return Ok(Vec::new());
         }
-        let closes = self.billing_closes(customers.as_deref(), from, to)?;
+        let closes =
+            self.billing_closes(customers.as_deref(), from, to, crate::writer::now_ns())?;
         for chunk in closes.chunks(ISSUE_CHUNK) {
             let results = self
                 .billing(|reply| BillingRequest::CloseUsage(chunk.to_vec(), reply))

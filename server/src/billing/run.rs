@@ -479,12 +479,14 @@ fn due_invoices(
 
 impl Engine {
     /// Each customer's usage end for the invoices due in `(from, to]` that
-    /// close a billing period: what an issuing run closes before it rates.
+    /// close a billing period ended by `now` (in the customer's zone): what
+    /// an issuing run closes before it rates.
     pub fn billing_closes(
         &self,
         customers: Option<&[String]>,
         from: Day,
         to: Day,
+        now: i64,
     ) -> Result<Vec<(String, i64)>> {
         let model = self.store.read_model();
         let (due, _) = due_invoices(&model.billing, &model.plans, customers, from, to)?;
@@ -494,6 +496,11 @@ impl Engine {
             let Some(period) = item.closing else { continue };
             let zone = zone_name(&model.billing, &item.customer_id)?;
             let through = zones.window(zone, period)?.to();
+            // A period still running where the customer is stays open: its
+            // events are not late, and its invoice is not issued yet.
+            if through > now {
+                continue;
+            }
             let at = closes.entry(item.customer_id).or_insert(through);
             *at = (*at).max(through);
         }
