@@ -779,27 +779,13 @@ async fn a_month_of_billing_for_three_customers() {
     assert_eq!(engine.customer_credit("globex"), dec("11.78"));
 }
 
-#[tokio::test]
-async fn kill_bill_upgrade_credits_the_unused_days() {
-    // Kill Bill's example: a $20 monthly plan billed in advance from Apr 11,
-    // upgraded on Apr 26 to a $30 plan. The period Apr 11 - May 11 has 30
-    // days, 15 left on Apr 26: a credit of 20 x 15/30 = 10.00 for the unused
-    // days and a charge of 30 x 15/30 = 15.00 for the rest of the period.
-    let dir = tempfile::tempdir().unwrap();
-    let engine = ledger(dir.path()).await;
-    let twenty = plan(
-        "twenty",
-        "USD",
-        "2026-04-11",
-        vec![advance("platform", "20")],
-    );
-    let thirty = plan(
-        "thirty",
-        "USD",
-        "2026-04-11",
-        vec![advance("platform", "30")],
-    );
-    for spec in [twenty, thirty] {
+/// Kill Bill's example set up: plans `twenty` ($20) and `thirty` ($30),
+/// monthly from Apr 11 and billed in advance, and acme subscribed to
+/// `twenty` from Apr 11.
+async fn twenty_from_april_11(dir: &std::path::Path) -> Engine {
+    let engine = ledger(dir).await;
+    for (code, fee) in [("twenty", "20"), ("thirty", "30")] {
+        let spec = plan(code, "USD", "2026-04-11", vec![advance("platform", fee)]);
         engine
             .publish_plan(&serde_json::to_string(&spec).unwrap())
             .await
@@ -813,6 +799,17 @@ async fn kill_bill_upgrade_credits_the_unused_days() {
         .subscribe("sub-1", "acme", "twenty", 0, day("2026-04-11"))
         .await
         .unwrap();
+    engine
+}
+
+#[tokio::test]
+async fn kill_bill_upgrade_credits_the_unused_days() {
+    // Kill Bill's example: a $20 monthly plan billed in advance from Apr 11,
+    // upgraded on Apr 26 to a $30 plan. The period Apr 11 - May 11 has 30
+    // days, 15 left on Apr 26: a credit of 20 x 15/30 = 10.00 for the unused
+    // days and a charge of 30 x 15/30 = 15.00 for the rest of the period.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = twenty_from_april_11(dir.path()).await;
     // Apr 11: the first period billed in advance.
     let first = engine
         .run_billing(
@@ -918,34 +915,7 @@ async fn a_change_known_before_the_run_is_billed_without_a_credit() {
     // invoice bills twenty for Apr 11-26 (10.00), Apr 26's thirty for the
     // rest (15.00); nothing to credit.
     let dir = tempfile::tempdir().unwrap();
-    let engine = ledger(dir.path()).await;
-    for spec in [
-        plan(
-            "twenty",
-            "USD",
-            "2026-04-11",
-            vec![advance("platform", "20")],
-        ),
-        plan(
-            "thirty",
-            "USD",
-            "2026-04-11",
-            vec![advance("platform", "30")],
-        ),
-    ] {
-        engine
-            .publish_plan(&serde_json::to_string(&spec).unwrap())
-            .await
-            .unwrap();
-    }
-    engine
-        .set_billing_profile(profile("acme", "USD", "US", None, "KB"))
-        .await
-        .unwrap();
-    engine
-        .subscribe("sub-1", "acme", "twenty", 0, day("2026-04-11"))
-        .await
-        .unwrap();
+    let engine = twenty_from_april_11(dir.path()).await;
     engine
         .change_plan(
             "sub-1",
