@@ -9,6 +9,7 @@ use crate::error::{Error, LedgerError, Result, StoreError};
 use crate::ledger::command::{
     AccountSpec, ApiKeySpec, CurrencySpec, PreparedItem, TransactionItem,
 };
+use crate::ledger::directory::AccountDirectory;
 use crate::ledger::execute::Context;
 use crate::ledger::limits::{ACCOUNTS_BATCH_MAX, BATCH_ITEMS_MAX};
 use crate::ledger::state::LedgerState;
@@ -20,7 +21,7 @@ use crate::ledger::view::{
 use crate::store::{transaction_view, Store};
 use crate::writer::{self, Request, Submitted, Writer};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tally_core::entry::{EntryBody, Role, TimestampNs};
 use tally_core::error_code::ErrorCode;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -79,6 +80,8 @@ pub struct Engine {
     bootstrap_token: Mutex<Option<String>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     commits: watch::Receiver<u64>,
+    /// Account names resolved before the writer (`ledger/directory.rs`).
+    directory: Arc<AccountDirectory>,
 }
 
 /// Replays the whole journal into a fresh state, checking the chain, and
@@ -169,11 +172,13 @@ impl Engine {
 
         let (commits_sender, commits) = watch::channel(store.committed());
         let (requests, receiver) = mpsc::channel(config.queue_depth_max);
+        let directory = Arc::new(AccountDirectory::from_state(&state));
         let writer = Writer {
             state,
             store: store.clone(),
             group_items_max: config.group_items_max,
             checkpointer,
+            directory: Arc::clone(&directory),
         };
         let writer_thread = std::thread::Builder::new()
             .name("tally-writer".into())
@@ -187,6 +192,7 @@ impl Engine {
             bootstrap_token: Mutex::new(bootstrap_token),
             writer_thread: Mutex::new(Some(writer_thread)),
             commits,
+            directory,
         })
     }
 
@@ -325,8 +331,9 @@ impl Engine {
     ) -> Result<ItemResults<TransactionView>> {
         check_batch(items.len(), BATCH_ITEMS_MAX, "items")?;
         let started = std::time::Instant::now();
+        let directory = &*self.directory;
         let items: Vec<PreparedItem> =
-            crate::parallel::map_indexed(items, |_, item| PreparedItem::new(item));
+            crate::parallel::map_indexed(items, |_, item| PreparedItem::new(item, directory));
         let prepared = started.elapsed();
         let done = self
             .call(|reply| Request::Transactions { items, reply })

@@ -119,13 +119,28 @@ pub struct PreparedItem {
     pub item: TransactionItem,
     /// The request digest, or why the item is malformed on its own.
     pub checked: Result<Digest, LedgerError>,
+    /// A transaction's postings with their accounts resolved by the account
+    /// directory (`directory.rs`), when every one resolves; `None`: the writer
+    /// resolves them by name.
+    pub resolved: Option<Vec<tally_core::entry::Posting>>,
 }
 
 impl PreparedItem {
-    pub fn new(item: TransactionItem) -> PreparedItem {
+    pub fn new(
+        item: TransactionItem,
+        directory: &super::directory::AccountDirectory,
+    ) -> PreparedItem {
         let checked = super::validate::command(&item.command)
             .map(|()| super::digest::request_digest(&item.command));
-        PreparedItem { item, checked }
+        let resolved = match (&checked, &item.command) {
+            (Ok(_), TransactionCommand::Transaction(spec)) => directory.resolve(&spec.postings),
+            _ => None,
+        };
+        PreparedItem {
+            item,
+            checked,
+            resolved,
+        }
     }
 }
 

@@ -416,7 +416,13 @@ fn execute_item(
     }
     let recorded_at = state.next_recorded_at(ctx.now);
     let body = match command {
-        TransactionCommand::Transaction(spec) => plan_transaction(state, spec, digest, recorded_at),
+        TransactionCommand::Transaction(spec) => plan_transaction(
+            state,
+            spec,
+            prepared.resolved.as_deref(),
+            digest,
+            recorded_at,
+        ),
         TransactionCommand::PostPending(spec) => {
             plan_post_pending(state, spec, digest, recorded_at)
         }
@@ -492,6 +498,16 @@ fn open_account_id(
             format!("no account {name}"),
         )
     })?;
+    check_open(state, id, name, field)?;
+    Ok(id)
+}
+
+fn check_open(
+    state: &LedgerState,
+    id: AccountId,
+    name: &str,
+    field: impl Fn() -> String,
+) -> Result<(), LedgerError> {
     if state.account(id).closed {
         return Err(LedgerError::new(
             ErrorCode::AccountClosed,
@@ -499,15 +515,66 @@ fn open_account_id(
             format!("account {name} is closed"),
         ));
     }
-    Ok(id)
+    Ok(())
 }
 
+/// `resolved`: the postings as the account directory resolved them before
+/// the writer (accounts, currencies, amounts and balance per currency checked
+/// there); only whether each account is still open is left to check.
 fn plan_transaction(
     state: &LedgerState,
     spec: &TransactionSpec,
+    resolved: Option<&[Posting]>,
     digest: Digest,
     recorded_at: TimestampNs,
 ) -> Result<EntryBody, LedgerError> {
+    let postings = match resolved {
+        Some(resolved) => {
+            debug_assert_eq!(resolved.len(), spec.postings.len());
+            for (index, (posting, named)) in resolved.iter().zip(&spec.postings).enumerate() {
+                check_open(state, posting.account_id, &named.account, || {
+                    format!("postings[{index}].account")
+                })?;
+            }
+            // The directory's resolution is the writer's own, done earlier.
+            debug_assert_eq!(
+                named_postings(state, spec).as_deref(),
+                Ok(resolved),
+                "the account directory disagrees with the ledger state"
+            );
+            resolved.to_vec()
+        }
+        None => named_postings(state, spec)?,
+    };
+    let mode = if spec.pending {
+        let expires_at = match spec.timeout_seconds {
+            0 => None,
+            seconds => {
+                Some(recorded_at.saturating_add((seconds as i64).saturating_mul(1_000_000_000)))
+            }
+        };
+        TransactionMode::Pending { expires_at }
+    } else {
+        TransactionMode::Standard
+    };
+    check_effects(state, &[], &postings, spec.pending, "postings")?;
+    Ok(EntryBody::TransactionRecorded(TransactionRecorded {
+        id: spec.id.clone(),
+        request_digest: digest,
+        mode,
+        postings,
+        effective_at: spec.effective_at,
+        description: spec.description.clone(),
+        metadata: spec.metadata.clone(),
+    }))
+}
+
+/// A transaction's postings resolved by the writer from their names: the
+/// path of every item the account directory could not resolve.
+fn named_postings(
+    state: &LedgerState,
+    spec: &TransactionSpec,
+) -> Result<Vec<Posting>, LedgerError> {
     let mut postings = Vec::with_capacity(spec.postings.len());
     for (index, posting) in spec.postings.iter().enumerate() {
         let account_id = open_account_id(state, &posting.account, || {
@@ -535,27 +602,7 @@ fn plan_transaction(
         });
     }
     check_balanced(state, &postings, "postings")?;
-    let mode = if spec.pending {
-        let expires_at = match spec.timeout_seconds {
-            0 => None,
-            seconds => {
-                Some(recorded_at.saturating_add((seconds as i64).saturating_mul(1_000_000_000)))
-            }
-        };
-        TransactionMode::Pending { expires_at }
-    } else {
-        TransactionMode::Standard
-    };
-    check_effects(state, &[], &postings, spec.pending, "postings")?;
-    Ok(EntryBody::TransactionRecorded(TransactionRecorded {
-        id: spec.id.clone(),
-        request_digest: digest,
-        mode,
-        postings,
-        effective_at: spec.effective_at,
-        description: spec.description.clone(),
-        metadata: spec.metadata.clone(),
-    }))
+    Ok(postings)
 }
 
 /// The postings of an open pending transaction, or why it cannot be resolved.

@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod digest;
+pub mod directory;
 pub mod execute;
 pub mod id_map;
 pub mod limits;

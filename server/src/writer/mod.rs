@@ -316,6 +316,8 @@ pub struct Writer {
     pub store: Store,
     pub group_items_max: usize,
     pub checkpointer: Checkpointer,
+    /// Told of each durable group's new accounts.
+    pub directory: Arc<crate::ledger::directory::AccountDirectory>,
 }
 
 impl Writer {
@@ -402,6 +404,7 @@ impl Writer {
             }
             return Err(error);
         }
+        self.directory.add_opened(&out, &self.state);
         tracing::debug!(
             entries = out.len(),
             execute_us = executed.as_micros() as u64,
