@@ -2,14 +2,15 @@
 // message names what is wrong. Each test writes a small real journal with a real
 // `tallyd`, stops it, then changes it the way an attacker or a bad disk would:
 //
-// - through sled, on the journal rows (`J` ‖ first seq → chunk of
-//   `entry_hash (32) ‖ length (u32 BE) ‖ canonical bytes`, per
+// - on the journal's entries, rewriting its segment files with every record
+//   checksum recomputed, as an attacker would (`DATA_DIR/journal/*.seg`, group
+//   records of `entry_hash (32) ‖ length (u32 BE) ‖ canonical bytes`, per
 //   server/src/store/journal.rs): a changed byte, a removed entry, two entries
 //   swapped, a changed stored hash, a whole re-hashed chain;
-// - under sled, a raw byte of its files on disk.
+// - a raw byte of a segment file, checksums left as they were (a bad disk).
 //
 // `tallyd verify` must exit non-zero naming the first bad entry, and `tallyd`
-// must refuse to start. A control test re-chunks an untouched journal with the
+// must refuse to start. A control test re-groups an untouched journal with the
 // same helpers and checks that it still verifies, so a detection is never an
 // artefact of the rewriting itself.
 //
@@ -30,8 +31,8 @@ use tally_core::entry::{Digest, Entry, EntryBody};
 
 const CASH: &str = "assets:cash";
 const SALES: &str = "revenue:sales";
-/// Entries per chunk when the tests rewrite the journal rows (the server writes
-/// one chunk per group, at most 128 entries).
+/// Entries per group record when the tests rewrite the journal (the server
+/// writes one record per group).
 const REWRITE_CHUNK: usize = 3;
 /// How long a `tallyd` that should refuse to start may take to exit.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,7 +88,7 @@ impl Running {
         });
     }
 
-    /// The payments, in one batch (one group, so one journal chunk).
+    /// The payments, in one batch (one group, so one group record).
     fn pay_in_one_batch(&self, ids: &[&str]) {
         let mut batch = Batch::new();
         for (index, id) in ids.iter().enumerate() {
@@ -134,7 +135,7 @@ impl Running {
 }
 
 /// A journal of about fifteen entries: the ledger's own entries, a currency,
-/// two accounts, payments t1-t4 in one batch (one chunk of several entries), a
+/// two accounts, payments t1-t4 in one batch (one record of several entries), a
 /// checkpoint, payments t5-t8 one by one, and another checkpoint. Returns the
 /// stopped server's data directory.
 fn populated() -> tempfile::TempDir {
@@ -149,7 +150,7 @@ fn populated() -> tempfile::TempDir {
     dir
 }
 
-// ---- the journal rows, through sled --------------------------------------
+// ---- the journal's segment files ------------------------------------------
 
 /// One stored journal entry: stored hash and canonical bytes (the seq is its
 /// position).
@@ -165,75 +166,83 @@ impl Row {
     }
 }
 
-fn journal_key(seq: u64) -> [u8; 9] {
-    let mut key = [b'J'; 9];
-    key[1..].copy_from_slice(&seq.to_be_bytes());
-    key
+/// The stopped server's journal segments (the server must not be running),
+/// in seq order.
+fn segment_paths(data_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut paths: Vec<_> = std::fs::read_dir(data_dir.join("journal"))
+        .expect("the data directory has a journal")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "seg"))
+        .collect();
+    paths.sort();
+    paths
 }
 
-/// The stopped server's sled database (the server must not be running).
-fn open_db(data_dir: &Path) -> sled::Db {
-    sled::Config::new()
-        .path(data_dir.join("sled"))
-        .open()
-        .expect("open the data directory's sled database")
+fn be_u64(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes[..8].try_into().unwrap())
 }
 
-/// Every journal row, in seq order, checking that the chunks are gapless.
-fn read_journal(db: &sled::Db) -> Vec<Row> {
+/// Every journal entry, in seq order, checking that the records are gapless.
+/// A record: a 72-byte header (magic `TJGR`, version, first seq u64 at 8,
+/// entry count u32 at 16, body length u64 at 24, checksums), then the body.
+fn read_journal(data_dir: &Path) -> Vec<Row> {
     let mut rows = Vec::new();
-    for item in db.scan_prefix([b'J']) {
-        let (key, value) = item.unwrap();
-        let mut first_seq = [0u8; 8];
-        first_seq.copy_from_slice(&key[1..9]);
-        assert_eq!(
-            u64::from_be_bytes(first_seq),
-            rows.len() as u64,
-            "chunk keys are gapless"
-        );
-        let mut rest: &[u8] = &value;
-        while !rest.is_empty() {
-            let hash: Digest = rest[..32].try_into().unwrap();
-            let length = u32::from_be_bytes(rest[32..36].try_into().unwrap()) as usize;
-            rows.push(Row {
-                hash,
-                canonical: rest[36..36 + length].to_vec(),
-            });
-            rest = &rest[36 + length..];
+    for path in segment_paths(data_dir) {
+        let bytes = std::fs::read(&path).unwrap();
+        let mut at = 0;
+        while at < bytes.len() {
+            let header = &bytes[at..at + 72];
+            assert_eq!(&header[..4], b"TJGR");
+            assert_eq!(
+                be_u64(&header[8..]),
+                rows.len() as u64,
+                "records are gapless"
+            );
+            let count = u32::from_be_bytes(header[16..20].try_into().unwrap());
+            let body_len = be_u64(&header[24..]) as usize;
+            let mut rest = &bytes[at + 72..at + 72 + body_len];
+            for _ in 0..count {
+                let hash: Digest = rest[..32].try_into().unwrap();
+                let length = u32::from_be_bytes(rest[32..36].try_into().unwrap()) as usize;
+                rows.push(Row {
+                    hash,
+                    canonical: rest[36..36 + length].to_vec(),
+                });
+                rest = &rest[36 + length..];
+            }
+            assert!(rest.is_empty(), "a record holds its count of entries");
+            at += 72 + body_len;
         }
     }
     rows
 }
 
-/// Replaces every journal chunk with `rows`, in chunks of [`REWRITE_CHUNK`]
-/// entries from seq 0, in one batch; leaves every other row (head record,
-/// caches) as it was.
-fn write_journal(db: &sled::Db, rows: &[Row]) {
-    let mut batch = sled::Batch::default();
-    for key in db.scan_prefix([b'J']).keys() {
-        batch.remove(key.unwrap());
+/// Replaces the journal with `rows`, in one segment of group records of
+/// [`REWRITE_CHUNK`] entries from seq 0, every checksum recomputed (they
+/// catch a bad disk, not an attacker); leaves sled (the caches) as it was.
+fn write_journal(data_dir: &Path, rows: &[Row]) {
+    for path in segment_paths(data_dir) {
+        std::fs::remove_file(path).unwrap();
     }
+    let mut bytes = Vec::new();
     for (index, chunk) in rows.chunks(REWRITE_CHUNK).enumerate() {
-        let mut value = Vec::new();
-        for row in chunk {
-            value.extend_from_slice(&row.hash);
-            value.extend_from_slice(&(row.canonical.len() as u32).to_be_bytes());
-            value.extend_from_slice(&row.canonical);
-        }
-        batch.insert(&journal_key((index * REWRITE_CHUNK) as u64), value);
+        let entries: Vec<(Digest, Vec<u8>)> = chunk
+            .iter()
+            .map(|row| (row.hash, row.canonical.clone()))
+            .collect();
+        let first_seq = (index * REWRITE_CHUNK) as u64;
+        bytes.extend(tally_server::store::group_record_bytes(first_seq, &entries).unwrap());
     }
-    db.apply_batch(batch).unwrap();
-    db.flush().unwrap();
+    let segment = data_dir.join("journal").join(format!("{:020}.seg", 0));
+    std::fs::write(segment, bytes).unwrap();
 }
 
 /// Reads the journal of the stopped server in `data_dir`, lets `tamper` change
-/// the rows (and the database, for the head record), and writes them back.
-fn tamper_journal(data_dir: &Path, tamper: impl FnOnce(&sled::Db, &mut Vec<Row>)) {
-    let db = open_db(data_dir);
-    let mut rows = read_journal(&db);
-    tamper(&db, &mut rows);
-    write_journal(&db, &rows);
-    drop(db);
+/// the rows, and writes them back.
+fn tamper_journal(data_dir: &Path, tamper: impl FnOnce(&mut Vec<Row>)) {
+    let mut rows = read_journal(data_dir);
+    tamper(&mut rows);
+    write_journal(data_dir, &rows);
 }
 
 /// The seq of payment `id`'s entry.
@@ -355,11 +364,11 @@ fn assert_detected(data_dir: &Path, seq: usize, what: &str) {
 
 #[test]
 fn rewriting_the_rows_unchanged_still_verifies() {
-    // Control: the helpers below re-chunk the journal (3 entries per row instead
-    // of the server's one row per group); with no change that is still a valid
+    // Control: the helpers below re-group the journal (3 entries per record instead
+    // of the server's one per group); with no change that is still a valid
     // journal, so every failure in the other tests is the tampering's.
     let dir = populated();
-    tamper_journal(dir.path(), |_, rows| {
+    tamper_journal(dir.path(), |rows| {
         assert!(rows.len() >= 15, "{} entries", rows.len());
         assert_eq!(checkpoint_seqs(rows).len(), 2);
     });
@@ -375,7 +384,7 @@ fn a_changed_byte_in_an_entry_is_named() {
     // still decodes): its stored hash no longer matches.
     let dir = populated();
     let mut k = 0;
-    tamper_journal(dir.path(), |_, rows| {
+    tamper_journal(dir.path(), |rows| {
         k = seq_of_payment(rows, "t3");
         let canonical = &mut rows[k].canonical;
         let at = find(canonical, description("t3").as_bytes());
@@ -391,7 +400,7 @@ fn a_removed_entry_is_named() {
     // now at t6's seq was hashed at the next seq, after t6.
     let dir = populated();
     let mut k = 0;
-    tamper_journal(dir.path(), |_, rows| {
+    tamper_journal(dir.path(), |rows| {
         k = seq_of_payment(rows, "t6");
         rows.remove(k);
     });
@@ -400,11 +409,11 @@ fn a_removed_entry_is_named() {
 
 #[test]
 fn two_swapped_entries_are_named() {
-    // Payments t2 and t3 (same chunk as written by the server) trade places,
+    // Payments t2 and t3 (same record as written by the server) trade places,
     // hashes and all: the first of the two positions is named.
     let dir = populated();
     let mut k = 0;
-    tamper_journal(dir.path(), |_, rows| {
+    tamper_journal(dir.path(), |rows| {
         k = seq_of_payment(rows, "t2");
         assert_eq!(seq_of_payment(rows, "t3"), k + 1);
         rows.swap(k, k + 1);
@@ -417,7 +426,7 @@ fn a_changed_stored_hash_is_named() {
     // Payment t7's stored entry_hash changed, its bytes kept.
     let dir = populated();
     let mut k = 0;
-    tamper_journal(dir.path(), |_, rows| {
+    tamper_journal(dir.path(), |rows| {
         k = seq_of_payment(rows, "t7");
         rows[k].hash[5] ^= 0x80;
     });
@@ -432,7 +441,7 @@ fn a_consistently_rehashed_chain_is_caught_by_the_next_checkpoint() {
     // whose chain head and root are those of the original journal.
     let dir = populated();
     let (mut k, mut checkpoint) = (0, 0);
-    tamper_journal(dir.path(), |db, rows| {
+    tamper_journal(dir.path(), |rows| {
         k = seq_of_payment(rows, "t5");
         checkpoint = *checkpoint_seqs(rows)
             .iter()
@@ -446,9 +455,6 @@ fn a_consistently_rehashed_chain_is_caught_by_the_next_checkpoint() {
             row.hash = tally_core::chain::entry_hash(seq as u64, &prev, &row.canonical);
             prev = row.hash;
         }
-        let mut head = (rows.len() as u64).to_be_bytes().to_vec();
-        head.extend_from_slice(&prev);
-        db.insert(b"Mhead", head).unwrap();
     });
     let said = verify_fails(dir.path());
     assert_names(&said, checkpoint, "chain head");
@@ -456,52 +462,66 @@ fn a_consistently_rehashed_chain_is_caught_by_the_next_checkpoint() {
     assert_names(&start_refused(dir.path()), checkpoint, "chain head");
 }
 
-/// Flips one byte of sled's log file, in the middle of the last copy it holds
-/// of payment t8's row (found by the payment's description), without sled.
-fn flip_a_byte_in_sled_files(data_dir: &Path) {
-    let file = data_dir.join("sled").join("db");
-    let mut bytes = std::fs::read(&file).unwrap();
-    let marker = description("t8");
-    let at = bytes
-        .windows(marker.len())
-        .rposition(|window| window == marker.as_bytes())
-        .expect("the payment's description is in sled's log");
+/// Flips one byte of the journal's segment file in the middle of payment
+/// `id`'s description, checksums left as they were: what a bad disk does.
+fn flip_a_byte_of_payment(data_dir: &Path, id: &str) {
+    let marker = description(id);
+    let path = segment_paths(data_dir)
+        .into_iter()
+        .find(|path| find_in(&std::fs::read(path).unwrap(), marker.as_bytes()).is_some())
+        .expect("the payment's description is in a segment");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = find_in(&bytes, marker.as_bytes()).unwrap();
     bytes[at + 3] ^= 0x20;
-    std::fs::write(&file, bytes).unwrap();
+    std::fs::write(&path, bytes).unwrap();
 }
 
-fn assert_storage_corruption(said: &str) {
+fn find_in(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn assert_storage_corruption(said: &str, what: &str) {
     println!("{}", said.trim());
     assert!(
-        said.contains("storage") && said.contains("corrupt"),
-        "not a storage corruption message: {said}"
+        said.contains("corrupt") && said.contains(what),
+        "not a storage corruption message saying {what:?}: {said}"
     );
 }
 
 #[test]
-fn a_flipped_byte_in_sleds_files_fails_verify_and_start() {
-    // Under sled: one byte of its log file. Here `tallyd verify` has run once
-    // on the stopped directory, which leaves a sled snapshot file recording how
-    // far the log is valid; sled's recovery then finds the damaged record
-    // inside that range and refuses the database.
+fn a_flipped_byte_in_the_journal_files_fails_verify_and_start() {
+    // Under the entries: one byte of payment t8's group record. A checkpoint's
+    // group follows it, so it cannot be a write cut short by a crash: the
+    // record's checksum refuses it, and nothing is dropped.
     let dir = populated();
-    verify_passes(dir.path());
-    flip_a_byte_in_sled_files(dir.path());
-    assert_storage_corruption(&verify_fails(dir.path()));
-    assert_storage_corruption(&start_refused(dir.path()));
+    flip_a_byte_of_payment(dir.path(), "t8");
+    assert_storage_corruption(&verify_fails(dir.path()), "checksum does not match");
+    assert_storage_corruption(&start_refused(dir.path()), "checksum does not match");
 }
 
 #[test]
-fn a_flipped_byte_in_sleds_files_after_a_plain_stop_is_not_silent() {
-    // The same byte flipped right after tallyd stopped (SIGTERM, clean exit).
-    // With no sled snapshot, sled takes the damaged record for a torn write
-    // and drops it and everything after it; the shorter journal still chains.
-    // The checkpoint marked beside the storage (`checkpoint.latest`) is past
-    // its end, so verify and start refuse it rather than serve it.
+fn a_flipped_byte_in_the_last_group_is_not_silent() {
+    // The same in the journal's last group record (the final checkpoint, one
+    // entry). It looks like a write cut short by a crash, which is never
+    // acknowledged, and is dropped as such (kept beside the segment); but the
+    // checkpoint marked beside the storage (`checkpoint.latest`) is then past
+    // the journal's end, so verify and start refuse it rather than serve it.
     let dir = populated();
-    flip_a_byte_in_sled_files(dir.path());
-    assert_storage_corruption(&verify_fails(dir.path()));
-    assert_storage_corruption(&start_refused(dir.path()));
+    let rows = read_journal(dir.path());
+    let last = rows.last().unwrap();
+    assert!(matches!(
+        last.entry().body,
+        EntryBody::CheckpointSigned { .. }
+    ));
+    let path = segment_paths(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - last.canonical.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+    assert_storage_corruption(&verify_fails(dir.path()), "storage lost");
+    assert_storage_corruption(&start_refused(dir.path()), "storage lost");
 }
 
 // ---- what only an auditor outside the server catches ----------------------

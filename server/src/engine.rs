@@ -122,6 +122,15 @@ pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
             state.next_seq()
         )));
     }
+    if caches_length > length {
+        // Cache rows are written only after their group is durable in the
+        // journal: the journal lost entries (after the chain check above, so
+        // that a damaged entry is named first).
+        return Err(StoreError::Corrupt(format!(
+            "the journal has {length} entries, but the caches reflect {caches_length}: storage \
+             lost entries that were durable; restore the data directory from a backup"
+        )));
+    }
     if caches_length < length {
         tracing::info!(
             from = caches_length,

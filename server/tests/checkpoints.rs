@@ -347,6 +347,7 @@ async fn storage_that_lost_its_tail_is_refused_not_served_as_a_new_ledger() {
 
     std::thread::sleep(Duration::from_millis(200));
     std::fs::remove_dir_all(dir.path().join("sled")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("journal")).unwrap();
     let error = match Engine::open(config(dir.path(), on_request())) {
         Err(error) => error.to_string(),
         Ok(_) => panic!("an emptied storage was opened as a new ledger"),

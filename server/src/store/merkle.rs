@@ -3,10 +3,11 @@
 //!
 //! Leaf `i` is `blake3(0x00 || entry_hash(i))`. Hashes of complete, aligned
 //! subtrees of at least [`STORED_LEVEL_MIN`] levels (128 leaves) are stored —
-//! one row per 128 entries, written in the same atomic batch as the entries —
-//! and smaller ones are recomputed from the entry hashes of at most two
-//! journal chunks. Every other subtree root is composed from those (RFC 9162's
-//! split at the largest power of two).
+//! one row per 128 entries, written in the cache batch of the group that
+//! completes them, after the group is durable in the journal — and smaller
+//! ones are recomputed from the entry hashes of at most two blocks of 128
+//! entries. Every other subtree root is composed from those (RFC 9162's split
+//! at the largest power of two).
 //!
 //! Rows: `X` ‖ level (u8) ‖ index at that level (u64 BE) → hash (32). A cache
 //! of the journal: `tallyd rebuild` regenerates it.

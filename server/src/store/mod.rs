@@ -1,16 +1,23 @@
-//! Storage: the journal and the account caches in one sled tree, and the
-//! per-transaction caches in memory ([`read_model`]).
+//! Storage: the journal in append-only segment files ([`journal`]), the
+//! account caches in one sled tree ([`keys`]), and the per-transaction caches
+//! in memory ([`read_model`]).
 //!
-//! Durability contract: [`Store::write_group`] writes a group of entries and
-//! every stored cache row derived from them in ONE atomic batch and returns
-//! only after sled has flushed it to disk. Readers see only entries below
-//! [`Store::committed`], which is raised after that flush, so nothing
+//! Durability contract: [`Store::write_group`] first appends a group's
+//! entries to the journal with ONE write and ONE `fdatasync`: that is the
+//! durability point, and nothing is acknowledged before it. Only then does it
+//! apply the group's stored cache rows to sled, in one atomic batch but
+//! without a flush: the caches are rebuildable from the journal, so they may
+//! lag it after a crash (the start catches them up, `engine::recover`) but
+//! are never ahead of it. Readers see only entries below
+//! [`Store::committed`], which is raised after both, so nothing
 //! unacknowledged is ever shown.
 //!
-//! Architecture invariant: only `store/` knows about sled.
+//! Architecture invariant: only `store/` knows about sled and about the
+//! journal's files.
 
 mod journal;
 pub mod keys;
+mod legacy;
 pub mod merkle;
 mod read;
 pub mod read_model;
@@ -24,10 +31,13 @@ use records::AccountRecord;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
-use tally_core::chain::GENESIS_PREV_HASH;
 use tally_core::entry::{Digest, EntryBody};
 
-pub use journal::JournalRow;
+use journal::Journal;
+pub use journal::{group_record_bytes, JournalRow, SEGMENT_BYTES_MAX};
+
+/// The journal's directory under the data directory.
+pub const JOURNAL_DIR: &str = "journal";
 
 /// A raw storage row: key and value bytes.
 pub type RawRow = (Vec<u8>, Vec<u8>);
@@ -35,7 +45,9 @@ pub type RawRow = (Vec<u8>, Vec<u8>);
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    /// The data directory (the sled files are in `sled/` below it).
+    journal: Arc<Journal>,
+    /// The data directory (the sled files are in `sled/` below it, the
+    /// journal's in `journal/`).
     data_dir: Arc<std::path::PathBuf>,
     /// Journal length that readers may see (flushed entries only).
     committed: Arc<AtomicU64>,
@@ -47,14 +59,41 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path, cache_capacity_bytes: u64) -> Result<Store, StoreError> {
+        Store::open_with(path, cache_capacity_bytes, SEGMENT_BYTES_MAX)
+    }
+
+    /// [`Store::open`] with another segment size limit (tests roll segments
+    /// with a tiny one).
+    fn open_with(
+        path: &Path,
+        cache_capacity_bytes: u64,
+        segment_limit: u64,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(path)?;
+        // sled first: it locks the data directory, so nothing below (which
+        // may truncate a torn record) runs while another process has it open.
         let db = sled::Config::new()
             .path(path.join("sled"))
             .cache_capacity(cache_capacity_bytes)
             .mode(sled::Mode::HighThroughput)
             .open()?;
+        let journal_dir = path.join(JOURNAL_DIR);
+        let staging = path.join(legacy::STAGING_DIR);
+        if staging.exists() {
+            // A move out of sled that did not finish; sled still has it all.
+            std::fs::remove_dir_all(&staging)?;
+        }
+        if journal::segment_files(&journal_dir)?.is_empty() && legacy::has_rows(&db)? {
+            legacy::migrate(&db, path, &journal_dir, segment_limit)?;
+        } else if !journal_dir.exists() {
+            std::fs::create_dir(&journal_dir)?;
+            journal::sync_dir(path)?;
+        }
+        let journal = Journal::open(&journal_dir, segment_limit)?;
+        legacy::retire(&db, &journal)?;
         Ok(Store {
             db,
+            journal: Arc::new(journal),
             data_dir: Arc::new(path.to_path_buf()),
             committed: Arc::new(AtomicU64::new(0)),
             read_model: Arc::new(RwLock::new(ReadModel::default())),
@@ -62,17 +101,10 @@ impl Store {
         })
     }
 
-    /// Journal length and chain head as last written.
+    /// Journal length and chain head (the last entry's hash), from the
+    /// journal's files: durable entries only.
     pub fn head(&self) -> Result<(u64, Digest), StoreError> {
-        match self.db.get(keys::META_HEAD)? {
-            None => Ok((0, GENESIS_PREV_HASH)),
-            Some(bytes) if bytes.len() == 40 => {
-                let mut head = [0u8; 32];
-                head.copy_from_slice(&bytes[8..]);
-                Ok((keys::trailing_seq(&bytes[..8]), head))
-            }
-            Some(_) => Err(StoreError::Corrupt("malformed head record".into())),
-        }
+        Ok(self.journal.head())
     }
 
     /// Journal length the stored caches reflect.
@@ -134,38 +166,35 @@ impl Store {
         self.committed.store(last.seq + 1, Ordering::Release);
     }
 
-    /// Writes a group of journaled entries with their stored cache rows in one
-    /// atomic batch and flushes it to disk. Readers see it once it is
-    /// [`Store::publish`]ed. `state` is the ledger state after the group.
+    /// Makes a group of journaled entries durable in the journal, then
+    /// applies their stored cache rows to sled in one atomic batch (not
+    /// flushed: a crash may lose it, and the next start rewrites it from the
+    /// journal). Readers see the group once it is [`Store::publish`]ed.
+    /// `state` is the ledger state after the group.
     pub fn write_group(&self, group: &[Journaled], state: &LedgerState) -> Result<(), StoreError> {
         let Some(last) = group.last() else {
             return Ok(());
         };
+        let started = std::time::Instant::now();
+        // The durability point: journal first, so the caches never get ahead.
+        self.journal.append_group(group)?;
+        let written = started.elapsed();
         let mut batch = sled::Batch::default();
-        journal::insert_chunks(&mut batch, group);
         for journaled in group {
             stored_cache_rows(&mut batch, journaled, state);
         }
         merkle::insert_nodes(&mut batch, &self.advance_frontier(group));
-        let length = last.seq + 1;
-        let mut head = Vec::with_capacity(40);
-        head.extend_from_slice(&length.to_be_bytes());
-        head.extend_from_slice(&last.hash);
-        batch.insert(keys::META_HEAD, head);
-        batch.insert(keys::META_CACHES, &length.to_be_bytes());
-        let started = std::time::Instant::now();
+        batch.insert(keys::META_CACHES, &(last.seq + 1).to_be_bytes());
         self.db.apply_batch(batch)?;
-        let applied = started.elapsed();
-        self.db.flush()?;
         tracing::debug!(
-            apply_us = applied.as_micros() as u64,
-            flush_us = (started.elapsed() - applied).as_micros() as u64,
+            journal_us = written.as_micros() as u64,
+            caches_us = (started.elapsed() - written).as_micros() as u64,
             "group written"
         );
         Ok(())
     }
 
-    /// Start-up catch-up: stored cache rows only (the journal rows exist).
+    /// Start-up catch-up: stored cache rows only (the journal has the entries).
     pub fn write_caches(&self, group: &[Journaled], state: &LedgerState) -> Result<(), StoreError> {
         let Some(last) = group.last() else {
             return Ok(());
@@ -208,7 +237,8 @@ impl Store {
         self.advance_frontier(group);
     }
 
-    /// Drops every stored cache row (for a rebuild).
+    /// Drops every stored cache row (for a rebuild); the journal is not
+    /// touched.
     ///
     /// The caches' length marker goes first, durably: a crash in the middle
     /// then leaves caches that recovery knows to rebuild, never half-deleted
@@ -240,6 +270,7 @@ impl Store {
         Ok(rows)
     }
 
+    /// Flushes the caches to disk (the journal is durable group by group).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
@@ -268,3 +299,6 @@ fn stored_cache_rows(batch: &mut sled::Batch, journaled: &Journaled, state: &Led
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests;
