@@ -437,3 +437,77 @@ async fn trial_balances_read_one_point_while_writes_go_on() {
     }
     writer.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_answer_is_readable_at_once() {
+    // Goal: a transaction batch is answered before its group is folded into
+    // the read model (`store/published.rs`); any read that starts after the
+    // answer must still see it: the transactions, their seqs and the balances.
+    // A second writer keeps groups in flight, so folds are often pending.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(Engine::open(EngineConfig::new(dir.path())).unwrap());
+    setup(&engine).await;
+    let names: Vec<String> = (0..8).map(|i| format!("assets:ryw:a{i}")).collect();
+    let specs = names
+        .iter()
+        .map(|n| account(n, AccountType::Asset, "USD"))
+        .collect();
+    assert!(engine
+        .create_accounts(specs)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.is_ok()));
+    let background = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            for batch in 0..150 {
+                let items = (0..500)
+                    .map(|i| {
+                        transfer(
+                            &format!("bg{batch}-{i}"),
+                            "assets:cash",
+                            "revenue:sales",
+                            "1",
+                        )
+                    })
+                    .collect();
+                engine.create_transactions(items).await.unwrap();
+            }
+        })
+    };
+    let mut expected = 0i128;
+    for batch in 0..150 {
+        let items: Vec<TransactionItem> = (0..50)
+            .map(|i| {
+                transfer(
+                    &format!("ryw{batch}-{i}"),
+                    &names[i % 8],
+                    &names[(i + 1) % 8],
+                    "0.01",
+                )
+            })
+            .collect();
+        let results = engine
+            .create_transactions_answered(items, tally_server::engine::Answer::Brief)
+            .await
+            .unwrap();
+        let last = results.last().unwrap().as_ref().unwrap();
+        let read = engine.get_transaction(&format!("ryw{batch}-49")).unwrap();
+        assert_eq!(read.seq, last.value.seq, "batch {batch}");
+        let (balances, as_of_seq) = engine.balances(&names[..1], AsOf::Now).unwrap();
+        assert!(
+            as_of_seq >= last.value.seq,
+            "batch {batch}: read at {as_of_seq}"
+        );
+        // a0 is debited by items 0, 8, ... and credited by items 7, 15, ...
+        expected += (0..50).filter(|i| i % 8 == 0).count() as i128
+            - (0..50).filter(|i| (i + 1) % 8 == 0).count() as i128;
+        assert_eq!(
+            balances[0].balance.debit_minus_credit(),
+            expected,
+            "batch {batch}"
+        );
+    }
+    background.await.unwrap();
+}

@@ -19,6 +19,7 @@ mod journal;
 pub mod keys;
 mod legacy;
 pub mod merkle;
+mod published;
 mod read;
 pub mod read_model;
 pub mod records;
@@ -29,8 +30,7 @@ use crate::ledger::state::{Journaled, LedgerState};
 use read_model::ReadModel;
 use records::AccountRecord;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock};
 use tally_core::entry::{Digest, EntryBody};
 
 use journal::Journal;
@@ -50,7 +50,8 @@ pub struct Store {
     /// journal's in `journal/`).
     data_dir: Arc<std::path::PathBuf>,
     /// Journal length that readers may see (flushed entries only).
-    committed: Arc<AtomicU64>,
+    /// The published length readers see (`published.rs`).
+    published: Arc<published::Published>,
     read_model: Arc<RwLock<ReadModel>>,
     /// The Merkle tree's right edge; advanced by whoever writes the journal
     /// (the writer, or start-up replay).
@@ -95,7 +96,7 @@ impl Store {
             db,
             journal: Arc::new(journal),
             data_dir: Arc::new(path.to_path_buf()),
-            committed: Arc::new(AtomicU64::new(0)),
+            published: Arc::new(published::Published::default()),
             read_model: Arc::new(RwLock::new(ReadModel::default())),
             frontier: Arc::new(Mutex::new(merkle::Frontier::default())),
         })
@@ -119,14 +120,21 @@ impl Store {
         &self.data_dir
     }
 
+    /// The journal length readers see: every published entry, and at least
+    /// every entry an answer has been sent for (it waits for that fold).
     pub fn committed(&self) -> u64 {
-        self.committed.load(Ordering::Acquire)
+        self.published.length_for_reads()
     }
 
-    pub(crate) fn read_model(&self) -> RwLockReadGuard<'_, ReadModel> {
-        self.read_model
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The read model, once it reflects every answer sent.
+    pub(crate) fn read_model(&self) -> published::ModelGuard<'_> {
+        self.published.read(&self.read_model)
+    }
+
+    /// Says that answers for the journal up to `length` (durable, perhaps not
+    /// published yet) are about to be sent: reads from now on wait for it.
+    pub fn announce(&self, length: u64) {
+        self.published.announce(length);
     }
 
     /// Room in the read model for `additional` more transaction ids.
@@ -159,11 +167,11 @@ impl Store {
             model.apply(journaled);
         }
         debug_assert_eq!(
-            self.committed(),
+            self.published.length_now(),
             group[0].seq,
             "groups are published in order"
         );
-        self.committed.store(last.seq + 1, Ordering::Release);
+        self.published.set(last.seq + 1);
     }
 
     /// Makes a group of journaled entries durable in the journal, then

@@ -10,7 +10,9 @@
 //! model, publishes the new journal length to readers and followers, and only
 //! then answers the group's requests. So an answer always comes after its
 //! writes are durable and readable, and executing group N+1 overlaps with
-//! publishing group N.
+//! publishing group N. Transaction batches are answered just before the fold
+//! (their answers need only the group), and reads wait for the fold of any
+//! group answered so (`store/published.rs`).
 //!
 //! If the storage write fails, the in-memory state is ahead of the disk: the
 //! writer answers the group with `Unavailable` and stops (fail-stop); a restart
@@ -263,6 +265,13 @@ enum Answer {
 }
 
 impl Answer {
+    /// A transaction batch's answer is built from its group (and, for a
+    /// retry of an earlier transaction, from reads, which wait for the
+    /// fold); every other requester may read the read model for its answer.
+    fn needs_no_fold(&self) -> bool {
+        matches!(self, Answer::Transactions(..))
+    }
+
     /// Sends the answer. A requester that went away (timeout, disconnect) is
     /// no error here: its writes are durable all the same.
     fn send(self, group: &Arc<Vec<Journaled>>) {
@@ -593,6 +602,18 @@ fn execute_billing(
 fn publish(store: Store, flushed: std::sync::mpsc::Receiver<Flushed>, commits: watch::Sender<u64>) {
     let marker = Marker::start(&store);
     for Flushed { group, answers } in flushed {
+        // Transaction batches are answered from the group itself, so they go
+        // out before the fold; reads wait for it (`store/published.rs`).
+        let (early, answers): (Vec<Answer>, Vec<Answer>) =
+            answers.into_iter().partition(Answer::needs_no_fold);
+        if !early.is_empty() {
+            if let Some(last) = group.last() {
+                store.announce(last.seq + 1);
+            }
+            for answer in early {
+                answer.send(&group);
+            }
+        }
         let started = std::time::Instant::now();
         store.publish(&group);
         tracing::debug!(
