@@ -39,6 +39,9 @@ pub use journal::{group_record_bytes, JournalRow, SEGMENT_BYTES_MAX};
 /// The journal's directory under the data directory.
 pub const JOURNAL_DIR: &str = "journal";
 
+/// The stored cache rows of a group whose journal record is durable.
+pub struct CacheRows(Option<sled::Batch>);
+
 /// A raw storage row: key and value bytes.
 pub type RawRow = (Vec<u8>, Vec<u8>);
 
@@ -180,8 +183,22 @@ impl Store {
     /// journal). Readers see the group once it is [`Store::publish`]ed.
     /// `state` is the ledger state after the group.
     pub fn write_group(&self, group: &[Journaled], state: &LedgerState) -> Result<(), StoreError> {
+        let caches = self.write_journal(group, state)?;
+        self.apply_caches(caches)
+    }
+
+    /// The first half of [`Store::write_group`]: the group made durable in
+    /// the journal, and its cache rows to apply with [`Store::apply_caches`]
+    /// before it is published. The writer leaves that second half to the
+    /// publisher: sled's batch apply can wait several milliseconds, and the
+    /// next group need not wait for it.
+    pub fn write_journal(
+        &self,
+        group: &[Journaled],
+        state: &LedgerState,
+    ) -> Result<CacheRows, StoreError> {
         let Some(last) = group.last() else {
-            return Ok(());
+            return Ok(CacheRows(None));
         };
         let started = std::time::Instant::now();
         // The durability point: journal first, so the caches never get ahead.
@@ -193,12 +210,20 @@ impl Store {
         }
         merkle::insert_nodes(&mut batch, &self.advance_frontier(group));
         batch.insert(keys::META_CACHES, &(last.seq + 1).to_be_bytes());
-        self.db.apply_batch(batch)?;
         tracing::debug!(
             journal_us = written.as_micros() as u64,
             caches_us = (started.elapsed() - written).as_micros() as u64,
             "group written"
         );
+        Ok(CacheRows(Some(batch)))
+    }
+
+    /// Applies a durable group's cache rows (in group order, before the
+    /// group is published).
+    pub fn apply_caches(&self, caches: CacheRows) -> Result<(), StoreError> {
+        if let Some(batch) = caches.0 {
+            self.db.apply_batch(batch)?;
+        }
         Ok(())
     }
 

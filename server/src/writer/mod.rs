@@ -26,7 +26,7 @@ use crate::ledger::execute::{self, Context, EntryLookup, ItemOutcome};
 use crate::ledger::state::{Journaled, LedgerState};
 use crate::metering::ingest::{self, CustomerSpec, EventRecorded, PreparedEvent};
 use crate::rating::catalog as plans;
-use crate::store::Store;
+use crate::store::{CacheRows, Store};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tally_core::billing::{BillingProfile, CouponGranted, Payment, SubscriptionChanged};
@@ -318,6 +318,8 @@ impl Answer {
 struct Flushed {
     group: Arc<Vec<Journaled>>,
     answers: Vec<Answer>,
+    /// Its cache rows, applied by the publisher before the fold.
+    caches: CacheRows,
 }
 
 pub struct Writer {
@@ -407,12 +409,15 @@ impl Writer {
             );
         }
         let executed = started.elapsed();
-        if let Err(error) = self.store.write_group(&out, &self.state) {
-            for answer in answers {
-                answer.fail("the ledger stopped after a storage failure");
+        let caches = match self.store.write_journal(&out, &self.state) {
+            Ok(caches) => caches,
+            Err(error) => {
+                for answer in answers {
+                    answer.fail("the ledger stopped after a storage failure");
+                }
+                return Err(error);
             }
-            return Err(error);
-        }
+        };
         self.directory.add_opened(&out, &self.state);
         tracing::debug!(
             entries = out.len(),
@@ -423,6 +428,7 @@ impl Writer {
         Ok(Flushed {
             group: Arc::new(out),
             answers,
+            caches,
         })
     }
 
@@ -601,7 +607,12 @@ fn execute_billing(
 /// The publisher loop: fold, publish, answer, in group order.
 fn publish(store: Store, flushed: std::sync::mpsc::Receiver<Flushed>, commits: watch::Sender<u64>) {
     let marker = Marker::start(&store);
-    for Flushed { group, answers } in flushed {
+    for Flushed {
+        group,
+        answers,
+        caches,
+    } in flushed
+    {
         // Transaction batches are answered from the group itself, so they go
         // out before the fold; reads wait for it (`store/published.rs`).
         let (early, answers): (Vec<Answer>, Vec<Answer>) =
@@ -615,6 +626,16 @@ fn publish(store: Store, flushed: std::sync::mpsc::Receiver<Flushed>, commits: w
             }
         }
         let started = std::time::Instant::now();
+        if let Err(error) = store.apply_caches(caches) {
+            // The group is durable, but readers cannot be shown it without its
+            // cache rows: stop (the writer stops when its next group finds
+            // the publisher gone); a restart catches the caches up.
+            tracing::error!(%error, "storage write failed; the publisher stops (restart to recover)");
+            for answer in answers {
+                answer.fail("the ledger stopped after a storage failure");
+            }
+            break;
+        }
         store.publish(&group);
         tracing::debug!(
             entries = group.len(),
