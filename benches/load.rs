@@ -5,14 +5,17 @@
 //! cargo build --release -p tally-server
 //! cargo bench --bench load -- --accounts 10000 --transfers 1000000 --batch 8189 --clients 1
 //! cargo bench --bench load -- --hot-accounts 10 --hot-share 0.5 --two-phase-share 0.2 --json
+//! cargo bench --bench load -- --accounts 10000 --transfers 1000000 --wire packed
 //! ```
 //!
 //! Options: `--accounts N` (10,000), `--transfers M` (1,000,000), `--batch B`
 //! (8,189 items), `--clients C` (1), `--hot-accounts K` and `--hot-share F`
 //! (share of transfers with one side on one of K hot accounts; default 0:
 //! uniform), `--two-phase-share F` (share of transfers made pending, then
-//! posted in the client's next batch), `--json` (the report also as one JSON
-//! line, last), `--server URL` (use a running server instead of starting one
+//! posted in the client's next batch), `--wire protobuf|packed` (how batches
+//! are sent: `CreateTransactions` with brief answers, the default, or
+//! `CreateTransactionsPacked`, docs/packed-batch.md; the report names it),
+//! `--json` (the report also as one JSON line, last), `--server URL` (use a running server instead of starting one
 //! on a temporary data directory), `--api-key TOKEN` (the key sent to
 //! `--server`; default: the environment variable `TALLY_API_KEY`, else none).
 //! A server the bench starts itself is given the harness's test-only admin key

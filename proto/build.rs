@@ -16,7 +16,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("tally_descriptor.bin"),
         prost::Message::encode_to_vec(&file_descriptors),
     )?;
-    tonic_prost_build::configure().compile_fds(file_descriptors)?;
+    tonic_prost_build::configure()
+        // The packed batch and its results are read in place: as `Bytes`, the
+        // request shares the buffer it was received in, and a client's retry
+        // clones a reference count, not the batch.
+        .bytes(".tally.v1.PackedTransactionsRequest.batch")
+        .bytes(".tally.v1.PackedTransactionsResponse.results")
+        .compile_fds(file_descriptors)?;
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

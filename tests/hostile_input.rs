@@ -359,6 +359,7 @@ async fn a_message_over_the_size_limit_is_refused() {
     let channel = channel(&url).await;
     for method in [
         "/tally.v1.Ledger/CreateTransactions",
+        "/tally.v1.Ledger/CreateTransactionsPacked",
         "/tally.v1.Ledger/CreateAccounts",
         "/tally.v1.Admin/CreateApiKey",
         "/tally.v1.Ledger/GetLedgerInfo",
@@ -377,6 +378,95 @@ async fn a_message_over_the_size_limit_is_refused() {
         }
     }
     assert_serving_unchanged(&url, length, "oversized messages").await;
+}
+
+/// Packed batches (`CreateTransactionsPacked`, docs/packed-batch.md) in a well-formed
+/// message that no decoder should accept: the batch format is a second parser of client
+/// bytes behind the protobuf one.
+fn hostile_packed_batches() -> Vec<(&'static str, Vec<u8>)> {
+    let header = |items: u32, names: u32| {
+        let mut bytes = b"TLYB\x01\x00\x00\x00".to_vec();
+        bytes.extend_from_slice(&items.to_le_bytes());
+        bytes.extend_from_slice(&names.to_le_bytes());
+        bytes
+    };
+    // One transaction of `postings` postings, each naming name 0.
+    let postings = |postings: u16| {
+        let mut item = vec![1, 0, 1, 0, b't'];
+        item.extend_from_slice(&[0; 8]); // timeout_seconds
+        item.extend_from_slice(&[0, 0, 0, 0]); // description, metadata
+        item.extend_from_slice(&postings.to_le_bytes());
+        for _ in 0..postings {
+            item.extend_from_slice(&[0, 0, 0, 0, 1]); // name 0, debit
+            item.extend_from_slice(&1u128.to_le_bytes());
+            item.extend_from_slice(&[0, 0, 0]); // scale, currency
+        }
+        item
+    };
+    let long_name = {
+        let mut bytes = header(1, 1);
+        bytes.extend_from_slice(&u16::MAX.to_le_bytes());
+        bytes.extend(std::iter::repeat_n(b'a', usize::from(u16::MAX)));
+        // 60,000 postings naming a 64 KiB name: 4 GB of copies if nothing stopped it.
+        bytes.extend_from_slice(&postings(60_000));
+        bytes
+    };
+    let mut truncated = header(1, 0);
+    truncated.extend_from_slice(&postings(3)[..40]);
+    let mut huge_counts = header(8_190, 0);
+    for _ in 0..8_190 {
+        huge_counts.extend_from_slice(&[1, 0, 0, 0]);
+        huge_counts.extend_from_slice(&[0; 8]);
+        huge_counts.extend_from_slice(&[0, 0, 0xff, 0xff, 0xff, 0xff]); // metadata, postings: 65,535
+    }
+    vec![
+        ("an empty batch field", Vec::new()),
+        (
+            "protobuf where the batch should be",
+            vec![0x0a, 0x02, 0x08, 0x01],
+        ),
+        ("a header claiming 2^32 - 1 items", header(u32::MAX, 0)),
+        ("a header claiming 2^32 - 1 names", header(1, u32::MAX)),
+        ("an item cut short", truncated),
+        ("8,190 items claiming 65,535 metadata entries", huge_counts),
+        ("a 64 KiB name named by 60,000 postings", long_name),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_packed_batches_are_refused() {
+    // Goal: a well-formed `PackedTransactionsRequest` whose batch is garbage, lies about
+    // its counts or would make the server copy gigabytes is refused naming the byte at
+    // fault, and the server keeps serving with its journal unchanged.
+    let server = start();
+    let url = server.tallyd.url.clone();
+    let length = journal_length(&url).await;
+    let channel = channel(&url).await;
+    for (what, batch) in hostile_packed_batches() {
+        let body = tally_proto::v1::PackedTransactionsRequest {
+            batch: batch.into(),
+        }
+        .encode_to_vec();
+        let status = call_raw(
+            &channel,
+            "/tally.v1.Ledger/CreateTransactionsPacked",
+            false,
+            body,
+        )
+        .await;
+        assert!(
+            matches!(
+                status.code(),
+                Code::InvalidArgument | Code::ResourceExhausted
+            ),
+            "{what}: {status:?}"
+        );
+        assert!(
+            status.message().starts_with("packed batch, byte "),
+            "{what}: {status:?}"
+        );
+    }
+    assert_serving_unchanged(&url, length, "hostile packed batches").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

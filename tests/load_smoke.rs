@@ -1,14 +1,15 @@
 // Goal: the load generator (`benches/load.rs`, `tally::loadgen`) still works —
 // a tiny run against a real `tallyd` sends every transfer, every one is
 // acknowledged, its report counts what was sent, and the ledger afterwards holds
-// exactly what the generator says it posted. Its plan keeps its promises (batch
+// exactly what the generator says it posted — on both wires (`--wire protobuf`,
+// the default, and `--wire packed`). Its plan keeps its promises (batch
 // sizes, every pending transfer posted once, later, by the same client). No
 // timing is asserted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use tally::loadgen::{self, RunOptions, Target};
-use tally::workload::{account_name, Step, Workload};
+use tally::workload::{account_name, Step, Wire, Workload};
 use tally::Tallyd;
 use tally_client::{AsOf, Decimal, PendingState, TransactionKind, TrialBalanceQuery};
 
@@ -40,9 +41,32 @@ fn smoke() -> Workload {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_load_run_is_acknowledged_and_the_ledger_holds_what_was_sent() {
+    // The default wire: protobuf, named in the report.
+    let workload = smoke();
+    assert_eq!(workload.wire, None);
+    let text = tiny_run_holds_what_was_sent(workload).await;
+    assert!(text.contains("wire=protobuf"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_packed_load_run_is_acknowledged_and_the_ledger_holds_what_was_sent() {
+    // `--wire packed`: the same batches through CreateTransactionsPacked, and
+    // the same checks.
+    let workload = Workload {
+        wire: workload(&["--wire", "packed"]).wire,
+        ..smoke()
+    };
+    assert_eq!(workload.wire, Some(Wire::Packed));
+    let text = tiny_run_holds_what_was_sent(workload).await;
+    assert!(text.contains("wire=packed"), "{text}");
+}
+
+/// Runs `workload` (the smoke run's, on either wire) against a fresh `tallyd`
+/// and checks the report and the ledger against what the generator sent.
+/// Returns the report's text.
+async fn tiny_run_holds_what_was_sent(workload: Workload) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Tallyd::start(dir.path());
-    let workload = smoke();
     let target = Target {
         url: server.url.clone(),
         api_key: Some(tally::ADMIN_TOKEN.to_string()),
@@ -85,6 +109,8 @@ async fn a_tiny_load_run_is_acknowledged_and_the_ledger_holds_what_was_sent() {
     assert_eq!(json["postings"], 4_800);
     assert_eq!(json["two_phase_transfers"], 400);
     assert_eq!(json["peak_memory_mib"], serde_json::Value::Null);
+    let wire = workload.wire.unwrap_or_default();
+    assert_eq!(json["wire"], wire.as_str());
 
     // The ledger holds what the generator sent: every account, posted amounts
     // only, nothing left pending.
@@ -159,6 +185,7 @@ async fn a_tiny_load_run_is_acknowledged_and_the_ledger_holds_what_was_sent() {
     tokio::task::spawn_blocking(move || server.terminate())
         .await
         .unwrap();
+    outcome.report.text()
 }
 
 /// `--rate` paces the clients (the figures it is for are in docs/benchmarks.md):

@@ -36,6 +36,7 @@ mod client;
 mod convert;
 mod error;
 mod metering;
+mod packed;
 mod rating;
 mod types;
 
@@ -65,6 +66,7 @@ pub use metering::{
     UsageBucket, UsageEvent, UsageGroup, UsageQuery, UsageResult, UsageSeries, INGEST_EVENTS_MAX,
     LIST_PAGE_SIZE_MAX,
 };
+pub use packed::{PackedBatch, PackedRecorded, PackedResult};
 pub use rating::{
     Adjustment, AppliedDiscount, AppliedTier, BillingInterval, Charge, ChargeQuantity, Coupon,
     CouponDiscount, CouponDuration, CouponGrant, CustomerSimulation, Day, FlatTiming, IntervalUnit,

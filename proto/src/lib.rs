@@ -1,8 +1,10 @@
 //! The gRPC contract of Tally: generated code for `proto/tally/v1/*.proto`.
 //!
-//! The `.proto` files are the contract; this crate only exposes what is generated
-//! from them. Conversions to domain types live at the server's edge (`api`) and in
-//! the client façade, never here.
+//! The `.proto` files are the contract; this crate exposes what is generated
+//! from them, and the byte layout of the packed batch that
+//! `CreateTransactionsPacked` carries in a `bytes` field ([`packed`],
+//! `docs/packed-batch.md`). Conversions to domain types live at the server's
+//! edge (`api`) and in the client façade, never here.
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod v1 {
@@ -11,6 +13,8 @@ pub mod v1 {
     /// The encoded file descriptor set, for gRPC server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tally_descriptor");
 }
+
+pub mod packed;
 
 /// The gRPC status code each `ErrorCode` travels with. Part of the contract:
 /// the server answers with it and clients classify with it, so both read this

@@ -8,8 +8,13 @@
 //! ([`crate::workload::prepare_ahead`]): while a batch waits for its durable
 //! answer the next one is made ready, as a bulk writer does, so the
 //! generator's own CPU stays out of the measured path. A batch's latency runs
-//! from handing it to the client (`submit_brief`, which also converts it to
-//! protobuf) to its answer.
+//! from handing it to the client to its answer.
+//!
+//! Two wires (`Workload::wire`, `--wire`): `protobuf` (the default) sends
+//! `CreateTransactions` with brief answers (`submit_brief`, which converts the
+//! batch to protobuf inside the measured time); `packed` sends
+//! `CreateTransactionsPacked` (`create_transactions_packed`), the batch
+//! encoded in full on the builder thread. The report names the wire.
 //!
 //! [`run`] starts one tokio task per client, so it must run inside a tokio
 //! runtime with enough worker threads for the clients to overlap.
@@ -17,13 +22,13 @@
 use std::time::{Duration, Instant};
 
 use tally_client::{
-    AccountSpec, AccountType, AsOf, Batch, Client, ClientBuilder, Decimal, PostPendingSpec,
-    Transaction,
+    AccountSpec, AccountType, AsOf, Batch, Client, ClientBuilder, Decimal, ItemError, PackedBatch,
+    PostPendingSpec, Transaction,
 };
 
 use crate::workload::{
     account_name, prepare_ahead, Counts, Generator, Latency, PlannedBatch, Prepared, Report, Step,
-    Tally, Workload,
+    Tally, Wire, Workload,
 };
 
 /// The server to drive.
@@ -109,6 +114,88 @@ pub fn to_batch(planned: &PlannedBatch) -> Batch {
     batch
 }
 
+/// The packed batch a client sends for a planned batch (the same items as
+/// [`to_batch`]), encoded in full: call it where batches are built ahead.
+pub fn to_packed(planned: &PlannedBatch) -> Result<PackedBatch, String> {
+    let amount = amount();
+    let mut batch = PackedBatch::new();
+    for item in &planned.items {
+        let added = match item.step {
+            Step::Posted => batch.add_transfer(
+                &item.id(),
+                &account_name(item.debit),
+                &account_name(item.credit),
+                amount,
+            ),
+            Step::Pending => batch.add_transaction(
+                &Transaction::builder(item.id())
+                    .debit(account_name(item.debit), amount)
+                    .credit(account_name(item.credit), amount)
+                    .pending(),
+            ),
+            Step::Post => {
+                batch.add_post_pending(&PostPendingSpec::new(item.id(), item.pending_id()))
+            }
+        };
+        added.map_err(|error| format!("packing {}: {error}", item.id()))?;
+    }
+    // The bytes are made here, not when the batch is sent.
+    batch.encoded();
+    Ok(batch)
+}
+
+/// A batch made ready for one wire.
+enum Ready {
+    Protobuf(Batch),
+    Packed(Result<PackedBatch, String>),
+}
+
+/// What a batch's answer says: items refused (with one of them), replays.
+struct Answered {
+    refused: usize,
+    example: Option<String>,
+    replayed: usize,
+}
+
+impl Answered {
+    fn of<T: std::fmt::Debug>(
+        results: &[Result<T, ItemError>],
+        is_replay: impl Fn(&T) -> bool,
+    ) -> Answered {
+        Answered {
+            refused: results.iter().filter(|r| r.is_err()).count(),
+            example: results
+                .iter()
+                .find(|r| r.is_err())
+                .map(|r| format!("{r:?}")),
+            replayed: results
+                .iter()
+                .filter(|r| r.as_ref().is_ok_and(&is_replay))
+                .count(),
+        }
+    }
+}
+
+/// Sends one batch on its wire, with brief answers.
+async fn send(client: &Client, batch: Ready) -> Result<Answered, String> {
+    Ok(match batch {
+        Ready::Protobuf(batch) => {
+            let results = client
+                .submit_brief(batch)
+                .await
+                .map_err(|error| error.to_string())?;
+            Answered::of(&results, |recorded| recorded.replayed)
+        }
+        Ready::Packed(batch) => {
+            let results = client
+                .create_transactions_packed(&batch?)
+                .await
+                .map_err(|error| error.to_string())?;
+            Answered::of(&results, |recorded| recorded.replayed)
+        }
+    })
+}
+
 /// What one client did.
 #[derive(Debug, Clone)]
 pub struct ClientResult {
@@ -177,10 +264,11 @@ pub async fn run(
     let journal_before = journal_length(&client).await?;
 
     let started = Instant::now();
+    let wire = workload.wire.unwrap_or_default();
     let handles: Vec<_> = workload
         .generators(options.track_all_accounts)
         .into_iter()
-        .map(|generator| tokio::spawn(client_loop(target.clone(), options, generator)))
+        .map(|generator| tokio::spawn(client_loop(target.clone(), options, wire, generator)))
         .collect();
     let mut counts = Counts::default();
     let mut latencies = Vec::new();
@@ -211,7 +299,11 @@ pub async fn run(
     Ok(Outcome {
         report: Report {
             bench: "load".into(),
-            workload: workload.clone(),
+            // The report always names the wire, given or not.
+            workload: Workload {
+                wire: Some(wire),
+                ..workload.clone()
+            },
             open_elapsed,
             elapsed,
             counts,
@@ -238,6 +330,7 @@ async fn journal_length(client: &Client) -> Result<u64, String> {
 async fn client_loop(
     target: Target,
     options: RunOptions,
+    wire: Wire,
     generator: Generator,
 ) -> Result<ClientResult, String> {
     let client = target
@@ -248,13 +341,20 @@ async fn client_loop(
         .map_err(|error| format!("connect to {}: {error}", target.url))?;
     // Paced runs: this client's share of `--rate`, in transfers per second.
     let client_rate = generator.workload().rate / generator.workload().clients as f64;
-    let mut batches = prepare_ahead(generator, to_batch);
+    let mut batches = prepare_ahead(generator, move |planned| {
+        let first_id = planned.items.first().map(|item| item.id());
+        let ready = match wire {
+            Wire::Protobuf => Ready::Protobuf(to_batch(planned)),
+            Wire::Packed => Ready::Packed(to_packed(planned)),
+        };
+        (first_id, ready)
+    });
     let started = tokio::time::Instant::now();
     let mut counts = Counts::default();
     let mut latencies = Vec::new();
     let mut replayed = 0;
     while let Some(prepared) = batches.recv().await {
-        let (batch, batch_counts) = match prepared {
+        let ((first_id, batch), batch_counts) = match prepared {
             Prepared::Batch(batch, batch_counts) => (batch, batch_counts),
             Prepared::Done(tally) => {
                 return Ok(ClientResult {
@@ -265,10 +365,6 @@ async fn client_loop(
                 })
             }
         };
-        let first_id = batch
-            .entries()
-            .next()
-            .map(|(item, _)| item.id().to_string());
         if client_rate > 0.0 {
             // Due when the transfers already sent are owed at this rate: a
             // late batch goes at once (no catching up by bursts beyond that).
@@ -277,22 +373,18 @@ async fn client_loop(
         }
         let sent = Instant::now();
         // Brief answers: the generator knows what it sent, like any bulk writer.
-        let results = client
-            .submit_brief(batch)
+        let answered = send(&client, batch)
             .await
             .map_err(|error| format!("batch from {first_id:?}: {error}"))?;
         latencies.push(sent.elapsed());
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        if failed > 0 {
-            let example = results.iter().find(|r| r.is_err());
+        if answered.refused > 0 {
             return Err(format!(
-                "{failed} items refused in the batch from {first_id:?}: {example:?}"
+                "{} items refused in the batch from {first_id:?}: {}",
+                answered.refused,
+                answered.example.unwrap_or_default()
             ));
         }
-        replayed += results
-            .iter()
-            .filter(|r| r.as_ref().is_ok_and(|recorded| recorded.replayed))
-            .count();
+        replayed += answered.replayed;
         counts += batch_counts;
     }
     Err("the batch builder stopped before the end of the plan".into())

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 /// The options of both benches: `--accounts N --transfers M --batch B
 /// --clients C --hot-accounts K --hot-share F --two-phase-share F --rate R --json`,
-/// plus the one option naming what to drive (`--server URL` or `--dsn DSN`).
+/// plus the one option naming what to drive (`--server URL` or `--dsn DSN`),
+/// and `--wire protobuf|packed`, which only the load generator reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     /// Accounts opened (default 10,000).
@@ -46,6 +47,10 @@ pub struct Workload {
     pub rate: f64,
     /// Also print the report as one JSON line (`--json`).
     pub json: bool,
+    /// How the load generator sends its batches (`--wire`; `None`: not given,
+    /// which it takes as protobuf). Its report always names the wire; the
+    /// PostgreSQL baseline has none.
+    pub wire: Option<Wire>,
     /// The value of `target_flag`, or of the environment variable, if given.
     pub target: Option<String>,
 }
@@ -62,7 +67,46 @@ impl Default for Workload {
             two_phase_share: 0.0,
             rate: 0.0,
             json: false,
+            wire: None,
             target: None,
+        }
+    }
+}
+
+/// How the load generator sends a batch to `tallyd`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Wire {
+    /// `CreateTransactions` with brief answers (`Client::submit_brief`).
+    #[default]
+    Protobuf,
+    /// `CreateTransactionsPacked` (`Client::create_transactions_packed`,
+    /// docs/packed-batch.md), each batch encoded on the builder thread.
+    Packed,
+}
+
+impl Wire {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wire::Protobuf => "protobuf",
+            Wire::Packed => "packed",
+        }
+    }
+}
+
+impl std::fmt::Display for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Wire {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Wire, String> {
+        match text {
+            "protobuf" => Ok(Wire::Protobuf),
+            "packed" => Ok(Wire::Packed),
+            other => Err(format!("--wire must be protobuf or packed, not {other:?}")),
         }
     }
 }
@@ -106,6 +150,9 @@ impl Workload {
                 }
                 "--rate" => workload.rate = value().parse().expect("--rate TRANSFERS_PER_S"),
                 "--json" => workload.json = true,
+                "--wire" => {
+                    workload.wire = Some(value().parse().unwrap_or_else(|e: String| panic!("{e}")))
+                }
                 "--bench" => {} // passed by `cargo bench`
                 flag if flag == target_flag => workload.target = Some(value()),
                 other => panic!("unknown option {other}"),
@@ -256,6 +303,9 @@ impl Workload {
         }
         if self.rate > 0.0 {
             let _ = write!(text, " rate={}", self.rate);
+        }
+        if let Some(wire) = self.wire {
+            let _ = write!(text, " wire={wire}");
         }
         text
     }
@@ -791,7 +841,7 @@ impl Report {
         let w = &self.workload;
         let c = &self.counts;
         let ms = |d: Duration| json_number(d.as_secs_f64() * 1e3);
-        let fields: Vec<(&str, String)> = vec![
+        let mut fields: Vec<(&str, String)> = vec![
             ("bench", json_string(&self.bench)),
             ("accounts", w.accounts.to_string()),
             ("transfers", w.transfers.to_string()),
@@ -829,6 +879,9 @@ impl Report {
             ),
             ("memory_of", json_string(&self.memory_of)),
         ];
+        if let Some(wire) = w.wire {
+            fields.push(("wire", json_string(wire.as_str())));
+        }
         let body: Vec<String> = fields
             .into_iter()
             .map(|(key, value)| format!("{}:{value}", json_string(key)))

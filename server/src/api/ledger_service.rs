@@ -5,6 +5,9 @@
 //! empty or oversized batch) fails the call. An item that cannot even be
 //! converted is answered here and never reaches the engine, and so is every
 //! other item of its linked chain, since a chain succeeds or fails as a whole.
+//! `CreateTransactionsPacked` takes the same path from a packed batch
+//! (`api::packed`, docs/packed-batch.md): decoded items are planned, sent to
+//! the engine and merged back exactly as converted protobuf items are.
 //! Reads touch the disk, so they run on the blocking pool.
 
 use std::sync::Arc;
@@ -16,8 +19,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::convert;
 use super::status::{internal, ledger_status, status};
+use super::{convert, packed};
 use crate::engine::{Answer, Engine, ItemResults};
 use crate::error::LedgerError;
 use crate::ledger::command::{TransactionCommand, TransactionItem};
@@ -181,50 +184,86 @@ struct TransactionPlan {
 
 fn plan_transactions(items: Vec<pb::TransactionItem>) -> TransactionPlan {
     let linked: Vec<bool> = items.iter().map(|item| item.linked).collect();
-    let mut converted: Vec<Option<Result<TransactionItem, LedgerError>>> =
-        crate::parallel::map_indexed(items, |index, item| {
-            Some(convert::transaction_item(item).map_err(|e| e.within(&format!("items[{index}]"))))
-        });
+    let converted = crate::parallel::map_indexed(items, |index, item| {
+        convert::transaction_item(item).map_err(|e| e.within(&format!("items[{index}]")))
+    });
+    plan_items(linked, converted)
+}
+
+/// The plan of a packed batch: its items are decoded already, with errors
+/// relative to the item, as `convert::transaction_item` gives them.
+fn plan_packed(items: Vec<packed::DecodedItem>) -> TransactionPlan {
+    let linked: Vec<bool> = items.iter().map(|item| item.linked).collect();
+    let converted = items
+        .into_iter()
+        .enumerate()
+        .map(|(index, decoded)| {
+            decoded
+                .item
+                .map_err(|e| e.within(&format!("items[{index}]")))
+        })
+        .collect();
+    plan_items(linked, converted)
+}
+
+/// Splits converted items between the edge and the engine: an item that failed
+/// conversion is answered here, and so is the rest of its linked chain.
+fn plan_items(
+    linked: Vec<bool>,
+    converted: Vec<Result<TransactionItem, LedgerError>>,
+) -> TransactionPlan {
+    // Per request index: the first failed item of its chain, and whether the
+    // chain is the batch's open (unterminated) tail.
+    let mut fate: Vec<(Option<usize>, bool)> = vec![(None, false); linked.len()];
+    let open_end = linked.last().copied().unwrap_or(false);
+    for chain in chains(&linked) {
+        let culprit = chain.clone().find(|&index| converted[index].is_err());
+        let is_open = open_end && chain.end == linked.len();
+        for index in chain {
+            fate[index] = (culprit, is_open);
+        }
+    }
     let mut plan = TransactionPlan {
         answered: vec![None; linked.len()],
         engine_indexes: Vec::new(),
         engine_items: Vec::new(),
         linked,
     };
-    let open_end = plan.linked.last().copied().unwrap_or(false);
-    for chain in chains(&plan.linked) {
-        let culprit = chain
-            .clone()
-            .find(|&index| matches!(converted[index], Some(Err(_))));
-        let is_open = open_end && chain.end == plan.linked.len();
-        for index in chain {
-            let Some(result) = converted[index].take() else {
-                continue;
-            };
-            match (result, culprit) {
-                (Err(error), _) => plan.answered[index] = Some(error),
-                (Ok(_), Some(_)) if is_open => {
-                    plan.answered[index] = Some(linked_chain_open(index))
-                }
-                (Ok(_), Some(culprit)) => {
-                    plan.answered[index] = Some(linked_item_failed(index, culprit))
-                }
-                (Ok(item), None) => {
-                    plan.engine_indexes.push(index);
-                    plan.engine_items.push(item);
-                }
+    for (index, result) in converted.into_iter().enumerate() {
+        let (culprit, is_open) = fate[index];
+        match (result, culprit) {
+            (Err(error), _) => plan.answered[index] = Some(error),
+            (Ok(_), Some(_)) if is_open => plan.answered[index] = Some(linked_chain_open(index)),
+            (Ok(_), Some(culprit)) => {
+                plan.answered[index] = Some(linked_item_failed(index, culprit))
+            }
+            (Ok(item), None) => {
+                plan.engine_indexes.push(index);
+                plan.engine_items.push(item);
             }
         }
     }
     plan
 }
 
-/// Puts the engine's results back at their request indexes, with field paths
-/// (and linked-chain culprits) renumbered to the request's.
+/// One outcome per request item, in order.
+type Outcomes = Vec<Result<Recorded<TransactionView>, LedgerError>>;
+
+/// The engine's results and the edge's answers as protobuf results.
 fn merge_transaction_results(
     plan: TransactionPlan,
     engine_results: ItemResults<TransactionView>,
 ) -> Result<Vec<pb::TransactionResult>, Status> {
+    let outcomes = merge_outcomes(plan, engine_results)?;
+    Ok(crate::parallel::map_indexed(outcomes, transaction_result))
+}
+
+/// Puts the engine's results back at their request indexes, with field paths
+/// (and linked-chain culprits) renumbered to the request's.
+fn merge_outcomes(
+    plan: TransactionPlan,
+    engine_results: ItemResults<TransactionView>,
+) -> Result<Outcomes, Status> {
     if engine_results.len() != plan.engine_indexes.len() {
         return Err(internal(
             "transaction batch",
@@ -255,13 +294,14 @@ fn merge_transaction_results(
             );
         outcomes[index] = Some(result);
     }
-    crate::parallel::map_indexed(outcomes, |index, outcome| {
-        let outcome = outcome
-            .ok_or_else(|| internal("transaction batch", format!("item {index} got no result")))?;
-        Ok(transaction_result(index, outcome))
-    })
-    .into_iter()
-    .collect()
+    outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| {
+            outcome
+                .ok_or_else(|| internal("transaction batch", format!("item {index} got no result")))
+        })
+        .collect()
 }
 
 /// For each engine item, the request index of the item that failed its chain
@@ -596,6 +636,40 @@ impl Ledger for LedgerService {
             "transaction batch answered"
         );
         Ok(Response::new(pb::CreateTransactionsResponse { results }))
+    }
+
+    async fn create_transactions_packed(
+        &self,
+        request: Request<pb::PackedTransactionsRequest>,
+    ) -> Result<Response<pb::PackedTransactionsResponse>, Status> {
+        let pb::PackedTransactionsRequest { batch } = request.into_inner();
+        let started = std::time::Instant::now();
+        let decoded = packed::decode_batch(&batch)
+            .map_err(|error| ledger_status(&error.to_ledger_error()))?;
+        drop(batch);
+        let mut plan = plan_packed(decoded);
+        let planned = started.elapsed();
+        let engine_items = std::mem::take(&mut plan.engine_items);
+        let engine_results = if engine_items.is_empty() {
+            Vec::new()
+        } else {
+            self.engine
+                .create_transactions_answered(engine_items, Answer::Brief)
+                .await
+                .map_err(status)?
+        };
+        let engine_done = started.elapsed();
+        let outcomes = merge_outcomes(plan, engine_results)?;
+        let results = packed::encode_results(&outcomes);
+        tracing::debug!(
+            plan_us = planned.as_micros() as u64,
+            engine_us = (engine_done - planned).as_micros() as u64,
+            merge_us = (started.elapsed() - engine_done).as_micros() as u64,
+            "packed transaction batch answered"
+        );
+        Ok(Response::new(pb::PackedTransactionsResponse {
+            results: results.into(),
+        }))
     }
 
     async fn post_pending(

@@ -11,6 +11,7 @@ pub mod billing_service;
 pub mod convert;
 pub mod ledger_service;
 pub mod metering_service;
+pub mod packed;
 pub mod rating_service;
 pub mod status;
 

@@ -58,6 +58,7 @@ pub const RULES: &[Rule] = &[
     rule("/tally.v1.Ledger/GetAccount", Read, EVERYONE),
     rule("/tally.v1.Ledger/ListAccounts", Read, EVERYONE),
     rule("/tally.v1.Ledger/CreateTransactions", Write, POSTERS),
+    rule("/tally.v1.Ledger/CreateTransactionsPacked", Write, POSTERS),
     rule("/tally.v1.Ledger/PostPending", Write, POSTERS),
     rule("/tally.v1.Ledger/VoidPending", Write, POSTERS),
     rule("/tally.v1.Ledger/GetTransaction", Read, EVERYONE),
