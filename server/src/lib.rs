@@ -2,10 +2,11 @@
 //!
 //! Bird's-eye view: the journal (in `store`) is the truth. `writer` is the only
 //! task that changes it: it takes batches of commands, lets `ledger` validate
-//! them against the in-memory state and turn them into journal entries, writes
-//! each group of entries with their derived caches in ONE atomic storage batch,
-//! flushes it to disk, and only then acknowledges. Reads go to `store` and see
-//! only what has been flushed. `api` is the gRPC edge.
+//! them against the in-memory state and turn them into journal entries, appends
+//! each group of entries to the journal as ONE record with one `fdatasync`, and
+//! only then acknowledges (the derived caches follow, and are rebuilt from the
+//! journal after a crash). Reads go to `store` and see only durable entries,
+//! and every entry already acknowledged. `api` is the gRPC edge.
 
 pub mod api;
 pub mod audit;

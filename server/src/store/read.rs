@@ -84,8 +84,8 @@ impl Store {
             .unwrap_or(GENESIS_PREV_HASH))
     }
 
-    /// Currencies defined by published entries (the read model's; sled rows
-    /// of a group become visible before its flush).
+    /// Currencies defined by published entries (the read model's; a group's
+    /// sled rows are applied just before it is published).
     pub fn currencies(&self) -> Result<Vec<CurrencyView>> {
         let mut currencies: Vec<CurrencyView> = self
             .read_model()

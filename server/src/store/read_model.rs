@@ -5,9 +5,9 @@
 //! rebuilt by replaying the journal on start. It lives in memory because it
 //! changes with every transaction: kept in sled it cost several random-key
 //! inserts per transaction, which dominated the write path (see
-//! docs/benchmarks.md). The publisher folds each group in after it is flushed,
+//! docs/benchmarks.md). The publisher folds each group in after it is durable,
 //! under a short write lock, and publishes the new journal length in the same
-//! critical section, so a reader never sees a row of an unflushed entry.
+//! critical section, so a reader never sees a row of an entry not yet durable.
 
 use super::records::{self, kind_code, pending_state_code, HistoryRow, TxLinks, TxRef};
 use crate::billing::book::BillingBook;
