@@ -49,6 +49,16 @@ async fn open_accounts(client: &Client) {
     }
 }
 
+/// A fresh ledger (its directory, its `tallyd`, a client) with USD and the
+/// accounts of [`ACCOUNTS`] opened.
+async fn ledger_with_accounts() -> (tempfile::TempDir, Tallyd, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let client = server.client().await.unwrap();
+    open_accounts(&client).await;
+    (dir, server, client)
+}
+
 /// The batch, with the index of each kind of item noted.
 fn batch() -> Batch {
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -218,12 +228,8 @@ async fn transaction(client: &Client, id: &str) -> tally_client::Transaction {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_packed_batch_is_answered_and_recorded_as_the_protobuf_batch() {
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (server_a, server_b) = (start(dir_a.path()), start(dir_b.path()));
-    let a = server_a.client().await.unwrap();
-    let b = server_b.client().await.unwrap();
-    open_accounts(&a).await;
-    open_accounts(&b).await;
+    let (_dir_a, server_a, a) = ledger_with_accounts().await;
+    let (_dir_b, server_b, b) = ledger_with_accounts().await;
     let start_length = a.ledger_info().await.unwrap().journal_length;
     assert_eq!(b.ledger_info().await.unwrap().journal_length, start_length);
 
@@ -440,12 +446,8 @@ async fn an_amount_refused_at_the_edge_fails_its_chain_on_both_wires() {
     // the same code and field, and its linked chain with it (LINKED_ITEM_FAILED
     // naming it, or LINKED_CHAIN_OPEN for a chain left open); the other items
     // are recorded, at the same seqs.
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (server_a, server_b) = (start(dir_a.path()), start(dir_b.path()));
-    let a = server_a.client().await.unwrap();
-    let b = server_b.client().await.unwrap();
-    open_accounts(&a).await;
-    open_accounts(&b).await;
+    let (_dir_a, server_a, a) = ledger_with_accounts().await;
+    let (_dir_b, server_b, b) = ledger_with_accounts().await;
     let transfer = |id: &str, amount: Decimal| {
         Transaction::builder(id)
             .debit("assets:cash", amount)

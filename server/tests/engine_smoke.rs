@@ -80,6 +80,29 @@ async fn setup(engine: &Engine) {
     assert!(accounts.iter().all(|r| r.is_ok()), "{accounts:?}");
 }
 
+/// An engine on `dir` after `setup`, with `count` more USD asset accounts
+/// named `prefix0`, `prefix1`, ...
+async fn engine_with_accounts(
+    dir: &std::path::Path,
+    prefix: &str,
+    count: usize,
+) -> (std::sync::Arc<Engine>, Vec<String>) {
+    let engine = std::sync::Arc::new(Engine::open(EngineConfig::new(dir)).unwrap());
+    setup(&engine).await;
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
+    let specs = names
+        .iter()
+        .map(|n| account(n, AccountType::Asset, "USD"))
+        .collect();
+    assert!(engine
+        .create_accounts(specs)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.is_ok()));
+    (engine, names)
+}
+
 #[tokio::test]
 async fn a_day_of_ledger_work_survives_restart_and_rebuild() {
     // Goal: the main flows give the documented answers, and reopening or
@@ -379,19 +402,7 @@ async fn trial_balances_read_one_point_while_writes_go_on() {
     // point of the journal even while groups are published meanwhile, so its
     // debit and credit totals are always equal.
     let dir = tempfile::tempdir().unwrap();
-    let engine = std::sync::Arc::new(Engine::open(EngineConfig::new(dir.path())).unwrap());
-    setup(&engine).await;
-    let names: Vec<String> = (0..40).map(|i| format!("assets:spread:a{i}")).collect();
-    let specs = names
-        .iter()
-        .map(|n| account(n, AccountType::Asset, "USD"))
-        .collect();
-    assert!(engine
-        .create_accounts(specs)
-        .await
-        .unwrap()
-        .iter()
-        .all(|r| r.is_ok()));
+    let (engine, names) = engine_with_accounts(dir.path(), "assets:spread:a", 40).await;
     let writer = {
         let engine = engine.clone();
         let names = names.clone();
@@ -445,19 +456,7 @@ async fn a_brief_answer_is_readable_at_once() {
     // answer must still see it: the transactions, their seqs and the balances.
     // A second writer keeps groups in flight, so folds are often pending.
     let dir = tempfile::tempdir().unwrap();
-    let engine = std::sync::Arc::new(Engine::open(EngineConfig::new(dir.path())).unwrap());
-    setup(&engine).await;
-    let names: Vec<String> = (0..8).map(|i| format!("assets:ryw:a{i}")).collect();
-    let specs = names
-        .iter()
-        .map(|n| account(n, AccountType::Asset, "USD"))
-        .collect();
-    assert!(engine
-        .create_accounts(specs)
-        .await
-        .unwrap()
-        .iter()
-        .all(|r| r.is_ok()));
+    let (engine, names) = engine_with_accounts(dir.path(), "assets:ryw:a", 8).await;
     let background = {
         let engine = engine.clone();
         tokio::spawn(async move {
