@@ -58,6 +58,23 @@ impl LedgerService {
             .map_err(|error| internal("a read task failed", error))?
     }
 
+    /// Sends a plan's engine items (both wires' batches) to the engine; the
+    /// results are in the order of `plan.engine_indexes`.
+    async fn submit_plan(
+        &self,
+        plan: &mut TransactionPlan,
+        answer: Answer,
+    ) -> Result<ItemResults<TransactionView>, Status> {
+        let engine_items = std::mem::take(&mut plan.engine_items);
+        if engine_items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.engine
+            .create_transactions_answered(engine_items, answer)
+            .await
+            .map_err(status)
+    }
+
     /// Runs one post or void through the batch path and answers with the
     /// transaction, or with the item's error as the call's status.
     async fn single_item(
@@ -617,16 +634,8 @@ impl Ledger for LedgerService {
         let started = std::time::Instant::now();
         let mut plan = plan_transactions(items);
         let planned = started.elapsed();
-        let engine_items = std::mem::take(&mut plan.engine_items);
         let answer = if brief { Answer::Brief } else { Answer::Full };
-        let engine_results = if engine_items.is_empty() {
-            Vec::new()
-        } else {
-            self.engine
-                .create_transactions_answered(engine_items, answer)
-                .await
-                .map_err(status)?
-        };
+        let engine_results = self.submit_plan(&mut plan, answer).await?;
         let engine_done = started.elapsed();
         let results = merge_transaction_results(plan, engine_results)?;
         tracing::debug!(
@@ -649,15 +658,7 @@ impl Ledger for LedgerService {
         drop(batch);
         let mut plan = plan_packed(decoded);
         let planned = started.elapsed();
-        let engine_items = std::mem::take(&mut plan.engine_items);
-        let engine_results = if engine_items.is_empty() {
-            Vec::new()
-        } else {
-            self.engine
-                .create_transactions_answered(engine_items, Answer::Brief)
-                .await
-                .map_err(status)?
-        };
+        let engine_results = self.submit_plan(&mut plan, Answer::Brief).await?;
         let engine_done = started.elapsed();
         let outcomes = merge_outcomes(plan, engine_results)?;
         let results = packed::encode_results(&outcomes);

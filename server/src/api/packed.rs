@@ -108,21 +108,25 @@ fn read<T>(result: Result<T, ReadError>, path: impl FnOnce() -> String) -> Resul
 /// Reads a packed batch. One [`DecodedItem`] per item, in order, or the
 /// reason the batch as a whole is refused.
 ///
-/// A batch of more than [`PART_ITEMS_MIN`] items is decoded in parts, on up
-/// to one thread per core (as `parallel::map_indexed` converts a protobuf
-/// batch): one client's batch would otherwise hold one core while the writer
-/// waits for it. The answer is the same either way.
+/// On a machine of several cores, a batch of at least twice [`PART_ITEMS_MIN`]
+/// items is decoded item by item from each item's start, in parts on up to one
+/// thread per core (`parallel::map_indexed`, as a protobuf batch is
+/// converted): one client's batch would otherwise hold one core while the
+/// writer waits for it. The answer is the same either way.
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<DecodedItem>, BatchError> {
     decode(bytes, None)
 }
 
-/// [`decode_batch`] in `parts` parts (at most one per item; 1: in place),
-/// whatever the batch's size: for tests that the parts change nothing.
+/// [`decode_batch`] item by item from each item's start as a large batch is
+/// (`parts` > 1; in parts once it is large enough for `parallel::map_indexed`)
+/// or in place (`parts` = 1), whatever the batch's size: for tests that the
+/// two ways give the same answer.
 pub fn decode_batch_in_parts(bytes: &[u8], parts: usize) -> Result<Vec<DecodedItem>, BatchError> {
     decode(bytes, Some(parts))
 }
 
-/// Below this many items per part, decoding in place is faster.
+/// Below this many items per part, decoding in place is faster (the same
+/// rule as `parallel::map_indexed`'s, which makes the parts).
 pub const PART_ITEMS_MIN: usize = 1024;
 
 fn decode(bytes: &[u8], parts: Option<usize>) -> Result<Vec<DecodedItem>, BatchError> {
@@ -201,17 +205,18 @@ fn decode(bytes: &[u8], parts: Option<usize>) -> Result<Vec<DecodedItem>, BatchE
         ));
     }
     let copy_budget = bytes.len().saturating_mul(NAME_COPY_BYTES_PER_BATCH_BYTE);
-    let parts = parts
-        .unwrap_or_else(|| {
+    let in_parts = parts.map_or_else(
+        || {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (item_count / PART_ITEMS_MIN).clamp(1, cores)
-        })
-        .clamp(1, item_count);
-    if parts > 1 {
+            cores > 1 && item_count >= 2 * PART_ITEMS_MIN
+        },
+        |parts| parts > 1,
+    );
+    if in_parts {
         // Where each item starts, if the batch is whole; otherwise it is
         // read in place, which finds and names the first fault.
         if let Some(starts) = item_starts(reader.clone(), item_count, &names, copy_budget) {
-            if let Some(items) = decode_parts(bytes, &names, &starts, parts) {
+            if let Some(items) = decode_at_starts(bytes, &names, &starts) {
                 return items;
             }
         }
@@ -310,58 +315,34 @@ fn item_starts(
     (copied <= copy_budget && reader.is_at_end()).then_some(starts)
 }
 
-/// Decodes the items at `starts` in `parts` parts on scoped threads: the
-/// items, or the first part's refusal (the first fault in the batch, as in
-/// place). `None` if a part does not end where the next begins (the decoder
-/// and [`item_starts`] disagree; never expected): the caller reads in place.
-fn decode_parts(
+/// Decodes each item from its start, in parts on up to one thread per core
+/// (`parallel::map_indexed`): the items, or the first item's refusal (the
+/// first fault in the batch, as in place). `None` if an item does not end
+/// where the next begins (the decoder and [`item_starts`] disagree; never
+/// expected): the caller reads in place.
+fn decode_at_starts(
     bytes: &[u8],
     names: &[String],
     starts: &[usize],
-    parts: usize,
 ) -> Option<Result<Vec<DecodedItem>, BatchError>> {
-    let item_count = starts.len() - 1;
-    let part_len = item_count.div_ceil(parts);
-    let decode_part = |first: usize| -> Option<Result<Vec<DecodedItem>, BatchError>> {
-        let end = (first + part_len).min(item_count);
+    let spans: Vec<(usize, usize)> = starts.windows(2).map(|w| (w[0], w[1])).collect();
+    let decoded = crate::parallel::map_indexed(spans, |index, (start, end)| {
         let mut decoder = Decoder {
-            reader: Reader::at(bytes, starts[first]),
+            reader: Reader::at(bytes, start),
             names,
             copied: 0,
             // Checked for the whole batch by `item_starts`.
             copy_budget: usize::MAX,
         };
-        let mut items = Vec::with_capacity(end - first);
-        for index in first..end {
-            match decoder.item(index) {
-                Ok(item) => items.push(item),
-                Err(error) => return Some(Err(error)),
-            }
-        }
-        (decoder.reader.offset() == starts[end]).then_some(Ok(items))
-    };
-    let decoded: Vec<Option<Result<Vec<DecodedItem>, BatchError>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..parts)
-            .map(|part| part * part_len)
-            .filter(|&first| first < item_count)
-            .map(|first| scope.spawn(move || decode_part(first)))
-            .collect();
-        let mut decoded = vec![decode_part(0)];
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => decoded.push(part),
-                // The decoder does not panic; if it did, the same panic
-                // as decoding in place.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        decoded
+        let item = decoder.item(index);
+        (item, decoder.reader.offset() == end)
     });
-    let mut items = Vec::with_capacity(item_count);
-    for part in decoded {
-        match part? {
-            Ok(part) => items.extend(part),
+    let mut items = Vec::with_capacity(decoded.len());
+    for (item, whole) in decoded {
+        match item {
             Err(error) => return Some(Err(error)),
+            Ok(item) if whole => items.push(item),
+            Ok(_) => return None,
         }
     }
     Some(Ok(items))
