@@ -17,7 +17,7 @@
 //! may have been opened in the same group) and gives the precise error.
 
 use super::command::PostingSpec;
-use super::state::{FastMap, Journaled, LedgerState};
+use super::state::{AccountState, FastMap, Journaled, LedgerState};
 use std::sync::RwLock;
 use tally_core::entry::{AccountId, EntryBody, Posting, Side};
 use tally_core::money;
@@ -26,6 +26,17 @@ struct Listed {
     id: AccountId,
     scale: u8,
     currency: Box<str>,
+}
+
+fn list(accounts: &mut FastMap<Box<str>, Listed>, account: &AccountState) {
+    accounts.insert(
+        account.opened.name.as_str().into(),
+        Listed {
+            id: account.opened.account_id,
+            scale: account.scale,
+            currency: account.opened.currency.as_str().into(),
+        },
+    );
 }
 
 #[derive(Default)]
@@ -41,15 +52,7 @@ impl AccountDirectory {
             let mut accounts = directory.write();
             accounts.reserve(state.account_count() as usize);
             for id in 0..state.account_count() {
-                let account = state.account(id);
-                accounts.insert(
-                    account.opened.name.as_str().into(),
-                    Listed {
-                        id,
-                        scale: account.scale,
-                        currency: account.opened.currency.as_str().into(),
-                    },
-                );
+                list(&mut accounts, state.account(id));
             }
         }
         directory
@@ -66,14 +69,7 @@ impl AccountDirectory {
         let Some(first) = opened.next() else { return };
         let mut accounts = self.write();
         for opened in std::iter::once(first).chain(opened) {
-            accounts.insert(
-                opened.name.as_str().into(),
-                Listed {
-                    id: opened.account_id,
-                    scale: state.account(opened.account_id).scale,
-                    currency: opened.currency.as_str().into(),
-                },
-            );
+            list(&mut accounts, state.account(opened.account_id));
         }
     }
 
