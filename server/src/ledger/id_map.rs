@@ -1,27 +1,71 @@
 //! A map from client-chosen ids (transaction ids) to what the ledger keeps of
-//! each, split into shards.
+//! each, split into shards that grow at different moments.
 //!
 //! The writer and the read model each look up every transaction id of every
 //! batch, and each holds every id the ledger has seen: millions of them. One
-//! hash table of that size doubles by rehashing every id at once, which stalled
-//! a whole group commit for tens of milliseconds (the p99 spikes in
-//! `docs/benchmarks.md`). Split into `SHARDS` tables chosen by a fixed hash of
-//! the id, each growth moves 1/`SHARDS` of the ids, so the same amortised work
-//! comes in small, even steps. Keys are `Box<str>` (16 bytes, no spare
-//! capacity) because the map holds so many of them.
+//! hash table of that size doubles by rehashing every id at once, which stalls
+//! a whole group commit for tens of milliseconds. Splitting it into shards of
+//! equal load does not help: ids spread evenly, so every shard crosses its
+//! growth threshold within the same group or two, and the whole map is still
+//! rehashed at once. So the shards are given unequal shares of the ids, in a
+//! geometric series (shard `i` takes a share proportional to `2^(i/SHARDS)`):
+//! as the map doubles, each shard crosses its threshold at its own point of the
+//! doubling, and a growth moves at most about 2 % of the ids (the largest
+//! share). Keys are `Box<str>` (16 bytes, no spare capacity) because the map
+//! holds so many of them.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
-/// The number of shards, a power of two.
-const SHARD_BITS: u32 = 6;
-const SHARDS: usize = 1 << SHARD_BITS;
+/// The number of shards.
+const SHARDS: usize = 64;
 
-/// Picks the shard: a fixed seed, independent of the per-shard tables'
+/// A shard is chosen by the top `SLOT_BITS` bits of a fixed hash of the id:
+/// `SLOTS` slots, each owned by one shard, shard `i` owning a number of slots
+/// proportional to its share.
+const SLOT_BITS: u32 = 12;
+const SLOTS: usize = 1 << SLOT_BITS;
+
+/// Picks the slot: a fixed seed, independent of the per-shard tables'
 /// random seeds, so that ids within one shard still spread over its table.
 const SHARD_SEED: u64 = 0x7461_6c6c_795f_6964; // "tally_id"
 
 type Shard<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+
+/// Which shard owns each slot, and how many slots each shard owns.
+struct Layout {
+    shard_of_slot: [u8; SLOTS],
+    slots_of_shard: [u16; SHARDS],
+}
+
+/// Shard `i`'s share is `2^(i/SHARDS)` over the sum of all: consecutive
+/// shards differ by a factor of `2^(1/SHARDS)`, so their growth points are
+/// spread evenly over each doubling of the map.
+static LAYOUT: std::sync::LazyLock<Layout> = std::sync::LazyLock::new(|| {
+    let weights: Vec<f64> = (0..SHARDS)
+        .map(|i| (i as f64 / SHARDS as f64).exp2())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut layout = Layout {
+        shard_of_slot: [0; SLOTS],
+        slots_of_shard: [0; SHARDS],
+    };
+    let mut cumulative = 0.0;
+    let mut start = 0;
+    for (shard, weight) in weights.iter().enumerate() {
+        cumulative += weight;
+        let end = if shard + 1 == SHARDS {
+            SLOTS
+        } else {
+            ((cumulative / total) * SLOTS as f64).round() as usize
+        };
+        layout.shard_of_slot[start..end].fill(shard as u8);
+        layout.slots_of_shard[shard] = (end - start) as u16;
+        start = end;
+    }
+    debug_assert!(layout.slots_of_shard.iter().all(|&n| n > 0));
+    layout
+});
 
 #[derive(Debug, Clone)]
 pub struct IdMap<V> {
@@ -40,7 +84,7 @@ impl<V> Default for IdMap<V> {
 
 fn shard_of(id: &str) -> usize {
     let hash = foldhash::fast::FixedState::with_seed(SHARD_SEED).hash_one(id);
-    (hash >> (64 - SHARD_BITS)) as usize
+    LAYOUT.shard_of_slot[(hash >> (64 - SLOT_BITS)) as usize] as usize
 }
 
 impl<V> IdMap<V> {
@@ -52,11 +96,10 @@ impl<V> IdMap<V> {
         self.len == 0
     }
 
-    /// Room for `additional` more ids, spread evenly over the shards.
+    /// Room for `additional` more ids, each shard by its share.
     pub fn reserve(&mut self, additional: usize) {
-        let per_shard = additional.div_ceil(SHARDS);
-        for shard in &mut self.shards {
-            shard.reserve(per_shard);
+        for (shard, slots) in self.shards.iter_mut().zip(LAYOUT.slots_of_shard) {
+            shard.reserve((additional * slots as usize).div_ceil(SLOTS));
         }
     }
 
@@ -151,14 +194,56 @@ mod tests {
     }
 
     #[test]
-    fn ids_spread_over_every_shard() {
+    fn every_shard_takes_its_share() {
         let mut counts = [0usize; SHARDS];
-        for n in 0..100_000 {
+        let ids = 200_000;
+        for n in 0..ids {
             counts[shard_of(&format!("t{n}"))] += 1;
         }
-        let expected = 100_000 / SHARDS;
-        for count in counts {
-            assert!(count > expected / 2 && count < expected * 2, "{counts:?}");
+        for (shard, count) in counts.into_iter().enumerate() {
+            let expected = ids * LAYOUT.slots_of_shard[shard] as usize / SLOTS;
+            assert!(
+                count > expected * 9 / 10 && count < expected * 11 / 10,
+                "shard {shard}: {count} ids, expected about {expected}"
+            );
         }
+        // The largest share is about twice the smallest.
+        let smallest = *LAYOUT.slots_of_shard.iter().min().unwrap() as f64;
+        let largest = *LAYOUT.slots_of_shard.iter().max().unwrap() as f64;
+        assert!((1.8..2.2).contains(&(largest / smallest)));
+    }
+
+    /// What the unequal shares are for: as the map grows, the shards' tables
+    /// grow at different moments, never many at once.
+    #[test]
+    fn shards_grow_at_different_moments() {
+        let mut map = IdMap::default();
+        let ids = 300_000;
+        let mut capacities: Vec<usize> = map.shards.iter().map(|s| s.capacity()).collect();
+        // The insert count at which each growth happened.
+        let mut growths = Vec::new();
+        for n in 0..ids {
+            map.insert(&format!("t{n}"), ());
+            let shard = shard_of(&format!("t{n}"));
+            let capacity = map.shards[shard].capacity();
+            if capacity != capacities[shard] {
+                capacities[shard] = capacity;
+                growths.push(n);
+            }
+        }
+        // Within any stretch in which the map grows by 1/32 (two spacings of
+        // 64 evenly spread growths per doubling), few shards grow. With
+        // equal shares, dozens grow within such a stretch. Only the growths
+        // of large tables count: small ones are cheap.
+        let most_at_once = growths
+            .iter()
+            .filter(|&&n| n >= ids / 2)
+            .map(|&start| {
+                let end = start + start / 32;
+                growths.iter().filter(|&&n| n >= start && n < end).count()
+            })
+            .max()
+            .unwrap();
+        assert!(most_at_once <= 6, "{most_at_once} growths at once");
     }
 }
