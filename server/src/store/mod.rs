@@ -15,6 +15,7 @@
 //! Architecture invariant: only `store/` knows about sled and about the
 //! journal's files.
 
+mod history;
 mod journal;
 pub mod keys;
 mod legacy;

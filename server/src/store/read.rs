@@ -1,6 +1,7 @@
 //! Reads. Each sees the journal up to `committed()` only: what has been made
 //! durable and acknowledged, never what is still being written.
 
+use super::history::AccountHistory;
 use super::read_model::{HistoryPoint, ReadModel};
 use super::records::{self, AccountRecord, TxRef};
 use super::{keys, transaction_view, Store};
@@ -202,12 +203,12 @@ impl Store {
             return Ok(Balance::default());
         };
         let model = self.read_model();
-        let points = model.points(id);
-        let points = &points[..points.partition_point(|p| p.seq <= last)];
+        let history = model.history(id);
+        let within = history.partition_by_seq(|seq| seq <= last);
         Ok(match as_of {
-            AsOf::Now => balance_through_seq(points, last),
-            AsOf::Seq(seq) => balance_through_seq(points, seq.min(last)),
-            AsOf::Time(time) => balance_at_time(points, time)?,
+            AsOf::Now => balance_through_seq(history, within, last),
+            AsOf::Seq(seq) => balance_through_seq(history, within, seq.min(last)),
+            AsOf::Time(time) => balance_at_time(history.points(0..within), time)?,
         })
     }
 
@@ -221,13 +222,10 @@ impl Store {
     ) -> Result<(Balance, Page<BalanceChange>)> {
         let points: Vec<HistoryPoint> = {
             let model = self.read_model();
-            let points = model.points(id);
-            let start = after.map_or(0, |seq| points.partition_point(|p| p.seq <= seq));
-            points[start..]
-                .iter()
-                .take(page_size + 1)
-                .copied()
-                .collect()
+            let history = model.history(id);
+            let start = after.map_or(0, |after| history.partition_by_seq(|seq| seq <= after));
+            let end = history.len().min(start.saturating_add(page_size + 1));
+            history.points(start..end).collect()
         };
         let opening = match after {
             Some(seq) => self.balance(id, AsOf::Seq(seq))?,
@@ -330,10 +328,10 @@ impl Store {
             Some(id) => {
                 let seqs: Vec<u64> = {
                     let model = self.read_model();
-                    let points = model.points(id);
-                    let first = points.partition_point(|p| p.seq < start);
-                    points[first..]
-                        .iter()
+                    let history = model.history(id);
+                    let first = history.partition_by_seq(|seq| seq < start);
+                    history
+                        .points(first..history.len())
                         .filter(|p| in_window(p.effective_at) && p.seq < committed)
                         .map(|p| p.seq)
                         .collect()
@@ -427,18 +425,22 @@ impl Store {
     }
 }
 
-/// The balance after the last change at or before `seq`.
-fn balance_through_seq(points: &[HistoryPoint], seq: u64) -> Balance {
-    let after = points.partition_point(|p| p.seq <= seq);
+/// The balance after the last change at or before `seq`, among the first
+/// `within` points of `history`.
+fn balance_through_seq(history: &AccountHistory, within: usize, seq: u64) -> Balance {
+    let after = history.partition_by_seq(|s| s <= seq).min(within);
     after
         .checked_sub(1)
-        .map(|i| points[i].balance)
+        .map(|i| history.point(i).balance)
         .unwrap_or_default()
 }
 
 /// Sums the changes whose effective time is at or before `time` (effective
 /// times need not follow journal order, so every change is looked at).
-fn balance_at_time(points: &[HistoryPoint], time: TimestampNs) -> Result<Balance> {
+fn balance_at_time(
+    points: impl Iterator<Item = HistoryPoint>,
+    time: TimestampNs,
+) -> Result<Balance> {
     let mut previous = Balance::default();
     let mut sum = [0i128; 4];
     for point in points {

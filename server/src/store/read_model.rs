@@ -9,6 +9,7 @@
 //! under a short write lock, and publishes the new journal length in the same
 //! critical section, so a reader never sees a row of an entry not yet durable.
 
+use super::history::AccountHistory;
 use super::records::{self, kind_code, pending_state_code, HistoryRow, TxLinks, TxRef};
 use crate::billing::book::BillingBook;
 use crate::ledger::id_map::IdMap;
@@ -41,12 +42,14 @@ pub struct AccountNaming {
     pub scale: u8,
 }
 
+static NO_HISTORY: AccountHistory = AccountHistory::EMPTY;
+
 #[derive(Debug, Default)]
 pub struct ReadModel {
     /// Recorded transaction ids (refused ids have no row).
     pub transactions: IdMap<TxRef>,
     /// Per account id, in seq order.
-    pub history: Vec<Vec<HistoryPoint>>,
+    history: Vec<AccountHistory>,
     /// Per account id.
     pub accounts: Vec<AccountNaming>,
     currencies: FastMap<String, u8>,
@@ -257,14 +260,9 @@ impl ReadModel {
         for (account_id, balance) in &journaled.touched {
             let index = *account_id as usize;
             if self.history.len() <= index {
-                self.history.resize_with(index + 1, Vec::new);
+                self.history.resize_with(index + 1, AccountHistory::default);
             }
-            let points = &mut self.history[index];
-            debug_assert!(
-                points.last().is_none_or(|p| p.seq < journaled.seq),
-                "history out of order"
-            );
-            points.push(HistoryPoint {
+            self.history[index].push(HistoryPoint {
                 seq: journaled.seq,
                 balance: *balance,
                 effective_at,
@@ -285,10 +283,8 @@ impl ReadModel {
     }
 
     /// The history of an account (empty if it never changed).
-    pub fn points(&self, account_id: AccountId) -> &[HistoryPoint] {
-        self.history
-            .get(account_id as usize)
-            .map_or(&[], Vec::as_slice)
+    pub fn history(&self, account_id: AccountId) -> &AccountHistory {
+        self.history.get(account_id as usize).unwrap_or(&NO_HISTORY)
     }
 
     pub fn naming(&self, account_id: AccountId) -> Option<&AccountNaming> {
@@ -316,8 +312,8 @@ impl ReadModel {
         for (id, tx_ref) in self.transactions.iter() {
             rows.push((format!("T{id}").into_bytes(), records::encode(tx_ref)));
         }
-        for (account_id, points) in self.history.iter().enumerate() {
-            for point in points {
+        for (account_id, history) in self.history.iter().enumerate() {
+            for point in history.iter() {
                 let mut key = format!("H{account_id:020}").into_bytes();
                 key.extend_from_slice(&point.seq.to_be_bytes());
                 let row = HistoryRow {
