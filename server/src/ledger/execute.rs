@@ -412,7 +412,7 @@ fn execute_item(
         Err(error) => return Err(Refusal::Input(error.clone())),
     };
     if let Some(record) = state.transaction(command.id()) {
-        return replay(command.id(), digest, record.request_digest, &record.outcome);
+        return replay(command.id(), record.same_request(&digest), &record.outcome);
     }
     let recorded_at = state.next_recorded_at(ctx.now);
     let body = match command {
@@ -445,13 +445,8 @@ fn execute_item(
 }
 
 /// The answer to an id seen before: the same outcome, or a conflict.
-fn replay(
-    id: &str,
-    digest: Digest,
-    recorded_digest: Digest,
-    outcome: &TxOutcome,
-) -> Result<ItemOutcome, Refusal> {
-    if digest != recorded_digest {
+fn replay(id: &str, same_request: bool, outcome: &TxOutcome) -> Result<ItemOutcome, Refusal> {
+    if !same_request {
         return Err(Refusal::Input(LedgerError::new(
             ErrorCode::TransactionExists,
             "id",
@@ -622,7 +617,7 @@ fn open_pending(
                 format!("no transaction {pending_id}"),
             )
         })?;
-    let pending = record.pending.as_ref().ok_or_else(|| {
+    let pending = record.pending().ok_or_else(|| {
         LedgerError::new(
             ErrorCode::NotPending,
             field,
@@ -764,7 +759,7 @@ fn plan_reverse(
             ),
         ));
     }
-    if let Some(by) = &record.reversed_by {
+    if let Some(by) = record.reversed_by() {
         return Err(LedgerError::new(
             ErrorCode::AlreadyReversed,
             field,

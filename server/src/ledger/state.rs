@@ -62,19 +62,68 @@ pub struct PendingRecord {
 }
 
 /// What the ledger remembers of every transaction id it has answered. The
-/// ledger keeps one per id for ever, so the rare parts are boxed: 72 bytes.
+/// ledger keeps one per id for ever, so it is kept to 40 bytes: the request
+/// digest by its first half, the rare parts boxed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxRecord {
-    pub request_digest: Digest,
+    /// The first 16 bytes of the request digest: enough to tell a retry
+    /// from another request under the same id (telling them apart fails
+    /// only for two requests whose blake3 digests share 128 bits). The
+    /// journal entry keeps the whole digest.
+    request_digest: [u8; 16],
     pub outcome: TxOutcome,
-    /// Pending transactions only.
-    pub pending: Option<Box<PendingRecord>>,
+    rare: Option<Box<TxRare>>,
+}
+
+/// What few transaction ids need: pending transactions, reversed ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct TxRare {
+    pending: Option<PendingRecord>,
     /// The reversal of this transaction, once reversed.
-    pub reversed_by: Option<Box<str>>,
+    reversed_by: Option<Box<str>>,
 }
 
 // One per transaction id, for ever: keep it this small (see `IdMap`).
-const _: () = assert!(std::mem::size_of::<TxRecord>() <= 72);
+const _: () = assert!(std::mem::size_of::<TxRecord>() <= 40);
+
+impl TxRecord {
+    pub fn new(request_digest: &Digest, outcome: TxOutcome) -> TxRecord {
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&request_digest[..16]);
+        TxRecord {
+            request_digest: prefix,
+            outcome,
+            rare: None,
+        }
+    }
+
+    /// Whether a request with this digest is the one recorded (a retry).
+    pub fn same_request(&self, request_digest: &Digest) -> bool {
+        request_digest[..16] == self.request_digest
+    }
+
+    /// Pending transactions only.
+    pub fn pending(&self) -> Option<&PendingRecord> {
+        self.rare.as_ref()?.pending.as_ref()
+    }
+
+    fn pending_mut(&mut self) -> Option<&mut PendingRecord> {
+        self.rare.as_mut()?.pending.as_mut()
+    }
+
+    fn set_pending(&mut self, pending: PendingRecord) {
+        self.rare.get_or_insert_with(Box::default).pending = Some(pending);
+    }
+
+    /// The reversal of this transaction, once reversed.
+    pub fn reversed_by(&self) -> Option<&str> {
+        self.rare.as_ref()?.reversed_by.as_deref()
+    }
+
+    fn set_reversed_by(&mut self, id: &str) {
+        self.rare.get_or_insert_with(Box::default).reversed_by = Some(id.into());
+    }
+}
 
 /// An entry as appended: its position, bytes and hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,7 +365,7 @@ impl LedgerState {
         let reserved = |pending_id: &str| {
             self.transactions
                 .get(pending_id)
-                .and_then(|r| r.pending.as_ref())
+                .and_then(TxRecord::pending)
                 .map(|p| p.postings.as_slice())
                 .unwrap_or_default()
         };
@@ -529,16 +578,14 @@ impl LedgerState {
                 self.check_new_id(&rejected.id)?;
                 let code = ErrorCode::from_number(rejected.error_code)
                     .ok_or_else(|| format!("unknown error code {}", rejected.error_code))?;
-                let record = TxRecord {
-                    request_digest: rejected.request_digest,
-                    outcome: TxOutcome::Failed(Box::new(TxFailure {
+                let record = TxRecord::new(
+                    &rejected.request_digest,
+                    TxOutcome::Failed(Box::new(TxFailure {
                         code,
                         field: rejected.field.clone(),
                         message: rejected.message.clone(),
                     })),
-                    pending: None,
-                    reversed_by: None,
-                };
+                );
                 self.insert_transaction(&rejected.id, record);
             }
             EntryBody::CheckpointSigned { note } => {
@@ -615,20 +662,15 @@ impl LedgerState {
         };
         let pending = matches!(recorded.mode, TransactionMode::Pending { .. });
         self.add_postings(&recorded.postings, pending, true)?;
-        let mut record = TxRecord {
-            request_digest: recorded.request_digest,
-            outcome: TxOutcome::Recorded { seq, kind },
-            pending: None,
-            reversed_by: None,
-        };
+        let mut record = TxRecord::new(&recorded.request_digest, TxOutcome::Recorded { seq, kind });
         match &recorded.mode {
             TransactionMode::Standard => {}
             TransactionMode::Pending { expires_at } => {
-                record.pending = Some(Box::new(PendingRecord {
+                record.set_pending(PendingRecord {
                     postings: recorded.postings.clone(),
                     state: PendingState::Open,
                     expires_at: *expires_at,
-                }));
+                });
                 if let Some(at) = expires_at {
                     self.add_expiry((*at, recorded.id.clone()));
                 }
@@ -639,7 +681,7 @@ impl LedgerState {
                     .transactions
                     .get_mut(reverses)
                     .ok_or_else(|| format!("reversal of unknown transaction {reverses}"))?;
-                original.reversed_by = Some(recorded.id.as_str().into());
+                original.set_reversed_by(&recorded.id);
             }
         }
         self.insert_transaction(&recorded.id, record);
@@ -825,12 +867,7 @@ impl LedgerState {
         seq: u64,
         kind: TransactionKind,
     ) {
-        let record = TxRecord {
-            request_digest,
-            outcome: TxOutcome::Recorded { seq, kind },
-            pending: None,
-            reversed_by: None,
-        };
+        let record = TxRecord::new(&request_digest, TxOutcome::Recorded { seq, kind });
         self.insert_transaction(id, record);
     }
 
@@ -844,7 +881,7 @@ impl LedgerState {
         let record = self
             .transactions
             .get_mut(pending_id)
-            .and_then(|r| r.pending.as_mut())
+            .and_then(TxRecord::pending_mut)
             .ok_or_else(|| format!("{pending_id} is not a pending transaction"))?;
         if record.state != PendingState::Open {
             return Err(format!(
