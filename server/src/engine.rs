@@ -12,7 +12,7 @@ use crate::ledger::command::{
 use crate::ledger::directory::AccountDirectory;
 use crate::ledger::execute::Context;
 use crate::ledger::limits::{ACCOUNTS_BATCH_MAX, BATCH_ITEMS_MAX};
-use crate::ledger::state::LedgerState;
+use crate::ledger::state::{Journaled, LedgerState};
 use crate::ledger::view::{
     AccountBalance, AccountView, ApiKeyView, AsOf, Balance, BalanceChange, CheckpointView,
     CurrencyView, JournalRecord, LedgerInfo, Page, Recorded, SigningKeyView, TransactionView,
@@ -95,27 +95,58 @@ pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
     let expected_ids = usize::try_from(length).unwrap_or(usize::MAX);
     state.reserve_transactions(expected_ids);
     store.reserve_transactions(expected_ids);
-    let mut replayed = Vec::with_capacity(CATCH_UP_CHUNK);
     let fold = |replayed: &mut Vec<_>, state: &LedgerState| -> Result<(), StoreError> {
-        let behind =
-            replayed.partition_point(|j: &crate::ledger::state::Journaled| j.seq < caches_length);
+        let behind = replayed.partition_point(|j: &Journaled| j.seq < caches_length);
         store.advance_frontier_replayed(&replayed[..behind]);
         store.write_caches(&replayed[behind..], state)?;
         store.publish(replayed);
         replayed.clear();
         Ok(())
     };
-    for row in store.journal_rows(0) {
-        let (seq, hash, canonical) = row?;
-        let journaled = state
-            .replay(seq, canonical, &hash)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        replayed.push(journaled);
-        if replayed.len() == CATCH_UP_CHUNK {
-            fold(&mut replayed, &state)?;
+    // Chunks whose cache rows are all stored (every chunk, unless the caches
+    // lag after a crash) need no state to fold: a second thread folds them
+    // into the Merkle frontier and the read model while this one replays the
+    // next, which nearly halves start-up on two cores. The first chunk with
+    // rows to catch up, and every one after it, is folded here, after the
+    // folder has finished: its rows need the frontier of all before it.
+    std::thread::scope(|scope| -> Result<(), StoreError> {
+        let (to_folder, chunks) = std::sync::mpsc::sync_channel::<Vec<Journaled>>(2);
+        let handle = scope.spawn(move || {
+            for chunk in chunks {
+                debug_assert!(chunk.last().is_none_or(|j| j.seq < caches_length));
+                store.advance_frontier_replayed(&chunk);
+                store.publish(&chunk);
+            }
+        });
+        let mut folder = Some((to_folder, handle));
+        let mut replayed = Vec::with_capacity(CATCH_UP_CHUNK);
+        for row in store.journal_rows(0) {
+            let (seq, hash, canonical) = row?;
+            let journaled = state
+                .replay(seq, canonical, &hash)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            replayed.push(journaled);
+            if replayed.len() < CATCH_UP_CHUNK {
+                continue;
+            }
+            let stored = replayed.last().is_some_and(|j| j.seq < caches_length);
+            match &folder {
+                Some((to_folder, _)) if stored => {
+                    let chunk =
+                        std::mem::replace(&mut replayed, Vec::with_capacity(CATCH_UP_CHUNK));
+                    if to_folder.send(chunk).is_err() {
+                        stop_folder(&mut folder); // it panicked: this re-raises it
+                    }
+                }
+                _ => {
+                    stop_folder(&mut folder);
+                    fold(&mut replayed, &state)?;
+                }
+            }
         }
-    }
-    fold(&mut replayed, &state)?;
+        stop_folder(&mut folder);
+        fold(&mut replayed, &state)
+    })?;
     if state.next_seq() != length || state.head() != head {
         return Err(StoreError::Corrupt(format!(
             "journal has {} entries but its head record says {length}",
@@ -140,6 +171,22 @@ pub(crate) fn recover(store: &Store) -> Result<LedgerState, StoreError> {
         store.flush()?;
     }
     Ok(state)
+}
+
+/// Ends the replay's folder thread once it has folded every chunk sent; a
+/// panic there is raised again here.
+fn stop_folder(
+    folder: &mut Option<(
+        std::sync::mpsc::SyncSender<Vec<Journaled>>,
+        std::thread::ScopedJoinHandle<'_, ()>,
+    )>,
+) {
+    if let Some((to_folder, handle)) = folder.take() {
+        drop(to_folder);
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
 }
 
 impl Engine {

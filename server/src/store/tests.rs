@@ -131,28 +131,45 @@ fn groups_survive_a_restart_and_replay() {
 fn caches_lagging_the_journal_by_several_groups_are_caught_up() {
     // What a crash leaves: the journal holds groups whose sled batches were
     // never flushed. The start must rewrite their cache rows exactly.
-    let (groups, state) = groups(&SIZES);
+    catch_up_matches_a_complete_start(&SIZES, 2);
+}
+
+#[test]
+fn a_replay_of_several_chunks_folds_beside_and_then_catches_up() {
+    // Start-up folds chunks of 10,000 entries on a second thread while their
+    // cache rows are stored, then switches to catching up in the middle of a
+    // chunk: the frontier must carry over exactly.
+    catch_up_matches_a_complete_start(&[1, 9_000, 9_000, 9_000, 5_000], 2);
+}
+
+/// Recovers a store whose caches hold only the first `stored` groups, and
+/// one whose caches hold them all: both end with the same rows.
+fn catch_up_matches_a_complete_start(sizes: &[usize], stored: usize) {
+    let (groups, state) = groups(sizes);
     let complete = tempfile::tempdir().unwrap();
     let store = open(complete.path());
     write_all(&store, &groups, &state);
     store.flush().unwrap();
+    let live = store.cache_rows().unwrap();
     drop(store);
     let store = open(complete.path());
     recover(&store).unwrap();
     let expected = store.cache_rows().unwrap();
+    assert_eq!(expected, live);
     assert!(expected.iter().any(|(key, _)| key[0] == keys::MERKLE));
     drop(store);
 
     let lagging = tempfile::tempdir().unwrap();
     let store = open(lagging.path());
-    write_all(&store, &groups[..2], &state);
+    write_all(&store, &groups[..stored], &state);
     store.flush().unwrap();
-    for group in &groups[2..] {
+    for group in &groups[stored..] {
         store.journal.append_group(group).unwrap();
     }
     drop(store);
     let store = open(lagging.path());
-    assert_eq!(store.caches_length().unwrap(), 201);
+    let stored_entries: usize = sizes[..stored].iter().sum();
+    assert_eq!(store.caches_length().unwrap(), stored_entries as u64);
     recover(&store).unwrap();
     assert_eq!(store.caches_length().unwrap(), state.next_seq());
     assert_eq!(store.cache_rows().unwrap(), expected);
