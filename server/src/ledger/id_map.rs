@@ -223,8 +223,9 @@ mod tests {
         // The insert count at which each growth happened.
         let mut growths = Vec::new();
         for n in 0..ids {
-            map.insert(&format!("t{n}"), ());
-            let shard = shard_of(&format!("t{n}"));
+            let id = format!("t{n}");
+            map.insert(&id, ());
+            let shard = shard_of(&id);
             let capacity = map.shards[shard].capacity();
             if capacity != capacities[shard] {
                 capacities[shard] = capacity;

@@ -204,11 +204,13 @@ impl Store {
         };
         let model = self.read_model();
         let history = model.history(id);
-        let within = history.partition_by_seq(|seq| seq <= last);
         Ok(match as_of {
-            AsOf::Now => balance_through_seq(history, within, last),
-            AsOf::Seq(seq) => balance_through_seq(history, within, seq.min(last)),
-            AsOf::Time(time) => balance_at_time(history.points(0..within), time)?,
+            AsOf::Now => balance_through_seq(history, last),
+            AsOf::Seq(seq) => balance_through_seq(history, seq.min(last)),
+            AsOf::Time(time) => {
+                let within = history.partition_by_seq(|seq| seq <= last);
+                balance_at_time(history.points(0..within), time)?
+            }
         })
     }
 
@@ -425,10 +427,9 @@ impl Store {
     }
 }
 
-/// The balance after the last change at or before `seq`, among the first
-/// `within` points of `history`.
-fn balance_through_seq(history: &AccountHistory, within: usize, seq: u64) -> Balance {
-    let after = history.partition_by_seq(|s| s <= seq).min(within);
+/// The balance after the last change at or before `seq`.
+fn balance_through_seq(history: &AccountHistory, seq: u64) -> Balance {
+    let after = history.partition_by_seq(|s| s <= seq);
     after
         .checked_sub(1)
         .map(|i| history.point(i).balance)
