@@ -11,8 +11,10 @@
 //! Options: `--events N` (1,000,000), `--batch B` (10,000; at most
 //! 10,000), `--clients C` (2), `--customers K` (100), `--span-minutes M`
 //! (1,440: events are spread evenly over the M whole minutes before the
-//! current one), `--query-runs R` (5: each query is timed R times), `--json`
-//! (the report also as one JSON line, last).
+//! current one), `--query-runs R` (5: each query is timed R times), `--wire
+//! W` (`grpc`: `IngestEvents`; `packed`: `IngestEventsPacked`, each batch
+//! encoded by the sending task, inside the clock), `--json` (the report also
+//! as one JSON line, last).
 //!
 //! One sum meter, `bench_usage`, grouped by one property (`region`, 4
 //! values). Event `n` belongs to customer `n mod K`, has the value
@@ -31,8 +33,8 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use tally::workload::{json_number, json_string, peak_memory_kib, Latency};
 use tally_client::{
-    Aggregation, Client, CustomerSpec, MeterSpec, UsageEvent, UsageQuery, UsageResult,
-    INGEST_EVENTS_MAX,
+    Aggregation, Client, CustomerSpec, MeterSpec, PackedEvents, UsageEvent, UsageQuery,
+    UsageResult, INGEST_EVENTS_MAX,
 };
 
 const METER: &str = "bench_usage";
@@ -49,6 +51,7 @@ struct Options {
     customers: usize,
     span_minutes: i64,
     query_runs: usize,
+    packed: bool,
     json: bool,
 }
 
@@ -61,6 +64,7 @@ impl Options {
             customers: 100,
             span_minutes: 1_440,
             query_runs: 5,
+            packed: false,
             json: false,
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
@@ -80,6 +84,13 @@ impl Options {
                     options.span_minutes = value().parse().expect("--span-minutes M")
                 }
                 "--query-runs" => options.query_runs = value().parse().expect("--query-runs R"),
+                "--wire" => {
+                    options.packed = match value().as_str() {
+                        "grpc" => false,
+                        "packed" => true,
+                        other => panic!("--wire {other}: grpc or packed"),
+                    }
+                }
                 "--json" => options.json = true,
                 "--bench" => {} // passed by `cargo bench`
                 other => panic!("unknown option {other}"),
@@ -109,9 +120,22 @@ impl Options {
 
     fn describe(&self) -> String {
         format!(
-            "events={} batch={} clients={} customers={} span-minutes={}",
-            self.events, self.batch, self.clients, self.customers, self.span_minutes
+            "events={} batch={} clients={} customers={} span-minutes={} wire={}",
+            self.events,
+            self.batch,
+            self.clients,
+            self.customers,
+            self.span_minutes,
+            self.wire()
         )
+    }
+
+    fn wire(&self) -> &'static str {
+        if self.packed {
+            "packed"
+        } else {
+            "grpc"
+        }
     }
 }
 
@@ -203,15 +227,23 @@ async fn set_up(client: &Client, options: &Options) {
 /// from handing it to the client to its durable answer. Panics unless every
 /// event is recorded by this send (ids are unique; a retry after a lost
 /// answer would show as duplicates and is counted apart).
-async fn send_batches(client: Client, batches: Vec<Vec<UsageEvent>>) -> (Vec<Duration>, u64) {
+async fn send_batches(
+    client: Client,
+    batches: Vec<Vec<UsageEvent>>,
+    packed: bool,
+) -> (Vec<Duration>, u64) {
     let mut latencies = Vec::with_capacity(batches.len());
     let mut duplicates = 0;
     for batch in batches {
         let started = Instant::now();
-        let outcome = client
-            .ingest_events(&batch)
-            .await
-            .unwrap_or_else(|error| panic!("ingest {}: {error}", batch[0].event_id));
+        let outcome = if packed {
+            let encoded = PackedEvents::new(&batch)
+                .unwrap_or_else(|error| panic!("pack {}: {error}", batch[0].event_id));
+            client.ingest_events_packed(&encoded).await
+        } else {
+            client.ingest_events(&batch).await
+        }
+        .unwrap_or_else(|error| panic!("ingest {}: {error}", batch[0].event_id));
         latencies.push(started.elapsed());
         if outcome.rejected > 0 {
             let refused = outcome.results.iter().find(|result| !result.is_held());
@@ -417,6 +449,7 @@ impl Report {
             ("clients".into(), o.clients.to_string()),
             ("customers".into(), o.customers.to_string()),
             ("span_minutes".into(), o.span_minutes.to_string()),
+            ("wire".into(), json_string(o.wire())),
             ("batches".into(), self.batches.to_string()),
             ("journal_length".into(), self.journal_length.to_string()),
             ("elapsed_s".into(), json_number(self.elapsed.as_secs_f64())),
@@ -476,7 +509,7 @@ async fn main() {
     let tasks: Vec<_> = clients
         .into_iter()
         .zip(per_client)
-        .map(|(client, batches)| tokio::spawn(send_batches(client, batches)))
+        .map(|(client, batches)| tokio::spawn(send_batches(client, batches, options.packed)))
         .collect();
     let mut latencies = Vec::with_capacity(batches);
     let mut duplicates = 0;

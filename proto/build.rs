@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // clones a reference count, not the batch.
         .bytes(".tally.v1.PackedTransactionsRequest.batch")
         .bytes(".tally.v1.PackedTransactionsResponse.results")
+        .bytes(".tally.v1.PackedEventsRequest.batch")
+        .bytes(".tally.v1.PackedEventsResponse.results")
         .compile_fds(file_descriptors)?;
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -62,9 +62,9 @@ pub use client::{
 pub use error::{ClientError, ErrorCode, ItemError, Result};
 pub use metering::{
     Aggregation, BucketWidth, Customer, CustomerCreated, CustomerSpec, EventProof, EventRecorded,
-    EventResult, IngestOutcome, LateEvent, LateEventsPage, MeterSpec, MeterVersion, TimestampNs,
-    UsageBucket, UsageEvent, UsageGroup, UsageQuery, UsageResult, UsageSeries, INGEST_EVENTS_MAX,
-    LIST_PAGE_SIZE_MAX,
+    EventResult, IngestOutcome, LateEvent, LateEventsPage, MeterSpec, MeterVersion, PackedEvents,
+    TimestampNs, UsageBucket, UsageEvent, UsageGroup, UsageQuery, UsageResult, UsageSeries,
+    INGEST_EVENTS_MAX, LIST_PAGE_SIZE_MAX,
 };
 pub use packed::{PackedBatch, PackedRecorded, PackedResult};
 pub use rating::{

@@ -10,6 +10,9 @@
 //! decimal is an `InvalidResponse`, never a rounded number.
 
 pub(crate) mod convert;
+mod packed;
+
+pub use packed::PackedEvents;
 
 use std::collections::BTreeMap;
 use std::fmt;

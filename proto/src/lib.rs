@@ -1,9 +1,10 @@
 //! The gRPC contract of Tally: generated code for `proto/tally/v1/*.proto`.
 //!
 //! The `.proto` files are the contract; this crate exposes what is generated
-//! from them, and the byte layout of the packed batch that
-//! `CreateTransactionsPacked` carries in a `bytes` field ([`packed`],
-//! `docs/packed-batch.md`). Conversions to domain types live at the server's
+//! from them, and the byte layouts of the packed batches that
+//! `CreateTransactionsPacked` ([`packed`], `docs/packed-batch.md`) and
+//! `IngestEventsPacked` ([`packed_events`], `docs/packed-events.md`) carry in
+//! a `bytes` field. Conversions to domain types live at the server's
 //! edge (`api`) and in the client façade, never here.
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -15,6 +16,7 @@ pub mod v1 {
 }
 
 pub mod packed;
+pub mod packed_events;
 
 /// The gRPC status code each `ErrorCode` travels with. Part of the contract:
 /// the server answers with it and clients classify with it, so both read this

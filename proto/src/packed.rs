@@ -431,16 +431,7 @@ impl ResultsWriter {
 
     /// `name` is the code's name (`TRANSACTION_UNBALANCED`), at most 64 KiB.
     pub fn error(&mut self, code: u32, name: &str, field: &str, message: &str) {
-        self.writer.u8(status::ERROR);
-        self.writer.u32(code);
-        let mut short = name.len().min(STRING_BYTES_MAX);
-        while !name.is_char_boundary(short) {
-            short -= 1;
-        }
-        // Cannot fail: `short` is at most STRING_BYTES_MAX.
-        let _ = self.writer.str16(&name[..short]);
-        self.writer.str32(field);
-        self.writer.str32(message);
+        write_error(&mut self.writer, code, name, field, message);
         self.count = self.count.saturating_add(1);
     }
 
@@ -468,16 +459,59 @@ impl ResultsWriter {
     }
 }
 
-/// Reads a results blob. Any deviation from the layout (magic, version,
-/// reserved bits, status, truncation, bytes after the last result) is an
-/// error naming its offset.
-pub fn decode_results(bytes: &[u8]) -> Result<Vec<ResultRecord>, ReadError> {
-    let mut reader = Reader::new(bytes);
-    let magic: [u8; 4] = reader.array()?;
-    if magic != RESULTS_MAGIC {
+/// An error result: its status byte, the `ErrorCode` number, the code's name
+/// (cut at 64 KiB), the field path and the message. Shared by the results of
+/// both packed calls.
+pub(crate) fn write_error(writer: &mut Writer, code: u32, name: &str, field: &str, message: &str) {
+    writer.u8(status::ERROR);
+    writer.u32(code);
+    let mut short = name.len().min(STRING_BYTES_MAX);
+    while !name.is_char_boundary(short) {
+        short -= 1;
+    }
+    // Cannot fail: `short` is at most STRING_BYTES_MAX.
+    let _ = writer.str16(&name[..short]);
+    writer.str32(field);
+    writer.str32(message);
+}
+
+/// The smallest error result: status, code and three empty strings.
+pub(crate) const ERROR_RESULT_BYTES_MIN: usize = 1 + 4 + 2 + 4 + 4;
+
+/// The fields of an error result after its status byte.
+pub(crate) struct ErrorFields {
+    pub code: u32,
+    pub name: String,
+    pub field: String,
+    pub message: String,
+}
+
+/// Reads the fields of an error result after its status byte: code, name,
+/// field, message.
+pub(crate) fn read_error(reader: &mut Reader<'_>) -> Result<ErrorFields, ReadError> {
+    Ok(ErrorFields {
+        code: reader.u32()?,
+        name: reader.str16()?.to_string(),
+        field: reader.str32()?.to_string(),
+        message: reader.str32()?.to_string(),
+    })
+}
+
+/// Checks a results header (magic, version, reserved bytes) and reads its
+/// count of results, each at least `min_result_bytes` long.
+pub(crate) fn read_results_header(
+    reader: &mut Reader<'_>,
+    magic: [u8; 4],
+    min_result_bytes: usize,
+) -> Result<usize, ReadError> {
+    let found: [u8; 4] = reader.array()?;
+    if found != magic {
         return Err(ReadError {
             offset: 0,
-            problem: format!("not a results blob: magic {magic:02x?}, expected \"TLYR\""),
+            problem: format!(
+                "not a results blob: magic {found:02x?}, expected {:?}",
+                String::from_utf8_lossy(&magic)
+            ),
         });
     }
     let at = reader.offset();
@@ -496,8 +530,15 @@ pub fn decode_results(bytes: &[u8]) -> Result<Vec<ResultRecord>, ReadError> {
             problem: format!("reserved header bytes are {reserved:#06x}, expected 0"),
         });
     }
-    // The smallest result is an error with three empty strings.
-    let count = reader.count32(1 + 4 + 2 + 4 + 4)?;
+    reader.count32(min_result_bytes)
+}
+
+/// Reads a results blob. Any deviation from the layout (magic, version,
+/// reserved bits, status, truncation, bytes after the last result) is an
+/// error naming its offset.
+pub fn decode_results(bytes: &[u8]) -> Result<Vec<ResultRecord>, ReadError> {
+    let mut reader = Reader::new(bytes);
+    let count = read_results_header(&mut reader, RESULTS_MAGIC, ERROR_RESULT_BYTES_MIN)?;
     let mut records = Vec::with_capacity(count);
     for _ in 0..count {
         let at = reader.offset();
@@ -509,12 +550,20 @@ pub fn decode_results(bytes: &[u8]) -> Result<Vec<ResultRecord>, ReadError> {
                 entry_hash: reader.array()?,
                 replayed: status_byte == status::REPLAYED,
             },
-            status::ERROR => ResultRecord::Error {
-                code: reader.u32()?,
-                name: reader.str16()?.to_string(),
-                field: reader.str32()?.to_string(),
-                message: reader.str32()?.to_string(),
-            },
+            status::ERROR => {
+                let ErrorFields {
+                    code,
+                    name,
+                    field,
+                    message,
+                } = read_error(&mut reader)?;
+                ResultRecord::Error {
+                    code,
+                    name,
+                    field,
+                    message,
+                }
+            }
             other => {
                 return Err(ReadError {
                     offset: at,

@@ -349,6 +349,28 @@ impl Metering for MeteringService {
         Ok(Response::new(response))
     }
 
+    async fn ingest_events_packed(
+        &self,
+        request: Request<pb::PackedEventsRequest>,
+    ) -> Result<Response<pb::PackedEventsResponse>, Status> {
+        let pb::PackedEventsRequest { batch } = request.into_inner();
+        let events = super::packed_events::decode_events(&batch)
+            .map_err(|error| super::status::ledger_status(&error.to_ledger_error()))?;
+        drop(batch);
+        let results = self
+            .engine
+            .ingest_events(events.into_iter().map(Ok).collect())
+            .await?;
+        let (results, [recorded, duplicates, rejected]) =
+            super::packed_events::encode_results(&results);
+        Ok(Response::new(pb::PackedEventsResponse {
+            results: results.into(),
+            recorded,
+            duplicates,
+            rejected,
+        }))
+    }
+
     async fn query_usage(
         &self,
         request: Request<pb::QueryUsageRequest>,

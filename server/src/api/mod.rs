@@ -12,6 +12,7 @@ pub mod convert;
 pub mod ledger_service;
 pub mod metering_service;
 pub mod packed;
+pub mod packed_events;
 pub mod rating_service;
 pub mod status;
 

@@ -91,7 +91,7 @@ impl BatchError {
     }
 }
 
-fn malformed(offset: usize, path: String, problem: impl Into<String>) -> BatchError {
+pub(crate) fn malformed(offset: usize, path: String, problem: impl Into<String>) -> BatchError {
     BatchError {
         code: ErrorCode::FieldInvalid,
         offset,
@@ -101,8 +101,50 @@ fn malformed(offset: usize, path: String, problem: impl Into<String>) -> BatchEr
 }
 
 /// A read's failure at `path` (built only on failure).
-fn read<T>(result: Result<T, ReadError>, path: impl FnOnce() -> String) -> Result<T, BatchError> {
+pub(crate) fn read<T>(
+    result: Result<T, ReadError>,
+    path: impl FnOnce() -> String,
+) -> Result<T, BatchError> {
     result.map_err(|error| malformed(error.offset, path(), error.problem))
+}
+
+/// Reads the first 8 bytes of a packed batch (`what`: "packed batch"): its
+/// `magic`, a version this server reads, and reserved bytes that are zero.
+pub(crate) fn check_header(
+    reader: &mut Reader<'_>,
+    magic: [u8; 4],
+    what: &str,
+) -> Result<(), BatchError> {
+    let found: [u8; 4] = read(reader.array(), || "header.magic".into())?;
+    if found != magic {
+        return Err(malformed(
+            0,
+            "header.magic".into(),
+            format!(
+                "not a {what}: magic {found:02x?}, expected {:?}",
+                String::from_utf8_lossy(&magic)
+            ),
+        ));
+    }
+    let at = reader.offset();
+    let version = read(reader.u16(), || "header.version".into())?;
+    if version != VERSION {
+        return Err(malformed(
+            at,
+            "header.version".into(),
+            format!("version {version} is not supported; this server reads version {VERSION}"),
+        ));
+    }
+    let at = reader.offset();
+    let reserved = read(reader.u16(), || "header.reserved".into())?;
+    if reserved != 0 {
+        return Err(malformed(
+            at,
+            "header.reserved".into(),
+            format!("reserved bytes are {reserved:#06x}, expected 0"),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a packed batch. One [`DecodedItem`] per item, in order, or the
@@ -131,32 +173,7 @@ pub const PART_ITEMS_MIN: usize = 1024;
 
 fn decode(bytes: &[u8], parts: Option<usize>) -> Result<Vec<DecodedItem>, BatchError> {
     let mut reader = Reader::new(bytes);
-    let magic: [u8; 4] = read(reader.array(), || "header.magic".into())?;
-    if magic != BATCH_MAGIC {
-        return Err(malformed(
-            0,
-            "header.magic".into(),
-            format!("not a packed batch: magic {magic:02x?}, expected \"TLYB\""),
-        ));
-    }
-    let at = reader.offset();
-    let version = read(reader.u16(), || "header.version".into())?;
-    if version != VERSION {
-        return Err(malformed(
-            at,
-            "header.version".into(),
-            format!("version {version} is not supported; this server reads version {VERSION}"),
-        ));
-    }
-    let at = reader.offset();
-    let reserved = read(reader.u16(), || "header.reserved".into())?;
-    if reserved != 0 {
-        return Err(malformed(
-            at,
-            "header.reserved".into(),
-            format!("reserved bytes are {reserved:#06x}, expected 0"),
-        ));
-    }
+    check_header(&mut reader, BATCH_MAGIC, "packed batch")?;
     let at = reader.offset();
     let item_count = read(reader.u32(), || "header.item_count".into())? as usize;
     if item_count == 0 {

@@ -92,6 +92,7 @@ pub const RULES: &[Rule] = &[
     rule("/tally.v1.Metering/DefineMeter", Write, FINANCE),
     rule("/tally.v1.Metering/ListMeters", Read, EVERYONE),
     rule("/tally.v1.Metering/IngestEvents", Write, POSTERS),
+    rule("/tally.v1.Metering/IngestEventsPacked", Write, POSTERS),
     rule("/tally.v1.Metering/QueryUsage", Read, EVERYONE),
     rule("/tally.v1.Metering/QueryUsageSeries", Read, EVERYONE),
     rule("/tally.v1.Metering/CloseUsagePeriod", Write, FINANCE),
