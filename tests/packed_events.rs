@@ -741,6 +741,36 @@ fn a_long_string_named_by_every_event_is_too_large() {
     );
 }
 
+#[test]
+fn events_at_every_limit_decode_however_many_share_their_strings() {
+    // Goal: a batch of valid events is never too large to decode, even when
+    // every event names the same longest customer, meter and 32 properties of
+    // the longest names and values (each event copies about 38 times its own
+    // packed size out of the string table).
+    let customer = "c".repeat(128);
+    let meter = "m".repeat(64);
+    let names: Vec<String> = (0..32).map(|n| format!("{n:0>64}")).collect();
+    let values: Vec<String> = (0..32).map(|n| format!("{n:v>256}")).collect();
+    let properties: BTreeMap<String, String> = names.into_iter().zip(values).collect();
+    let events: Vec<UsageEvent> = (0..INGEST_EVENTS_MAX)
+        .map(|n| UsageEvent {
+            event_id: format!("e{n}"),
+            customer: customer.clone(),
+            meter: meter.clone(),
+            timestamp: 1_700_000_000_000_000_000,
+            value: None,
+            properties: properties.clone(),
+        })
+        .collect();
+    let bytes = pack(&events);
+    let copied = INGEST_EVENTS_MAX * (128 + 64 + 32 * (64 + 256));
+    assert!(
+        copied > 16 * bytes.len(),
+        "the budget per batch byte alone would refuse it"
+    );
+    assert_eq!(decode_events(&bytes), Ok(events));
+}
+
 // ---------------------------------------------------------------------------
 // End to end.
 // ---------------------------------------------------------------------------

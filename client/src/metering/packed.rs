@@ -303,6 +303,26 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_what_is_written() {
+        // Goal: docs/packed-events.md's example is byte for byte this encoder's.
+        let event = UsageEvent {
+            event_id: "evt-1".into(),
+            customer: "acme".into(),
+            meter: "api_calls".into(),
+            timestamp: 1_700_000_000_000_000_000,
+            value: Some("2.5".into()),
+            properties: BTreeMap::from([("region".into(), "eu".into())]),
+        };
+        let documented = "544c5945010000000100000004000000040061636d6509006170695f63616c6c73\
+                          0600726567696f6e0200657505006576742d3100000000010000000000\
+                          2a36fe9c9717010300322e3501000200000003000000";
+        let bytes = PackedEvents::new(&[event]).unwrap().encoded();
+        assert_eq!(bytes.len(), 84);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, documented);
+    }
+
+    #[test]
     fn what_the_format_cannot_carry_is_refused() {
         // Goal: an empty or oversized batch and an overlong string are refused
         // with the event's path, before anything is sent.

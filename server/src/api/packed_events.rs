@@ -26,12 +26,25 @@ use tally_proto::packed_events::{
 
 use super::packed::{check_header, malformed, read, BatchError, NAME_COPY_BYTES_PER_BATCH_BYTE};
 use crate::error::LedgerError;
+use crate::metering::event::{CUSTOMER_BYTES_MAX, PROPERTIES_MAX, PROPERTY_VALUE_BYTES_MAX};
 use crate::metering::ingest::{EventRecorded, INGEST_EVENTS_MAX};
+use tally_core::meter::{METER_CODE_BYTES_MAX, PROPERTY_NAME_BYTES_MAX};
 
-/// Strings in a batch's string table: a customer, a meter and 32 properties
-/// (the most an event may have, `metering::event::PROPERTIES_MAX`), each a
-/// name and a value, for every event of a full batch.
-pub const STRINGS_MAX: usize = INGEST_EVENTS_MAX * (2 + 2 * 32);
+/// Strings in a batch's string table: a customer, a meter and the most
+/// properties an event may have, each a name and a value, for every event of
+/// a full batch.
+pub const STRINGS_MAX: usize = INGEST_EVENTS_MAX * (2 + 2 * PROPERTIES_MAX);
+
+/// The most bytes of table strings a valid event uses: its customer, its
+/// meter and its properties at their longest. A batch may copy this much per
+/// event out of its string table whatever its size, and beyond that
+/// [`NAME_COPY_BYTES_PER_BATCH_BYTE`] per byte of the batch, as the packed
+/// transaction batch: so every batch of valid events decodes, and a long
+/// (invalid) string named again and again cannot turn a few MiB of batch
+/// into GiBs of copies.
+pub const EVENT_COPY_BYTES_MAX: usize = CUSTOMER_BYTES_MAX
+    + METER_CODE_BYTES_MAX
+    + PROPERTIES_MAX * (PROPERTY_NAME_BYTES_MAX + PROPERTY_VALUE_BYTES_MAX);
 
 /// Reads a packed events batch: its events in order, or the reason the batch
 /// as a whole is refused.
@@ -91,7 +104,10 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<UsageEvent>, BatchError> {
         reader,
         strings: &strings,
         copied: 0,
-        copy_budget: bytes.len().saturating_mul(NAME_COPY_BYTES_PER_BATCH_BYTE),
+        copy_budget: bytes
+            .len()
+            .saturating_mul(NAME_COPY_BYTES_PER_BATCH_BYTE)
+            .saturating_add(event_count.saturating_mul(EVENT_COPY_BYTES_MAX)),
     };
     let mut events = Vec::with_capacity(event_count);
     for index in 0..event_count {
@@ -187,7 +203,8 @@ impl Decoder<'_> {
                 offset: at,
                 path: path(),
                 problem: format!(
-                    "the events copy more than {NAME_COPY_BYTES_PER_BATCH_BYTE} bytes of strings per byte of the batch"
+                    "the events copy more than {} bytes out of the string table ({EVENT_COPY_BYTES_MAX} per event and {NAME_COPY_BYTES_PER_BATCH_BYTE} per byte of the batch)",
+                    self.copy_budget
                 ),
             });
         }
