@@ -169,8 +169,8 @@ pub struct LedgerState {
     billing: BillingBook,
     /// Shared with the read model (see `claims`).
     claims: Arc<EventClaims>,
-    /// The claims of the usage entry about to be appended, computed by the
-    /// ingestion that built it (`prepare_claims`); a replay computes them.
+    /// The claims of the usage entry about to be appended, already made by
+    /// the ingestion that built it (`prepare_claims`); a replay makes them.
     prepared_claims: Vec<(IdKey, Claim)>,
 }
 
@@ -266,7 +266,9 @@ impl LedgerState {
     }
 
     /// Hands over the claims of the next `usage_recorded` entry (one per
-    /// event, in order), so that appending it hashes nothing again.
+    /// event, in order), which `metering::ingest::record_usage` made in the
+    /// claims index as it accepted the events: appending the entry then
+    /// neither hashes nor claims again.
     pub fn prepare_claims(&mut self, claims: Vec<(IdKey, Claim)>) {
         self.prepared_claims = claims;
     }
@@ -742,29 +744,29 @@ impl LedgerState {
             if event.timestamp < 0 {
                 return Err(format!("event {index}: timestamp before the epoch"));
             }
-            let (key, claim) = match prepared.get(index) {
-                Some(&(key, claim)) => (key, claim),
-                None => (
-                    id_key(&event.event_id),
+            let late = || recorded.late.binary_search(&(index as u32)).is_ok();
+            if let Some(&(key, claim)) = prepared.get(index) {
+                // Claimed by the ingestion that built the entry.
+                debug_assert_eq!(key, id_key(&event.event_id));
+                debug_assert_eq!(
+                    claim,
                     Claim {
                         content: content_of(&tally_core::usage::event_hash(event)),
                         seq,
                         index: index as u32,
-                        late: recorded.late.binary_search(&(index as u32)).is_ok(),
-                    },
-                ),
+                        late: late(),
+                    }
+                );
+                debug_assert_eq!(self.claims.get_by_key(&key), Some(claim));
+                continue;
+            }
+            let claim = Claim {
+                content: content_of(&tally_core::usage::event_hash(event)),
+                seq,
+                index: index as u32,
+                late: late(),
             };
-            debug_assert_eq!(key, id_key(&event.event_id));
-            debug_assert_eq!(
-                claim,
-                Claim {
-                    content: content_of(&tally_core::usage::event_hash(event)),
-                    seq,
-                    index: index as u32,
-                    late: recorded.late.binary_search(&(index as u32)).is_ok(),
-                }
-            );
-            if !self.claims.claim_by_key(key, claim) {
+            if !self.claims.claim_by_key(id_key(&event.event_id), claim) {
                 return Err(format!(
                     "event {index}: event id {:?} recorded twice",
                     event.event_id

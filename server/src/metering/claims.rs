@@ -1,10 +1,12 @@
 //! Event ids already recorded, for deduplication and for proofs.
 //!
-//! An id is claimed when the `usage_recorded` entry holding its event is
-//! applied: in the writer, that is inside the group whose one storage write
-//! makes the event durable, so an id is never claimed without its event (the
-//! failure "claimed first, event lost" cannot happen). A failed write stops
-//! the writer; the claims of the lost group die with the process.
+//! An id is claimed by the writer as it accepts the event
+//! (`ingest::record_usage`), just before it appends the `usage_recorded`
+//! entry holding it, or as such an entry is replayed: either way inside the
+//! group whose one storage write makes the event durable, so an id is never
+//! claimed without its event (the failure "claimed first, event lost" cannot
+//! happen). A failed write stops the writer; the claims of the lost group die
+//! with the process.
 //!
 //! The writer and the readers share one index. Readers only trust a claim
 //! whose entry is published (`seq` below the published journal length), so
@@ -100,6 +102,20 @@ impl EventClaims {
         }
     }
 
+    /// Claims `key` unless it was claimed: `None` when this call claimed it,
+    /// else the earlier claim (and nothing changes). One probe of the index
+    /// for what `get_by_key` then `claim_by_key` would do in two.
+    pub fn claim_or_get(&self, key: IdKey, claim: Claim) -> Option<Claim> {
+        let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
+        match shard.entry(key) {
+            std::collections::hash_map::Entry::Occupied(earlier) => Some(*earlier.get()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(claim);
+                None
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.shards
             .iter()
@@ -149,5 +165,11 @@ mod tests {
         assert_eq!(claims.get("evt-1"), Some(first));
         assert_eq!(claims.get("evt-2"), None);
         assert_eq!(claims.len(), 1);
+        // The same through the one-probe form.
+        let second = Claim { seq: 8, ..first };
+        assert_eq!(claims.claim_or_get(id_key("evt-1"), second), Some(first));
+        assert_eq!(claims.claim_or_get(id_key("evt-2"), second), None);
+        assert_eq!(claims.get("evt-2"), Some(second));
+        assert_eq!(claims.len(), 2);
     }
 }

@@ -17,7 +17,7 @@ use super::event::{event_counts, EventRejection, ValidationContext};
 use super::series::MINUTE_NS;
 use crate::error::LedgerError;
 use crate::ledger::execute::Context;
-use crate::ledger::state::{FastMap, Journaled, LedgerState};
+use crate::ledger::state::{Journaled, LedgerState};
 use crate::ledger::validate;
 use tally_core::codec::ENTRY_BYTES_MAX;
 use tally_core::entry::{
@@ -187,7 +187,8 @@ fn encoded_len(event: &UsageEvent) -> usize {
 struct Batch {
     events: Vec<UsageEvent>,
     leaves: Vec<tally_audit::Hash>,
-    /// The claims the entry makes, in event order (see `LedgerState::prepare_claims`).
+    /// The claims made for the entry's events, in event order (see
+    /// `LedgerState::prepare_claims`).
     claims: Vec<(IdKey, Claim)>,
     late: Vec<u32>,
     bytes: usize,
@@ -229,6 +230,14 @@ fn flush(state: &mut LedgerState, ctx: &Context, batch: &mut Batch, out: &mut Ve
 /// The writer's half of ingestion: one result per event, in order; the
 /// accepted events become one `usage_recorded` entry (more only past the entry
 /// size limit).
+///
+/// An accepted event's id is claimed here, in the one probe of the claims
+/// index that also finds an earlier claim (of an earlier call, or earlier in
+/// this one): the index is large and its slots are cold, so a second probe
+/// when the entry is applied would cost a second cache miss. The claim is
+/// made by the writer just before it appends the entry holding the event, in
+/// the same group, and readers trust only claims of published entries (see
+/// `claims`), so this changes nothing they can see.
 pub fn record_usage(
     state: &mut LedgerState,
     events: Vec<PreparedEvent>,
@@ -236,8 +245,6 @@ pub fn record_usage(
     out: &mut Vec<Journaled>,
 ) -> Vec<Result<EventRecorded, LedgerError>> {
     let mut results = Vec::with_capacity(events.len());
-    // Ids accepted earlier in this call: claimed only when the entry applies.
-    let mut in_call: FastMap<[u8; 16], Claim> = FastMap::default();
     let mut batch = Batch::default();
     for (index, prepared) in events.into_iter().enumerate() {
         let PreparedEvent {
@@ -248,111 +255,134 @@ pub fn record_usage(
             seen_version,
             checked,
         } = prepared;
-        let catalog = state.catalog();
-        // Deduplication comes first: a retry of a recorded event is a
-        // duplicate whatever changed since (a new meter version, a closed
-        // period), or it would not be exactly once.
         let content = content_of(&hash);
-        let earlier = in_call
-            .get(&key)
-            .copied()
-            .or_else(|| state.claims().get_by_key(&key));
-        if let Some(claim) = earlier {
-            results.push(if claim.content == content {
+        // The checks read the catalog only, so their order against the
+        // deduplication is free; what counts is the answer's: a retry of a
+        // recorded event is a duplicate whatever changed since (a new meter
+        // version, a closed period), or it would not be exactly once.
+        let seen = match accept(state.catalog(), ctx, index, &event, seen_version, checked) {
+            Ok((counted, late)) => {
+                let size = encoded_len(&event);
+                if batch.bytes + size > ENTRY_EVENT_BYTES_MAX {
+                    flush(state, ctx, &mut batch, out);
+                }
+                let claim = Claim {
+                    content,
+                    seq: state.next_seq(),
+                    index: batch.events.len() as u32,
+                    late,
+                };
+                match state.claims().claim_or_get(key, claim) {
+                    Some(earlier) => Seen::Earlier(earlier),
+                    None => {
+                        batch.bytes += size;
+                        Seen::Claimed(claim, counted)
+                    }
+                }
+            }
+            Err(error) => match state.claims().get_by_key(&key) {
+                Some(earlier) => Seen::Earlier(earlier),
+                None => Seen::Refused(error),
+            },
+        };
+        results.push(match seen {
+            Seen::Earlier(claim) if claim.content == content => Ok(EventRecorded {
+                seq: claim.seq,
+                index: claim.index,
+                late: claim.late,
+                counted: counted_when_recorded(state.catalog(), claim.seq, &event),
+                duplicate: true,
+            }),
+            Seen::Earlier(claim) => Err(LedgerError::new(
+                ErrorCode::EventIdConflict,
+                format!("events[{index}].event_id"),
+                format!(
+                    "event id {} was recorded (entry {}, event {}) with other content",
+                    quoted(&event.event_id),
+                    claim.seq,
+                    claim.index
+                ),
+            )),
+            Seen::Refused(error) => Err(error),
+            Seen::Claimed(claim, counted) => {
+                // The event joins the entry.
+                if claim.late {
+                    batch.late.push(claim.index);
+                }
+                batch.claims.push((key, claim));
+                batch.events.push(event);
+                batch.leaves.push(leaf);
                 Ok(EventRecorded {
                     seq: claim.seq,
                     index: claim.index,
                     late: claim.late,
-                    counted: counted_when_recorded(catalog, claim.seq, &event),
-                    duplicate: true,
+                    counted,
+                    duplicate: false,
                 })
-            } else {
-                Err(LedgerError::new(
-                    ErrorCode::EventIdConflict,
-                    format!("events[{index}].event_id"),
-                    format!(
-                        "event id {} was recorded (entry {}, event {}) with other content",
-                        quoted(&event.event_id),
-                        claim.seq,
-                        claim.index
-                    ),
-                ))
-            });
-            continue;
-        }
-        // Redo the check, refusals included, when the meter changed since
-        // the caller saw it (or was defined since): an event is measured
-        // against the version current when it arrives.
-        let current = catalog.meter(&event.meter);
-        let checked = if current.map(|m| m.version) == seen_version {
-            checked
-        } else {
-            check_event(current, ctx.now, index, &event)
-        };
-        let counted = match checked {
-            Ok((_, counted)) => counted,
-            Err(error) => {
-                results.push(Err(error));
-                continue;
             }
-        };
-        let Some(customer) = catalog.customer(&event.customer) else {
-            results.push(Err(LedgerError::new(
-                ErrorCode::CustomerNotFound,
-                format!("events[{index}].customer"),
-                format!("no customer {}", quoted(&event.customer)),
-            )));
-            continue;
-        };
-        let late = customer
-            .closed_through
-            .is_some_and(|closed| event.timestamp < closed);
-        if let Some(closed) = customer.closed_through {
-            let spec = &catalog.meter(&event.meter).expect("checked above").spec;
-            let earliest = ValidationContext::for_open_period(ctx.now, closed, spec).earliest;
-            if event.timestamp < earliest {
-                results.push(Err(LedgerError::new(
-                    ErrorCode::TimestampBeforeGrace,
-                    format!("events[{index}].timestamp"),
-                    format!(
-                        "timestamp {} is before {earliest}: customer {}'s usage is closed through {closed} and meter {} accepts events {} s before that",
-                        event.timestamp,
-                        quoted(&event.customer),
-                        quoted(&event.meter),
-                        spec.grace_period_seconds
-                    ),
-                )));
-                continue;
-            }
-        }
-        let size = encoded_len(&event);
-        if batch.bytes + size > ENTRY_EVENT_BYTES_MAX {
-            flush(state, ctx, &mut batch, out);
-        }
-        let claim = Claim {
-            content,
-            seq: state.next_seq(),
-            index: batch.events.len() as u32,
-            late,
-        };
-        if late {
-            batch.late.push(claim.index);
-        }
-        in_call.insert(key, claim);
-        batch.claims.push((key, claim));
-        batch.bytes += size;
-        batch.events.push(event);
-        batch.leaves.push(leaf);
-        results.push(Ok(EventRecorded {
-            seq: claim.seq,
-            index: claim.index,
-            late,
-            counted,
-            duplicate: false,
-        }));
+        });
     }
     flush(state, ctx, &mut batch, out);
     results
+}
+
+/// What the claims index says of an event: claimed before (by an earlier
+/// call or earlier in this one), claimed now (and whether it counts), or
+/// neither, and refused.
+enum Seen {
+    Earlier(Claim),
+    Claimed(Claim, bool),
+    Refused(LedgerError),
+}
+
+/// Whether an event not recorded before is accepted now, and if so whether
+/// it counts and whether it is late.
+fn accept(
+    catalog: &Catalog,
+    ctx: &Context,
+    index: usize,
+    event: &UsageEvent,
+    seen_version: Option<u32>,
+    checked: Result<(u32, bool), LedgerError>,
+) -> Result<(bool, bool), LedgerError> {
+    // Redo the check, refusals included, when the meter changed since the
+    // caller saw it (or was defined since): an event is measured against the
+    // version current when it arrives.
+    let current = catalog.meter(&event.meter);
+    let checked = if current.map(|m| m.version) == seen_version {
+        checked
+    } else {
+        check_event(current, ctx.now, index, event)
+    };
+    let (_, counted) = checked?;
+    let Some(customer) = catalog.customer(&event.customer) else {
+        return Err(LedgerError::new(
+            ErrorCode::CustomerNotFound,
+            format!("events[{index}].customer"),
+            format!("no customer {}", quoted(&event.customer)),
+        ));
+    };
+    let late = customer
+        .closed_through
+        .is_some_and(|closed| event.timestamp < closed);
+    if let Some(closed) = customer.closed_through {
+        let spec = &catalog.meter(&event.meter).expect("checked above").spec;
+        let earliest = ValidationContext::for_open_period(ctx.now, closed, spec).earliest;
+        if event.timestamp < earliest {
+            return Err(LedgerError::new(
+                ErrorCode::TimestampBeforeGrace,
+                format!("events[{index}].timestamp"),
+                format!(
+                    "timestamp {} is before {earliest}: customer {}'s usage is closed through {closed} and meter {} accepts events {} s before that",
+                    event.timestamp,
+                    quoted(&event.customer),
+                    quoted(&event.meter),
+                    spec.grace_period_seconds
+                ),
+            ));
+        }
+    }
+    Ok((counted, late))
 }
 
 fn spec_error(error: tally_core::meter::MeterSpecError) -> LedgerError {
