@@ -27,6 +27,12 @@
 use tally::loadgen::{self, RunOptions, Target};
 use tally::workload::{peak_memory_kib, take_option, Workload};
 
+/// The bench's allocator is tallyd's (mimalloc): the bench shares the
+/// machine's cores with tallyd, and with the system allocator it spent a
+/// tenth of them in malloc and free (docs/benchmarks.md, round 7).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();

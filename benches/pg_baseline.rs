@@ -508,6 +508,12 @@ async fn verify(client: &Client, workload: &Workload, counts: &Counts, tally: &T
     }
 }
 
+/// The bench's allocator is tallyd's (mimalloc): the bench shares the
+/// machine's cores with tallyd, and with the system allocator it spent a
+/// tenth of them in malloc and free (docs/benchmarks.md, round 7).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let workload = Workload::from_args("--dsn", Some("PG_BASELINE_DSN"));

@@ -478,6 +478,12 @@ impl Report {
     }
 }
 
+/// The bench's allocator is tallyd's (mimalloc): the bench shares the
+/// machine's cores with tallyd, and with the system allocator it spent a
+/// tenth of them in malloc and free (docs/benchmarks.md, round 7).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let options = Options::from_args();
