@@ -783,3 +783,35 @@ async fn customers_page_in_id_order_from_any_point() {
     assert_eq!(between, ["c11", "c12", "c13"]);
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answered_usage_batch_is_seen_by_the_next_read() {
+    // Goal: a usage batch is answered before its group is folded into the
+    // read model, yet every read that starts after the answer sees all its
+    // events. Batches of 2,000 events keep the fold long enough for a read
+    // that did not wait for it to see too little.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = tokens_ledger(dir.path(), &["acme"]).await;
+    let at = base();
+    let (from, to) = (at, at + 60 * MINUTE);
+    for round in 1..=12u32 {
+        let batch = (0..2_000)
+            .map(|n| event(&format!("r{round}-{n}"), "acme", "tokens", at, Some("1")))
+            .collect();
+        for result in ingest(&engine, batch).await {
+            assert!(!result.unwrap().duplicate);
+        }
+        let expected = (round * 2_000).to_string();
+        let stored = engine
+            .query_usage(query("tokens", "acme", from, to), false)
+            .unwrap();
+        let groups = &stored.buckets[0].groups;
+        let value = groups
+            .values()
+            .next()
+            .and_then(|a| a.value(Aggregation::Sum))
+            .map(|v| v.normalize().to_string());
+        assert_eq!(value.as_deref(), Some(expected.as_str()), "round {round}");
+    }
+    engine.shutdown().await;
+}

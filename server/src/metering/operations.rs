@@ -10,7 +10,6 @@ use crate::engine::Engine;
 use crate::error::{Error, LedgerError, Result, StoreError};
 use crate::ledger::limits::PAGE_SIZE_MAX;
 use crate::writer::{now_ns, Request};
-use std::collections::BTreeMap;
 use tally_core::entry::{Digest, EntryBody, TimestampNs};
 use tally_core::error_code::ErrorCode;
 use tally_core::meter::MeterSpec;
@@ -174,17 +173,9 @@ impl Engine {
         if events.is_empty() || events.len() > INGEST_EVENTS_MAX {
             return Err(batch_size_error("events", events.len(), INGEST_EVENTS_MAX));
         }
-        // The meters as published now: a copy, so no lock is held while the
-        // events are checked (the writer redoes the check if a meter changed).
-        let meters: BTreeMap<String, MeterVersion> = {
-            let model = self.store.read_model();
-            model
-                .usage
-                .catalog
-                .meters()
-                .map(|m| (m.spec.code.clone(), m.clone()))
-                .collect()
-        };
+        // The meters as published now, without waiting for a fold (the
+        // writer redoes the check if a meter changed since).
+        let meters = self.store.current_meters();
         let now = now_ns();
         let prepared: Vec<std::result::Result<PreparedEvent, LedgerError>> =
             crate::parallel::map_indexed(events, |index, event| {

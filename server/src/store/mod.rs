@@ -46,6 +46,9 @@ pub struct CacheRows(Option<sled::Batch>);
 /// A raw storage row: key and value bytes.
 pub type RawRow = (Vec<u8>, Vec<u8>);
 
+/// Every meter's current version, by code.
+pub type CurrentMeters = std::collections::BTreeMap<String, crate::metering::catalog::MeterVersion>;
+
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
@@ -57,6 +60,10 @@ pub struct Store {
     /// The published length readers see (`published.rs`).
     published: Arc<published::Published>,
     read_model: Arc<RwLock<ReadModel>>,
+    /// The current version of every meter, as published: ingestion checks
+    /// its events against them without taking the read model (see
+    /// [`Store::current_meters`]).
+    meters: Arc<RwLock<Arc<CurrentMeters>>>,
     /// The Merkle tree's right edge; advanced by whoever writes the journal
     /// (the writer, or start-up replay).
     frontier: Arc<Mutex<merkle::Frontier>>,
@@ -102,6 +109,7 @@ impl Store {
             data_dir: Arc::new(path.to_path_buf()),
             published: Arc::new(published::Published::default()),
             read_model: Arc::new(RwLock::new(ReadModel::default())),
+            meters: Arc::default(),
             frontier: Arc::new(Mutex::new(merkle::Frontier::default())),
         })
     }
@@ -167,8 +175,19 @@ impl Store {
             .read_model
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut meters_changed = false;
         for journaled in group {
             model.apply(journaled);
+            meters_changed |= matches!(journaled.entry.body, EntryBody::MeterDefined(_));
+        }
+        if meters_changed {
+            let current: CurrentMeters = model
+                .usage
+                .catalog
+                .meters()
+                .map(|meter| (meter.spec.code.clone(), meter.clone()))
+                .collect();
+            *self.meters.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(current);
         }
         debug_assert_eq!(
             self.published.length_now(),
@@ -176,6 +195,16 @@ impl Store {
             "groups are published in order"
         );
         self.published.set(last.seq + 1);
+    }
+
+    /// The current version of every meter, by code, as of the last group
+    /// published that defined one. It neither waits for an announced fold
+    /// nor takes the read model, which a fold holds for milliseconds: an
+    /// ingestion call checks its events against it on the caller's task while
+    /// the previous group folds, and the writer redoes the check of any event
+    /// whose meter changed since.
+    pub fn current_meters(&self) -> Arc<CurrentMeters> {
+        Arc::clone(&self.meters.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Makes a group of journaled entries durable in the journal, then

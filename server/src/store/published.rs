@@ -2,8 +2,10 @@
 //!
 //! Readers see the journal up to the *published* length: groups the publisher
 //! has folded into the read model. A transaction batch is answered from its
-//! group alone (ids, seqs, hashes), so the publisher sends that answer before
-//! it folds the group, and the fold leaves the answer's critical path. The
+//! group alone (ids, seqs, hashes), and a usage batch from what the writer
+//! made of it (each event's entry and place), so the publisher sends those
+//! answers before it folds the group, and the fold leaves the answer's
+//! critical path. The
 //! price is a window in which a client holds an answer that reads do not
 //! reflect yet. So before that answer goes out, the publisher *announces* the
 //! group's end, and every read first waits until the published length reaches

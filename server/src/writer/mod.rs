@@ -10,9 +10,10 @@
 //! model, publishes the new journal length to readers and followers, and only
 //! then answers the group's requests. So an answer always comes after its
 //! writes are durable and readable, and executing group N+1 overlaps with
-//! publishing group N. Transaction batches are answered just before the fold
-//! (their answers need only the group), and reads wait for the fold of any
-//! group answered so (`store/published.rs`).
+//! publishing group N. Transaction and usage batches are answered just before
+//! the fold (their answers need only the group, or what the writer made of
+//! it), and reads wait for the fold of any group answered so
+//! (`store/published.rs`).
 //!
 //! If the storage write fails, the in-memory state is ahead of the disk: the
 //! writer answers the group with `Unavailable` and stops (fail-stop); a restart
@@ -267,9 +268,10 @@ enum Answer {
 impl Answer {
     /// A transaction batch's answer is built from its group (and, for a
     /// retry of an earlier transaction, from reads, which wait for the
-    /// fold); every other requester may read the read model for its answer.
+    /// fold), a usage batch's by the writer; every other requester may read
+    /// the read model for its answer.
     fn needs_no_fold(&self) -> bool {
-        matches!(self, Answer::Transactions(..))
+        matches!(self, Answer::Transactions(..) | Answer::Usage(..))
     }
 
     /// Sends the answer. A requester that went away (timeout, disconnect) is
@@ -613,8 +615,9 @@ fn publish(store: Store, flushed: std::sync::mpsc::Receiver<Flushed>, commits: w
         caches,
     } in flushed
     {
-        // Transaction batches are answered from the group itself, so they go
-        // out before the fold; reads wait for it (`store/published.rs`).
+        // Transaction and usage batches are answered from what the writer
+        // made, so they go out before the fold; reads wait for it
+        // (`store/published.rs`).
         let (early, answers): (Vec<Answer>, Vec<Answer>) =
             answers.into_iter().partition(Answer::needs_no_fold);
         if !early.is_empty() {
