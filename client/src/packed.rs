@@ -55,7 +55,7 @@ use crate::types::{Direction, Metadata, Posting};
 #[derive(Debug, Clone, Default)]
 pub struct PackedBatch {
     /// Account names and their numbers in the name table.
-    names: HashMap<String, u32>,
+    names: HashMap<String, u32, foldhash::fast::RandomState>,
     /// Encoded bytes of the name table.
     names_bytes: usize,
     /// The items, encoded.

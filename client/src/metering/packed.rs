@@ -100,7 +100,7 @@ impl PackedEvents {
 /// The strings of a batch, each written once, and their numbers.
 #[derive(Default)]
 struct StringTable<'a> {
-    numbers: HashMap<&'a str, u32>,
+    numbers: HashMap<&'a str, u32, foldhash::fast::RandomState>,
     bytes: Writer,
     count: u32,
 }
