@@ -84,8 +84,19 @@ impl<V> Default for IdMap<V> {
 
 fn shard_of(id: &str) -> usize {
     let hash = foldhash::fast::FixedState::with_seed(SHARD_SEED).hash_one(id);
+    unequal_shard(hash)
+}
+
+/// The shard of [`SHARDS`] with unequal shares that owns a uniformly spread
+/// 64-bit `hash` (by its top bits). For other sharded maps of millions of
+/// keys, which stall the same way when all their shards grow at once (the
+/// claims index of usage event ids).
+pub(crate) fn unequal_shard(hash: u64) -> usize {
     LAYOUT.shard_of_slot[(hash >> (64 - SLOT_BITS)) as usize] as usize
 }
+
+/// How many shards [`unequal_shard`] chooses from.
+pub(crate) const UNEQUAL_SHARDS: usize = SHARDS;
 
 impl<V> IdMap<V> {
     pub fn len(&self) -> usize {

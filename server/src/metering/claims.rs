@@ -16,10 +16,9 @@
 //! blake3 digest of the id and keeps 16 bytes of the event hash (enough to tell
 //! "same content" from "other content": a false "same" needs a 2^-128 chance).
 
+use crate::ledger::id_map::{unequal_shard, UNEQUAL_SHARDS as SHARDS};
 use crate::ledger::state::FastMap;
 use std::sync::RwLock;
-
-const SHARDS: usize = 64;
 
 /// Where an event is recorded, and a digest of its content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +70,15 @@ pub fn content_of(event_hash: &[u8; 32]) -> [u8; 16] {
 }
 
 impl EventClaims {
+    /// The shards take unequal shares of the keys (as the transaction-id
+    /// maps' do, `ledger::id_map`), so that they grow at different moments:
+    /// with equal shares, at millions of ids every shard rehashed within the
+    /// same group or two, and that group's batches waited hundreds of
+    /// milliseconds. The key is a blake3 digest, so its first bytes are
+    /// already uniformly spread.
     fn shard(&self, key: &IdKey) -> &RwLock<FastMap<IdKey, Claim>> {
-        &self.shards[key[0] as usize % SHARDS]
+        let top = u64::from_be_bytes(key[..8].try_into().expect("8 bytes"));
+        &self.shards[unequal_shard(top)]
     }
 
     pub fn get(&self, event_id: &str) -> Option<Claim> {
@@ -127,13 +133,15 @@ impl EventClaims {
         self.len() == 0
     }
 
-    /// Room for `additional` more ids without rehashing (start-up).
+    /// Room for `additional` more ids without rehashing (start-up): each
+    /// shard gets room for about twice an equal share, which covers its
+    /// share (at most about 2 % of the ids).
     pub fn reserve(&self, additional: usize) {
         for shard in &self.shards {
             shard
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
-                .reserve(additional / SHARDS + 1);
+                .reserve(additional / (SHARDS / 2) + 1);
         }
     }
 }
@@ -141,6 +149,46 @@ impl EventClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the unequal shares are for: as the index grows, its shards grow
+    /// at different moments, never many at once (the test of
+    /// `ledger::id_map`'s shards, on the claims index's own keys).
+    #[test]
+    fn shards_grow_at_different_moments() {
+        let claims = EventClaims::default();
+        let ids = 300_000;
+        let capacity = |shard: usize| claims.shards[shard].read().unwrap().capacity();
+        let mut capacities: Vec<usize> = (0..SHARDS).map(capacity).collect();
+        let mut growths = Vec::new();
+        let claim = Claim {
+            content: [0; 16],
+            seq: 1,
+            index: 0,
+            late: false,
+        };
+        for n in 0..ids {
+            let key = id_key(&format!("evt-{n}"));
+            assert_eq!(claims.claim_or_get(key, claim), None);
+            let shard = (0..SHARDS)
+                .find(|&s| std::ptr::eq(&claims.shards[s], claims.shard(&key)))
+                .unwrap();
+            let now = capacity(shard);
+            if now != capacities[shard] {
+                capacities[shard] = now;
+                growths.push(n);
+            }
+        }
+        let most_at_once = growths
+            .iter()
+            .filter(|&&n| n >= ids / 2)
+            .map(|&start| {
+                let end = start + start / 32;
+                growths.iter().filter(|&&n| n >= start && n < end).count()
+            })
+            .max()
+            .unwrap();
+        assert!(most_at_once <= 6, "{most_at_once} growths at once");
+    }
 
     #[test]
     fn an_id_is_claimed_once_and_found_again() {
