@@ -205,6 +205,33 @@ pub fn meter_event(
     }))
 }
 
+/// [`meter_event`] for an event the journal holds: the metered event, or
+/// `None` when the meter does not count it. Such an event was checked against
+/// this meter version when it was recorded (`ingest::record_usage`: shape,
+/// time, group-by properties, value), so only what the meter takes from it is
+/// read here; the fold into the stored aggregates and a recomputation from
+/// the journal both meter events this way, once per event of every usage
+/// entry, and the checks were a third of the fold's time.
+pub fn meter_recorded(meter: &MeterSpec, event: &UsageEvent) -> Option<MeteredEvent> {
+    debug_assert!(
+        meter_event(meter, &ValidationContext::any_time(), event).is_ok(),
+        "a recorded event passed its meter's checks"
+    );
+    if excluding_filter(meter, event).is_some() {
+        return None;
+    }
+    let group = group_values(meter, event).ok()?;
+    let observation = observation(meter, event).ok()?;
+    Some(MeteredEvent {
+        meter: meter.code.clone(),
+        customer: event.customer.clone(),
+        timestamp: event.timestamp,
+        event_id: event.event_id.clone(),
+        group,
+        observation,
+    })
+}
+
 fn check_shape(meter: &MeterSpec, event: &UsageEvent) -> Result<(), EventError> {
     check_id("event_id", &event.event_id, EVENT_ID_BYTES_MAX)?;
     check_id("customer", &event.customer, CUSTOMER_BYTES_MAX)?;

@@ -13,7 +13,7 @@
 use super::aggregate::{AggregateError, AggregateResult, Aggregates, GroupKey, Window};
 use super::catalog::{version_at, Catalog, MeterVersion};
 use super::claims::EventClaims;
-use super::event::{meter_event, EventOutcome, ValidationContext};
+use super::event::meter_recorded;
 pub use super::series::MINUTE_NS;
 use crate::error::LedgerError;
 use crate::ledger::state::FastMap;
@@ -94,9 +94,7 @@ impl UsageModel {
                 debug_assert!(false, "events name defined meters");
                 continue;
             };
-            let Ok(EventOutcome::Counted(metered)) =
-                meter_event(&meter.spec, &ValidationContext::any_time(), event)
-            else {
+            let Some(metered) = meter_recorded(&meter.spec, event) else {
                 continue;
             };
             let Some(minute) = minute_of(metered.timestamp) else {
@@ -409,9 +407,7 @@ impl<'c> Scan<'c> {
                 .selections
                 .entry(version.version)
                 .or_insert_with(|| Selection::new(self.query, &version.spec));
-            let Ok(EventOutcome::Counted(mut metered)) =
-                meter_event(&version.spec, &ValidationContext::any_time(), event)
-            else {
+            let Some(mut metered) = meter_recorded(&version.spec, event) else {
                 continue;
             };
             let key = GroupKey {
