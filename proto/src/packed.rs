@@ -583,7 +583,7 @@ pub fn decode_results(bytes: &[u8]) -> Result<Vec<ResultRecord>, ReadError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn sample() -> Vec<ResultRecord> {
@@ -626,24 +626,33 @@ mod tests {
         assert_eq!(decode_results(&encode(&[])), Ok(vec![]));
     }
 
-    #[test]
-    fn every_truncation_and_extension_is_an_error() {
-        // Goal: a cut or padded blob never decodes and never panics.
-        let bytes = encode(&sample());
-        for len in 0..bytes.len() {
-            let error = decode_results(&bytes[..len]).unwrap_err();
+    /// Every cut of a valid results `blob` fails within it, one byte more
+    /// fails at its end, and an unknown status in the first result fails:
+    /// none panics. For the results of both packed calls.
+    pub(crate) fn assert_altered_results_fail<T: std::fmt::Debug>(
+        blob: &[u8],
+        header_bytes: usize,
+        decode: impl Fn(&[u8]) -> Result<T, ReadError>,
+    ) {
+        for len in 0..blob.len() {
+            let error = decode(&blob[..len]).unwrap_err();
             assert!(error.offset <= len, "{len}: {error}");
         }
-        let mut longer = bytes.clone();
+        let mut longer = blob.to_vec();
         longer.push(0);
-        let error = decode_results(&longer).unwrap_err();
-        assert_eq!(error.offset, bytes.len());
-        let mut bad_status = bytes;
-        bad_status[RESULTS_HEADER_BYTES] = 9;
-        assert!(decode_results(&bad_status)
+        assert_eq!(decode(&longer).unwrap_err().offset, blob.len());
+        let mut bad_status = blob.to_vec();
+        bad_status[header_bytes] = 9;
+        assert!(decode(&bad_status)
             .unwrap_err()
             .problem
             .contains("unknown status 9"));
+    }
+
+    #[test]
+    fn every_truncation_and_extension_is_an_error() {
+        // Goal: a cut or padded blob never decodes and never panics.
+        assert_altered_results_fail(&encode(&sample()), RESULTS_HEADER_BYTES, decode_results);
     }
 
     #[test]

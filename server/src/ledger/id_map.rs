@@ -158,7 +158,7 @@ impl<V> IdMap<V> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
@@ -243,10 +243,15 @@ mod tests {
                 growths.push(n);
             }
         }
-        // Within any stretch in which the map grows by 1/32 (two spacings of
-        // 64 evenly spread growths per doubling), few shards grow. With
-        // equal shares, dozens grow within such a stretch. Only the growths
-        // of large tables count: small ones are cheap.
+        assert_growths_spread(&growths, ids);
+    }
+
+    /// Checks what unequal shares are for, given the insert counts at which a
+    /// shard's table grew while `ids` keys went in: within any stretch in which
+    /// the map grows by 1/32 (two spacings of 64 evenly spread growths per
+    /// doubling), few shards grow. With equal shares, dozens grow within such a
+    /// stretch. Only the growths of large tables count: small ones are cheap.
+    pub(crate) fn assert_growths_spread(growths: &[usize], ids: usize) {
         let most_at_once = growths
             .iter()
             .filter(|&&n| n >= ids / 2)

@@ -178,16 +178,7 @@ mod tests {
                 growths.push(n);
             }
         }
-        let most_at_once = growths
-            .iter()
-            .filter(|&&n| n >= ids / 2)
-            .map(|&start| {
-                let end = start + start / 32;
-                growths.iter().filter(|&&n| n >= start && n < end).count()
-            })
-            .max()
-            .unwrap();
-        assert!(most_at_once <= 6, "{most_at_once} growths at once");
+        crate::ledger::id_map::tests::assert_growths_spread(&growths, ids);
     }
 
     #[test]

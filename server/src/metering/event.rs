@@ -195,14 +195,28 @@ pub fn meter_event(
     let group = group_values(meter, event)?;
     let observation = observation(meter, event)?;
     debug_assert_eq!(group.len(), meter.group_by.len());
-    Ok(EventOutcome::Counted(MeteredEvent {
+    Ok(EventOutcome::Counted(metered(
+        meter,
+        event,
+        group,
+        observation,
+    )))
+}
+
+fn metered(
+    meter: &MeterSpec,
+    event: &UsageEvent,
+    group: Vec<String>,
+    observation: Observation,
+) -> MeteredEvent {
+    MeteredEvent {
         meter: meter.code.clone(),
         customer: event.customer.clone(),
         timestamp: event.timestamp,
         event_id: event.event_id.clone(),
         group,
         observation,
-    }))
+    }
 }
 
 /// [`meter_event`] for an event the journal holds: the metered event, or
@@ -222,14 +236,7 @@ pub fn meter_recorded(meter: &MeterSpec, event: &UsageEvent) -> Option<MeteredEv
     }
     let group = group_values(meter, event).ok()?;
     let observation = observation(meter, event).ok()?;
-    Some(MeteredEvent {
-        meter: meter.code.clone(),
-        customer: event.customer.clone(),
-        timestamp: event.timestamp,
-        event_id: event.event_id.clone(),
-        group,
-        observation,
-    })
+    Some(metered(meter, event, group, observation))
 }
 
 fn check_shape(meter: &MeterSpec, event: &UsageEvent) -> Result<(), EventError> {
