@@ -499,7 +499,7 @@ pub(crate) fn read_error(reader: &mut Reader<'_>) -> Result<ErrorFields, ReadErr
 
 /// Checks a results header (magic, version, reserved bytes) and reads its
 /// count of results, each at least `min_result_bytes` long.
-pub(crate) fn read_results_header(
+fn read_results_header(
     reader: &mut Reader<'_>,
     magic: [u8; 4],
     min_result_bytes: usize,
@@ -537,41 +537,60 @@ pub(crate) fn read_results_header(
 /// reserved bits, status, truncation, bytes after the last result) is an
 /// error naming its offset.
 pub fn decode_results(bytes: &[u8]) -> Result<Vec<ResultRecord>, ReadError> {
+    read_results(
+        bytes,
+        RESULTS_MAGIC,
+        ERROR_RESULT_BYTES_MIN,
+        |reader, status_byte, _| {
+            Ok(Some(match status_byte {
+                status::RECORDED | status::REPLAYED => ResultRecord::Recorded {
+                    seq: reader.u64()?,
+                    recorded_at: reader.i64()?,
+                    entry_hash: reader.array()?,
+                    replayed: status_byte == status::REPLAYED,
+                },
+                status::ERROR => read_error(reader)?.into(),
+                _ => return Ok(None),
+            }))
+        },
+    )
+}
+
+impl From<ErrorFields> for ResultRecord {
+    fn from(error: ErrorFields) -> Self {
+        ResultRecord::Error {
+            code: error.code,
+            name: error.name,
+            field: error.field,
+            message: error.message,
+        }
+    }
+}
+
+/// Reads a results blob of either packed call: its header (`magic`), then
+/// each result, which starts with its status byte and whose rest `result`
+/// reads (`None`: a status it does not know, an error here), then nothing.
+pub(crate) fn read_results<T>(
+    bytes: &[u8],
+    magic: [u8; 4],
+    min_result_bytes: usize,
+    mut result: impl FnMut(&mut Reader<'_>, u8, usize) -> Result<Option<T>, ReadError>,
+) -> Result<Vec<T>, ReadError> {
     let mut reader = Reader::new(bytes);
-    let count = read_results_header(&mut reader, RESULTS_MAGIC, ERROR_RESULT_BYTES_MIN)?;
+    let count = read_results_header(&mut reader, magic, min_result_bytes)?;
     let mut records = Vec::with_capacity(count);
-    for _ in 0..count {
+    for index in 0..count {
         let at = reader.offset();
         let status_byte = reader.u8()?;
-        let record = match status_byte {
-            status::RECORDED | status::REPLAYED => ResultRecord::Recorded {
-                seq: reader.u64()?,
-                recorded_at: reader.i64()?,
-                entry_hash: reader.array()?,
-                replayed: status_byte == status::REPLAYED,
-            },
-            status::ERROR => {
-                let ErrorFields {
-                    code,
-                    name,
-                    field,
-                    message,
-                } = read_error(&mut reader)?;
-                ResultRecord::Error {
-                    code,
-                    name,
-                    field,
-                    message,
-                }
-            }
-            other => {
+        match result(&mut reader, status_byte, index)? {
+            Some(record) => records.push(record),
+            None => {
                 return Err(ReadError {
                     offset: at,
-                    problem: format!("result {} has unknown status {other}", records.len()),
+                    problem: format!("result {index} has unknown status {status_byte}"),
                 })
             }
-        };
-        records.push(record);
+        }
     }
     if !reader.is_at_end() {
         return Err(reader.error(format!(

@@ -7,10 +7,7 @@
 //! batch into usage events is the server's (`api::packed_events`), building
 //! one is the client's (`PackedEvents`).
 
-use crate::packed::{
-    read_error, read_results_header, status, write_error, ErrorFields, ReadError, Reader, Writer,
-    VERSION,
-};
+use crate::packed::{read_error, read_results, status, write_error, ReadError, Writer, VERSION};
 
 /// The first four bytes of a packed events batch.
 pub const EVENTS_MAGIC: [u8; 4] = *b"TLYE";
@@ -140,64 +137,42 @@ impl EventResultsWriter {
 /// version, reserved bits, status, flags, truncation, bytes after the last
 /// result) is an error naming its offset.
 pub fn decode_event_results(bytes: &[u8]) -> Result<Vec<EventResultRecord>, ReadError> {
-    let mut reader = Reader::new(bytes);
-    let count = read_results_header(
-        &mut reader,
+    read_results(
+        bytes,
         EVENT_RESULTS_MAGIC,
         EVENT_RECORDED_BYTES.min(crate::packed::ERROR_RESULT_BYTES_MIN),
-    )?;
-    let mut records = Vec::with_capacity(count);
-    for _ in 0..count {
-        let at = reader.offset();
-        let status_byte = reader.u8()?;
-        let record = match status_byte {
-            status::RECORDED | status::REPLAYED => {
-                let flags_at = reader.offset();
-                let flags = reader.u8()?;
-                if flags & !(result_flag::LATE | result_flag::COUNTED) != 0 {
-                    return Err(ReadError {
-                        offset: flags_at,
-                        problem: format!("result {} has unknown flags {flags:#04x}", records.len()),
-                    });
+        |reader, status_byte, index| {
+            Ok(Some(match status_byte {
+                status::RECORDED | status::REPLAYED => {
+                    let flags_at = reader.offset();
+                    let flags = reader.u8()?;
+                    if flags & !(result_flag::LATE | result_flag::COUNTED) != 0 {
+                        return Err(ReadError {
+                            offset: flags_at,
+                            problem: format!("result {index} has unknown flags {flags:#04x}"),
+                        });
+                    }
+                    EventResultRecord::Recorded {
+                        seq: reader.u64()?,
+                        index: reader.u32()?,
+                        late: flags & result_flag::LATE != 0,
+                        counted: flags & result_flag::COUNTED != 0,
+                        duplicate: status_byte == status::REPLAYED,
+                    }
                 }
-                EventResultRecord::Recorded {
-                    seq: reader.u64()?,
-                    index: reader.u32()?,
-                    late: flags & result_flag::LATE != 0,
-                    counted: flags & result_flag::COUNTED != 0,
-                    duplicate: status_byte == status::REPLAYED,
+                status::ERROR => {
+                    let error = read_error(reader)?;
+                    EventResultRecord::Error {
+                        code: error.code,
+                        name: error.name,
+                        field: error.field,
+                        message: error.message,
+                    }
                 }
-            }
-            status::ERROR => {
-                let ErrorFields {
-                    code,
-                    name,
-                    field,
-                    message,
-                } = read_error(&mut reader)?;
-                EventResultRecord::Error {
-                    code,
-                    name,
-                    field,
-                    message,
-                }
-            }
-            other => {
-                return Err(ReadError {
-                    offset: at,
-                    problem: format!("result {} has unknown status {other}", records.len()),
-                })
-            }
-        };
-        records.push(record);
-    }
-    if !reader.is_at_end() {
-        return Err(reader.error(format!(
-            "{} bytes after the last of {count} results",
-            reader.remaining()
-        )));
-    }
-    Ok(records)
+                _ => return Ok(None),
+            }))
+        },
+    )
 }
 
 #[cfg(test)]
