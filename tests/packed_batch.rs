@@ -26,6 +26,10 @@ use tally_proto::v1 as pb;
 use tally_server::api::{convert, packed};
 use tally_server::ledger::digest::request_digest;
 
+#[path = "support/mutation.rs"]
+mod mutation;
+use mutation::{mutate, mutation};
+
 /// `default` cases, or `PROPTEST_CASES` when set (for long runs).
 fn config(default: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -338,58 +342,9 @@ fn decode_never_panics(bytes: &[u8]) {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Xor(prop::sample::Index, u8),
-    Truncate(prop::sample::Index),
-    Insert(prop::sample::Index, Vec<u8>),
-    Delete(prop::sample::Index, usize),
-    /// A little-endian u16 or u32 overwritten with an extreme value.
-    Extreme(prop::sample::Index, u32, bool),
-}
-
-fn mutation() -> BoxedStrategy<Mutation> {
-    prop_oneof![
-        4 => (any::<prop::sample::Index>(), 1u8..=255).prop_map(|(i, m)| Mutation::Xor(i, m)),
-        1 => any::<prop::sample::Index>().prop_map(Mutation::Truncate),
-        1 => (any::<prop::sample::Index>(), prop::collection::vec(any::<u8>(), 1..12))
-            .prop_map(|(i, b)| Mutation::Insert(i, b)),
-        1 => (any::<prop::sample::Index>(), 1usize..20).prop_map(|(i, n)| Mutation::Delete(i, n)),
-        2 => (
-            any::<prop::sample::Index>(),
-            prop::sample::select(vec![0, 1, 0xff, 0xffff, 0x7fff_ffff, u32::MAX, 8_190, 8_191]),
-            prop::bool::ANY,
-        )
-            .prop_map(|(i, v, wide)| Mutation::Extreme(i, v, wide)),
-    ]
-    .boxed()
-}
-
-fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
-    for mutation in mutations {
-        let len = bytes.len();
-        match mutation {
-            Mutation::Xor(at, mask) if len > 0 => bytes[at.index(len)] ^= mask,
-            Mutation::Truncate(at) if len > 0 => bytes.truncate(at.index(len)),
-            Mutation::Insert(at, extra) => {
-                let at = at.index(len + 1);
-                bytes.splice(at..at, extra.iter().copied());
-            }
-            Mutation::Delete(at, n) if len > 0 => {
-                let at = at.index(len);
-                bytes.drain(at..(at + n).min(len));
-            }
-            Mutation::Extreme(at, value, wide) => {
-                let width = if *wide { 4 } else { 2 };
-                if len >= width {
-                    let at = at.index(len - width + 1);
-                    bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
-                }
-            }
-            _ => {}
-        }
-    }
-    bytes
+/// The format's limits and their neighbours, for mutated counts.
+fn extremes() -> Vec<u32> {
+    vec![0, 1, 0xff, 0xffff, 0x7fff_ffff, u32::MAX, 8_190, 8_191]
 }
 
 // ---------------------------------------------------------------------------
@@ -458,7 +413,7 @@ proptest! {
     #[test]
     fn mutated_batches_never_panic_the_decoder(
         items in items(),
-        mutations in prop::collection::vec(mutation(), 1..5),
+        mutations in prop::collection::vec(mutation(extremes()), 1..5),
     ) {
         let bytes = mutate(pack(&items).encoded().to_vec(), &mutations);
         decode_never_panics(&bytes);

@@ -33,6 +33,10 @@ use tally_proto::packed::Writer;
 use tally_server::api::packed::BatchError;
 use tally_server::api::packed_events::{decode_events, STRINGS_MAX};
 
+#[path = "support/mutation.rs"]
+mod mutation;
+use mutation::{mutate, mutation, Mutation};
+
 /// `default` cases, or `PROPTEST_CASES` when set (for long runs).
 fn config(default: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -175,18 +179,9 @@ fn decode_never_panics(bytes: &[u8]) {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Mutation {
-    Xor(prop::sample::Index, u8),
-    Truncate(prop::sample::Index),
-    Insert(prop::sample::Index, Vec<u8>),
-    Delete(prop::sample::Index, usize),
-    /// A little-endian u16 or u32 overwritten with an extreme value.
-    Extreme(prop::sample::Index, u32, bool),
-}
-
-fn mutation() -> BoxedStrategy<Mutation> {
-    let extremes = vec![
+/// The format's limits and their neighbours, for mutated counts.
+fn extremes() -> Vec<u32> {
+    vec![
         0,
         1,
         0xff,
@@ -197,48 +192,7 @@ fn mutation() -> BoxedStrategy<Mutation> {
         STRINGS_MAX as u32 + 1,
         0x7fff_ffff,
         u32::MAX,
-    ];
-    prop_oneof![
-        4 => (any::<prop::sample::Index>(), 1u8..=255).prop_map(|(i, m)| Mutation::Xor(i, m)),
-        1 => any::<prop::sample::Index>().prop_map(Mutation::Truncate),
-        1 => (any::<prop::sample::Index>(), prop::collection::vec(any::<u8>(), 1..12))
-            .prop_map(|(i, b)| Mutation::Insert(i, b)),
-        1 => (any::<prop::sample::Index>(), 1usize..20).prop_map(|(i, n)| Mutation::Delete(i, n)),
-        2 => (
-            any::<prop::sample::Index>(),
-            prop::sample::select(extremes),
-            prop::bool::ANY,
-        )
-            .prop_map(|(i, v, wide)| Mutation::Extreme(i, v, wide)),
     ]
-    .boxed()
-}
-
-fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
-    for mutation in mutations {
-        let len = bytes.len();
-        match mutation {
-            Mutation::Xor(at, mask) if len > 0 => bytes[at.index(len)] ^= mask,
-            Mutation::Truncate(at) if len > 0 => bytes.truncate(at.index(len)),
-            Mutation::Insert(at, extra) => {
-                let at = at.index(len + 1);
-                bytes.splice(at..at, extra.iter().copied());
-            }
-            Mutation::Delete(at, n) if len > 0 => {
-                let at = at.index(len);
-                bytes.drain(at..(at + n).min(len));
-            }
-            Mutation::Extreme(at, value, wide) => {
-                let width = if *wide { 4 } else { 2 };
-                if len >= width {
-                    let at = at.index(len - width + 1);
-                    bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
-                }
-            }
-            _ => {}
-        }
-    }
-    bytes
 }
 
 /// What the fuzz test feeds the decoder.
@@ -295,7 +249,7 @@ fn fuzz_input() -> BoxedStrategy<FuzzInput> {
                 noise,
             }
         }),
-        4 => (events(), prop::collection::vec(mutation(), 1..5))
+        4 => (events(), prop::collection::vec(mutation(extremes()), 1..5))
             .prop_map(|(events, mutations)| FuzzInput::Mutated(events, mutations)),
     ]
     .boxed()
