@@ -132,18 +132,6 @@ impl EventClaims {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Room for `additional` more ids without rehashing (start-up): each
-    /// shard gets room for about twice an equal share, which covers its
-    /// share (at most about 2 % of the ids).
-    pub fn reserve(&self, additional: usize) {
-        for shard in &self.shards {
-            shard
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .reserve(additional / (SHARDS / 2) + 1);
-        }
-    }
 }
 
 #[cfg(test)]
