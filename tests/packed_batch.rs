@@ -26,9 +26,9 @@ use tally_proto::v1 as pb;
 use tally_server::api::{convert, packed};
 use tally_server::ledger::digest::request_digest;
 
-#[path = "support/mutation.rs"]
-mod mutation;
-use mutation::{mutate, mutation};
+#[path = "support/packed_fuzz.rs"]
+mod packed_fuzz;
+use packed_fuzz::{mutate, mutation};
 
 /// `default` cases, or `PROPTEST_CASES` when set (for long runs).
 fn config(default: u32) -> ProptestConfig {
@@ -271,35 +271,9 @@ fn pack(items: &[(TransactionItem, bool)]) -> PackedBatch {
 // Refusals.
 // ---------------------------------------------------------------------------
 
-/// A refused batch names where and why, with one of the batch-wide codes, and
-/// fails the call with a non-OK status.
+/// A refused transaction batch, checked as every packed batch's refusal is.
 fn check_refusal(bytes: &[u8], error: &packed::BatchError) {
-    assert!(
-        error.offset <= bytes.len(),
-        "{error} in {} bytes",
-        bytes.len()
-    );
-    assert!(
-        ["header.", "names[", "items"]
-            .iter()
-            .any(|root| error.path.starts_with(root)),
-        "{error}"
-    );
-    assert!(!error.problem.is_empty(), "{error}");
-    assert!(
-        matches!(
-            error.code,
-            ErrorCode::FieldInvalid | ErrorCode::BatchEmpty | ErrorCode::BatchTooLarge
-        ),
-        "{error}"
-    );
-    let ledger_error = error.to_ledger_error();
-    assert_eq!(ledger_error.field, "batch");
-    assert!(ledger_error
-        .message
-        .contains(&format!("byte {}", error.offset)));
-    let status = tally_server::api::status::ledger_status(&ledger_error);
-    assert_ne!(status.code(), tonic::Code::Ok);
+    packed_fuzz::check_refusal(bytes, error, &["header.", "names[", "items"]);
 }
 
 /// A decoded batch's item errors are the per-item amount errors, with paths

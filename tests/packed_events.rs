@@ -33,9 +33,9 @@ use tally_proto::packed::Writer;
 use tally_server::api::packed::BatchError;
 use tally_server::api::packed_events::{decode_events, STRINGS_MAX};
 
-#[path = "support/mutation.rs"]
-mod mutation;
-use mutation::{mutate, mutation, Mutation};
+#[path = "support/packed_fuzz.rs"]
+mod packed_fuzz;
+use packed_fuzz::{mutate, mutation, Mutation};
 
 /// `default` cases, or `PROPTEST_CASES` when set (for long runs).
 fn config(default: u32) -> ProptestConfig {
@@ -129,39 +129,9 @@ fn pack(events: &[UsageEvent]) -> Vec<u8> {
 // Refusals and decoded batches.
 // ---------------------------------------------------------------------------
 
-/// A refused batch names where (within what was sent) and what, with one of
-/// the batch-wide codes, and fails the call as field `batch`.
+/// A refused events batch, checked as every packed batch's refusal is.
 fn check_refusal(bytes: &[u8], error: &BatchError) {
-    assert!(
-        error.offset <= bytes.len(),
-        "{error} in {} bytes",
-        bytes.len()
-    );
-    assert!(
-        ["header.", "strings[", "events"]
-            .iter()
-            .any(|root| error.path.starts_with(root)),
-        "{error}"
-    );
-    assert!(!error.problem.is_empty(), "{error}");
-    assert!(
-        matches!(
-            error.code,
-            CoreCode::FieldInvalid | CoreCode::BatchEmpty | CoreCode::BatchTooLarge
-        ),
-        "{error}"
-    );
-    let ledger_error = error.to_ledger_error();
-    assert_eq!(ledger_error.field, "batch");
-    assert!(
-        ledger_error
-            .message
-            .contains(&format!("byte {}", error.offset)),
-        "{}",
-        ledger_error.message
-    );
-    let status = tally_server::api::status::ledger_status(&ledger_error);
-    assert_ne!(status.code(), tonic::Code::Ok);
+    packed_fuzz::check_refusal(bytes, error, &["header.", "strings[", "events"]);
 }
 
 /// A batch that decodes holds 1 to 10,000 events, and packing them again

@@ -1,10 +1,46 @@
-//! Byte mutations for the packed-batch fuzzers (`tests/packed_batch.rs`,
-//! `tests/packed_events.rs`): a valid batch flipped, cut, padded, shortened,
-//! or with a little-endian count overwritten by an extreme value. Included
-//! with `#[path]` by each (proptest is a dev-dependency, so it cannot live in
-//! the harness library).
+//! What the packed-batch fuzzers (`tests/packed_batch.rs`,
+//! `tests/packed_events.rs`) share: byte mutations of a valid batch (flipped,
+//! cut, padded, shortened, or a little-endian count overwritten by an extreme
+//! value) and the check of a refused batch. Included with `#[path]` by each
+//! (proptest is a dev-dependency, so it cannot live in the harness library).
 
 use proptest::prelude::*;
+use tally_core::error_code::ErrorCode;
+use tally_server::api::packed::BatchError;
+
+/// A refused batch names where (within the `bytes` sent) and what, under one
+/// of the format's `roots` (`header.`, its table, its items), with one of the
+/// batch-wide codes, and fails the call as field `batch` with a non-OK status.
+pub fn check_refusal(bytes: &[u8], error: &BatchError, roots: &[&str]) {
+    assert!(
+        error.offset <= bytes.len(),
+        "{error} in {} bytes",
+        bytes.len()
+    );
+    assert!(
+        roots.iter().any(|root| error.path.starts_with(root)),
+        "{error}"
+    );
+    assert!(!error.problem.is_empty(), "{error}");
+    assert!(
+        matches!(
+            error.code,
+            ErrorCode::FieldInvalid | ErrorCode::BatchEmpty | ErrorCode::BatchTooLarge
+        ),
+        "{error}"
+    );
+    let ledger_error = error.to_ledger_error();
+    assert_eq!(ledger_error.field, "batch");
+    assert!(
+        ledger_error
+            .message
+            .contains(&format!("byte {}", error.offset)),
+        "{}",
+        ledger_error.message
+    );
+    let status = tally_server::api::status::ledger_status(&ledger_error);
+    assert_ne!(status.code(), tonic::Code::Ok);
+}
 
 #[derive(Debug, Clone)]
 pub enum Mutation {
